@@ -1,0 +1,122 @@
+"""The `pipelines` command: up, server, worker, login, demo, status."""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipelines", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run everything on this machine")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--demo", action="store_true", help="run the demo pipeline once up")
+    up.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
+
+    server = commands.add_parser("server", help="run the web server (API, dashboard, admin)")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=8000)
+    server.add_argument("--threads", type=int, default=8)
+
+    worker = commands.add_parser("worker", help="run a step worker")
+    worker.add_argument("-q", "--queue", action="append", dest="queues", default=[])
+    worker.add_argument("--name", default="")
+    worker.add_argument("--concurrency", type=int, default=1)
+
+    login = commands.add_parser("login", help="save the server URL and API key")
+    login.add_argument("--url", default=os.environ.get("PIPELINES_API_URL", ""))
+    login.add_argument("--key", default=os.environ.get("PIPELINES_API_KEY", ""))
+
+    commands.add_parser("demo", help="register the example's base tasks and run its pipeline")
+    commands.add_parser("status", help="show the server, queues and workers")
+
+    args = parser.parse_args(argv)
+    handler = {
+        "up": _up,
+        "server": _server,
+        "worker": _worker,
+        "login": _login,
+        "demo": _demo,
+        "status": _status,
+    }[args.command]
+    return handler(args) or 0
+
+
+def _server(args) -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    from waitress import serve
+
+    from webapp.wsgi import application
+
+    print(f"pipelines server on http://{args.host}:{args.port}/", flush=True)
+    serve(
+        application,
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        max_request_body_size=_max_body(),
+        channel_timeout=600,
+        ident="pipelines",
+    )
+    return 0
+
+
+def _max_body() -> int:
+    return int(os.environ.get("ARTIFACT_MAX_BYTES", str(5 * 1024**3))) + 1024 * 1024
+
+
+def _worker(args) -> int:
+    from .worker import run_worker
+
+    return run_worker(queues=args.queues or ["default"], name=args.name, concurrency=1)
+
+
+def _up(args) -> int:
+    from .up import run_up
+
+    return run_up(args)
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def _login(args) -> int:
+    from .client import ApiError, Client
+    from .config import ClientConfig, save_config
+
+    url = args.url or input("Server URL [http://127.0.0.1:8000]: ") or "http://127.0.0.1:8000"
+    key = args.key or input("API key: ")
+    client = Client(ClientConfig(url.rstrip("/"), key.strip()), retry_for=2)
+    try:
+        me = client.get("me/")
+    except ApiError as error:
+        print(f"login failed: {error}", file=sys.stderr)
+        return 1
+    path = save_config(url, key.strip())
+    print(f"logged in to {url} as {me['username']}; configuration written to {path}")
+    return 0
+
+
+def _status(args) -> int:
+    from .client import get_client
+
+    client = get_client()
+    queues = client.get("queues/")
+    workers = client.get("workers/")
+    print(json.dumps({"server": client.base, "queues": queues, "workers": workers}, indent=2))
+    return 0
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""The SDK's only HTTP code: JSON calls, streamed uploads and downloads, retries."""
+
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from .config import ClientConfig, load_config
+
+RETRY_STATUSES = {502, 503, 504}
+CHUNK = 1 << 20
+
+
+class ApiError(RuntimeError):
+    """The server refused a call; `status` and `code` say why."""
+
+    def __init__(self, status: int, detail: str, code: str = "", body=None):
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.body = body
+
+
+class Client:
+    """A small REST client bound to one server and one key."""
+
+    def __init__(self, config: ClientConfig, timeout: float = 30.0, retry_for: float = 30.0):
+        self.config = config
+        self.base = config.api_url.rstrip("/")
+        self.api = f"{self.base}/api/v1"
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self._local = threading.local()
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {self.config.api_key}"
+            session.headers["User-Agent"] = "pipelines-sdk"
+            self._local.session = session
+        return session
+
+    def owns_url(self, url: str) -> bool:
+        """True when `url` points at this server, so our credentials may go with it."""
+        a, b = urlsplit(url), urlsplit(self.base)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    def request(self, method: str, path: str, *, json_body=None, params=None, **kwargs):
+        url = path if path.startswith("http") else f"{self.api}/{path.lstrip('/')}"
+        data = None
+        headers = kwargs.pop("headers", {})
+        if json_body is not None:
+            data = json.dumps(json_body, allow_nan=False)
+            headers["Content-Type"] = "application/json"
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.1
+        while True:
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=kwargs.pop("timeout", self.timeout),
+                    **kwargs,
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if time.monotonic() + delay > deadline:
+                    raise ApiError(0, f"cannot reach {self.base}: {error}") from error
+            else:
+                if response.status_code not in RETRY_STATUSES or time.monotonic() > deadline:
+                    return self._result(response)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _result(response: requests.Response):
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"detail": response.text[:500]}
+            detail = body.get("detail", str(body)) if isinstance(body, dict) else str(body)
+            code = body.get("error", "") if isinstance(body, dict) else ""
+            raise ApiError(response.status_code, detail, code, body)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path, **params):
+        return self.request("GET", path, params=params or None)
+
+    def post(self, path, body=None):
+        return self.request("POST", path, json_body=body if body is not None else {})
+
+    def put(self, path, body):
+        return self.request("PUT", path, json_body=body)
+
+    def patch(self, path, body):
+        return self.request("PATCH", path, json_body=body)
+
+    def upload(self, path: str, file_path: Path, field: str = "file", filename: str = ""):
+        """Multipart upload streamed from disk with a known length (never read whole)."""
+        boundary = uuid.uuid4().hex
+        name = (filename or file_path.name).replace('"', "_")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        size = file_path.stat().st_size
+        url = f"{self.api}/{path.lstrip('/')}"
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                response = self.session.put(
+                    url,
+                    data=_MultipartStream(head, file_path, tail, size),
+                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+                    timeout=max(self.timeout, 600),
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if time.monotonic() > deadline:
+                    raise ApiError(0, f"upload to {self.base} failed: {error}") from error
+                time.sleep(0.5)
+                continue
+            if response.status_code in RETRY_STATUSES and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            return self._result(response)
+
+    def download(self, url: str, dest: Path, expected_sha256: str | None = None) -> Path:
+        """Stream `url` into `dest` (atomically). Credentials go only to our own server."""
+        session = self.session if self.owns_url(url) else requests.Session()
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with session.get(url, stream=True, timeout=max(self.timeout, 600)) as response:
+            if response.status_code >= 400:
+                self._result(response)
+            with open(tmp, "wb") as handle:
+                for chunk in response.iter_content(CHUNK):
+                    handle.write(chunk)
+        tmp.replace(dest)
+        return dest
+
+    def head_sha256(self, url: str) -> str | None:
+        """The content hash our server declares for a file URL, without its bytes."""
+        if not self.owns_url(url):
+            return None
+        with self.session.get(url, stream=True, timeout=self.timeout) as response:
+            if response.status_code >= 400:
+                self._result(response)
+            return response.headers.get("X-Content-SHA256")
+
+
+class _MultipartStream:
+    """A read()-able body of known length: head, the file's bytes, tail.
+
+    requests sends a sized file-like object with Content-Length, streaming it in blocks.
+    """
+
+    def __init__(self, head: bytes, path: Path, tail: bytes, size: int):
+        self._parts = [head, None, tail]
+        self._path = path
+        self._length = len(head) + size + len(tail)
+        self._handle = None
+        self._index = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, amount: int = -1) -> bytes:
+        amount = CHUNK if amount is None or amount < 0 else amount
+        while self._index < 3:
+            part = self._parts[self._index]
+            if part is None:
+                if self._handle is None:
+                    self._handle = open(self._path, "rb")  # noqa: SIM115 - closed below
+                data = self._handle.read(amount)
+                if data:
+                    return data
+                self._handle.close()
+            elif part:
+                self._parts[self._index] = b""
+                return part
+            self._index += 1
+        return b""
+
+
+_default_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> Client:
+    global _default_client
+    with _client_lock:
+        if _default_client is None:
+            _default_client = Client(load_config())
+        return _default_client
+
+
+def set_client(client: Client | None) -> None:
+    """Replace the process-wide client (tests, or `pipelines login` in the same process)."""
+    global _default_client
+    with _client_lock:
+        _default_client = client

@@ -1,0 +1,4 @@
+import os
+
+# Unit tests never reach a broker: publishing is asserted through the outbox fixture.
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")

@@ -1,0 +1,24 @@
+"""Bearer API keys for the SDK and workers; the browser uses the session."""
+
+from rest_framework import authentication, exceptions
+
+from webapp.core.keys import authenticate_api_key
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1").strip()
+        if not header:
+            return None
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'")
+        key = authenticate_api_key(parts[1])
+        if key is None:
+            raise exceptions.AuthenticationFailed("invalid, expired or revoked API key")
+        return key.user, key
+
+    def authenticate_header(self, request):
+        return self.keyword

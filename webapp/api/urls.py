@@ -1,0 +1,19 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from . import views, views_ops
+
+app_name = "api"
+
+router = DefaultRouter()
+router.register("projects", views.ProjectViewSet, basename="project")
+router.register("tasks", views.TaskViewSet, basename="task")
+router.register("artifacts", views.ArtifactViewSet, basename="artifact")
+router.register("queues", views_ops.QueueViewSet, basename="queue")
+router.register("workers", views_ops.WorkerViewSet, basename="worker")
+
+urlpatterns = [
+    path("me/", views_ops.MeView.as_view(), name="me"),
+    path("keys/", views_ops.ApiKeyView.as_view(), name="keys"),
+    path("", include(router.urls)),
+]

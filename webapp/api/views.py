@@ -1,0 +1,373 @@
+"""Thin viewsets: parse, check access, call one service, serialise."""
+
+from django.db.models import Count
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from webapp.core import access, artifacts, events, services
+from webapp.core.errors import Conflict
+from webapp.core.models import LogLine, Plot, Scalar, Task
+from webapp.core.storage import HashingUploadHandler
+
+from . import serializers as s
+from .permissions import IsWorker, TaskKeyWritesOwnTask
+
+
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.ProjectSerializer
+
+    def get_queryset(self):
+        projects = access.visible_projects(self.request.user, self.request.auth)
+        name = self.request.query_params.get("name")
+        if name:
+            projects = projects.filter(name=name)
+        return projects.annotate(task_count=Count("tasks"))
+
+    def perform_create(self, serializer):
+        project = services.get_or_create_project(
+            serializer.validated_data["name"], self.request.user
+        )
+        if serializer.validated_data.get("description"):
+            project.description = serializer.validated_data["description"]
+            project.save(update_fields=["description"])
+        serializer.instance = project
+
+
+class TaskViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, TaskKeyWritesOwnTask]
+    serializer_class = s.TaskSerializer
+    parser_classes = [JSONParser]
+
+    def get_queryset(self):
+        tasks = access.visible_tasks(self.request.user, self.request.auth).select_related(
+            "project", "queue"
+        )
+        if self.action != "list":
+            return tasks
+        q = self.request.query_params
+        if q.get("project"):
+            tasks = tasks.filter(project_id=q["project"])
+        if q.get("project_name"):
+            tasks = tasks.filter(project__name=q["project_name"])
+        if q.get("name"):
+            tasks = tasks.filter(name=q["name"])
+        if q.get("search"):
+            tasks = tasks.filter(name__icontains=q["search"])
+        if q.get("status"):
+            tasks = tasks.filter(status__in=q["status"].split(","))
+        if q.get("type"):
+            tasks = tasks.filter(type__in=q["type"].split(","))
+        if q.get("parent"):
+            tasks = tasks.filter(parent_id=q["parent"])
+        if q.get("tag"):
+            # JSON containment is not portable to SQLite, so match the serialised list.
+            tasks = tasks.filter(tags__icontains=f'"{q["tag"]}"')
+        if q.get("archived") not in ("1", "true"):
+            tasks = tasks.filter(archived=False)
+        ordering = q.get("ordering", "-created")
+        allowed = {"created", "-created", "last_update", "-last_update", "name", "-name"}
+        return tasks.order_by(ordering if ordering in allowed else "-created")
+
+    def get_serializer_class(self):
+        return s.TaskListSerializer if self.action == "list" else s.TaskSerializer
+
+    def _respond(self, task, code=status.HTTP_200_OK):
+        return Response(s.TaskSerializer(task).data, status=code)
+
+    def _input(self, serializer_class):
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @extend_schema(request=s.TaskCreateSerializer, responses=s.TaskSerializer)
+    def create(self, request):
+        data = self._input(s.TaskCreateSerializer)
+        parent = None
+        if data.get("parent"):
+            parent = get_object_or_404(self.get_queryset(), pk=data["parent"])
+        task = services.create_task(
+            user=request.user,
+            project_name=data["project_name"],
+            name=data["name"],
+            task_type=data["type"],
+            script=data["script"],
+            hyperparameters=data["hyperparameters"],
+            configuration=data["configuration"],
+            tags=data["tags"],
+            comment=data["comment"],
+            parent=parent,
+            start_running=data["start_running"],
+        )
+        return self._respond(task, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.TaskEditSerializer, responses=s.TaskSerializer)
+    def partial_update(self, request, pk=None):
+        task = self.get_object()
+        changes = self._input(s.TaskEditSerializer)
+        return self._respond(services.edit_task(task, changes))
+
+    @extend_schema(request=s.ParametersSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["get", "put"])
+    def hyperparameters(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(task.hyperparameters)
+        data = self._input(s.ParametersSerializer)
+        task = services.set_hyperparameters(task, data["values"], replace=data["replace"])
+        return Response(task.hyperparameters)
+
+    @extend_schema(request=s.ParametersSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["get", "put"])
+    def configuration(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(task.configuration)
+        data = self._input(s.ParametersSerializer)
+        merged = data["values"] if data["replace"] else {**task.configuration, **data["values"]}
+        return Response(services.edit_task(task, {"configuration": merged}).configuration)
+
+    @extend_schema(request=s.ParametersSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["get", "put"])
+    def runtime(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(task.runtime)
+        data = self._input(s.ParametersSerializer)
+        merged = data["values"] if data["replace"] else {**task.runtime, **data["values"]}
+        return Response(services.edit_task(task, {"runtime": merged}).runtime)
+
+    @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def started(self, request, pk=None):
+        return self._respond(services.mark_started(self.get_object()))
+
+    @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def completed(self, request, pk=None):
+        data = self._input(s.StatusChangeSerializer)
+        task = services.mark_completed(self.get_object(), data["reason"], data["message"])
+        return self._respond(task)
+
+    @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def failed(self, request, pk=None):
+        data = self._input(s.StatusChangeSerializer)
+        task = services.mark_failed(self.get_object(), data["reason"], data["message"])
+        return self._respond(task)
+
+    @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def publish(self, request, pk=None):
+        return self._respond(services.publish_task(self.get_object()))
+
+    @extend_schema(request=None, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def draft(self, request, pk=None):
+        return self._respond(services.make_draft(self.get_object()))
+
+    @extend_schema(request=s.CloneSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def clone(self, request, pk=None):
+        source = self.get_object()
+        data = self._input(s.CloneSerializer)
+        parent = None
+        if data.get("parent"):
+            parent = get_object_or_404(self.get_queryset(), pk=data["parent"])
+        task = services.clone_task(
+            source,
+            user=request.user,
+            name=data.get("name"),
+            project_name=data.get("project_name"),
+            parent=parent,
+            hyperparameters=data["hyperparameters"],
+            configuration=data["configuration"],
+            tags=data.get("tags"),
+        )
+        return self._respond(task, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.EnqueueSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def enqueue(self, request, pk=None):
+        data = self._input(s.EnqueueSerializer)
+        return self._respond(services.enqueue_task(self.get_object(), data["queue"]))
+
+    @extend_schema(request=None, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def dequeue(self, request, pk=None):
+        return self._respond(services.dequeue_task(self.get_object()))
+
+    @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        data = self._input(s.StatusChangeSerializer)
+        task = services.abort_task(self.get_object(), data["reason"] or "aborted by user")
+        return self._respond(task)
+
+    @extend_schema(request=None, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def reset(self, request, pk=None):
+        return self._respond(services.reset_task(self.get_object()))
+
+    @extend_schema(request=s.ClaimSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    def claim(self, request, pk=None):
+        data = self._input(s.ClaimSerializer)
+        claimed = services.claim_task(pk, data["attempt"], data["worker"])
+        if claimed is None:
+            current = Task.objects.filter(pk=pk).values("status", "attempt").first()
+            if current is None:
+                return Response({"error": "not_found", "detail": "no such task"}, status=404)
+            raise Conflict(
+                f"task {pk} attempt {data['attempt']} is not claimable "
+                f"(status {current['status']}, attempt {current['attempt']})",
+                status=current["status"],
+            )
+        task, secret = claimed
+        return Response({"task": s.TaskSerializer(task).data, "task_key": secret})
+
+    @extend_schema(request=s.HeartbeatSerializer, responses=None)
+    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    def heartbeat(self, request, pk=None):
+        data = self._input(s.HeartbeatSerializer)
+        task = get_object_or_404(Task, pk=pk)
+        alive = services.heartbeat(task, data["attempt"], data["worker"])
+        task.refresh_from_db(fields=["status", "attempt"])
+        return Response({"keep_running": alive, "status": task.status, "attempt": task.attempt})
+
+    @extend_schema(request=s.FinishSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    def finish(self, request, pk=None):
+        data = self._input(s.FinishSerializer)
+        task = get_object_or_404(Task, pk=pk)
+        task = services.finish_task(
+            task, data["attempt"], data["status"], data["reason"], data["message"]
+        )
+        return self._respond(task)
+
+    @extend_schema(request=s.ConsoleAppendSerializer, responses=s.LogLineSerializer(many=True))
+    @action(detail=True, methods=["get", "post"])
+    def console(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "POST":
+            data = self._input(s.ConsoleAppendSerializer)
+            return Response({"added": services.append_log(task, data["lines"])})
+        since = _int_param(request, "since", -1)
+        limit = min(_int_param(request, "limit", 1000), 10_000)
+        lines = LogLine.objects.filter(task=task, seq__gt=since).order_by("seq")[:limit]
+        return Response(s.LogLineSerializer(lines, many=True).data)
+
+    @extend_schema(request=s.ArtifactDeclareSerializer, responses=s.ArtifactSerializer)
+    @action(detail=True, methods=["get", "post"], url_path="artifacts")
+    def artifact_list(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(s.ArtifactSerializer(task.artifacts.all(), many=True).data)
+        data = self._input(s.ArtifactDeclareSerializer)
+        artifact = artifacts.declare_artifact(
+            task, base_url=request.build_absolute_uri("/"), **data
+        )
+        return Response(s.ArtifactSerializer(artifact).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.EventBatchSerializer, responses=None)
+    @action(detail=True, methods=["post"])
+    def events(self, request, pk=None):
+        task = self.get_object()
+        data = self._input(s.EventBatchSerializer)
+        return Response(events.ingest_events(task, data["events"]))
+
+    @extend_schema(responses=None)
+    @action(detail=True, methods=["get"])
+    def scalars(self, request, pk=None):
+        task = self.get_object()
+        points = Scalar.objects.filter(task=task).order_by("title", "series", "iteration")
+        if request.query_params.get("title"):
+            points = points.filter(title=request.query_params["title"])
+        grouped: dict = {}
+        for title, series, iteration, value in points.values_list(
+            "title", "series", "iteration", "value"
+        ):
+            entry = grouped.setdefault(title, {}).setdefault(series, {"x": [], "y": []})
+            entry["x"].append(iteration)
+            entry["y"].append(_json_float(value))
+        return Response(grouped)
+
+    @extend_schema(responses=None)
+    @action(detail=True, methods=["get"])
+    def plots(self, request, pk=None):
+        task = self.get_object()
+        rows = Plot.objects.filter(task=task).order_by("title", "series", "iteration")
+        return Response(
+            [
+                {"title": p.title, "series": p.series, "iteration": p.iteration, "figure": p.figure}
+                for p in rows
+            ]
+        )
+
+
+def _json_float(value):
+    if value is None or value == value and value not in (float("inf"), float("-inf")):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _int_param(request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, default))
+    except (TypeError, ValueError):
+        return default
+
+
+class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, TaskKeyWritesOwnTask]
+    serializer_class = s.ArtifactSerializer
+
+    def get_queryset(self):
+        return access.visible_artifacts(self.request.user, self.request.auth)
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object"}}, responses=s.ArtifactSerializer
+    )
+    @action(detail=True, methods=["put", "post"], parser_classes=[MultiPartParser])
+    def upload(self, request, pk=None):
+        # The upload handler must be set before the body is touched.
+        request._request.upload_handlers = [HashingUploadHandler(request._request)]
+        artifact = self.get_object()
+        uploaded = request.FILES.get("file")
+        if uploaded is None:
+            return Response(
+                {"error": "invalid", "detail": "multipart field 'file' is required"}, status=400
+            )
+        artifact = artifacts.store_artifact_content(artifact, uploaded)
+        return Response(s.ArtifactSerializer(artifact).data)
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        artifact = self.get_object()
+        return _artifact_file_response(artifact)
+
+
+def _artifact_file_response(artifact):
+    response = FileResponse(
+        artifacts.open_artifact(artifact),
+        as_attachment=True,
+        filename=artifact.filename,
+        content_type=artifact.content_type or "application/octet-stream",
+    )
+    response["X-Content-SHA256"] = artifact.sha256
+    response["Content-Length"] = str(artifact.size)
+    return response

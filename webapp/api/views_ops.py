@@ -1,0 +1,120 @@
+"""Queues, workers, API keys and the artifact file URL."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.core import access, keys, services
+from webapp.core.models import ApiKey, Queue, Worker
+
+from . import serializers as s
+from .permissions import IsWorker
+from .views import _artifact_file_response
+
+
+def _alive_since():
+    return timezone.now() - timedelta(seconds=max(settings.TASK_LEASE_SECONDS, 15))
+
+
+class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.QueueSerializer
+    lookup_field = "name"
+    lookup_value_regex = r"[A-Za-z0-9_.\-]+"
+
+    def get_queryset(self):
+        return Queue.objects.annotate(length=Count("entries"))
+
+    def get_serializer_context(self):
+        by_queue: dict[str, list[str]] = {}
+        for worker in Worker.objects.filter(last_seen__gte=_alive_since()):
+            for name in worker.queues:
+                by_queue.setdefault(name, []).append(worker.name)
+        return {**super().get_serializer_context(), "workers_by_queue": by_queue}
+
+
+class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.WorkerSerializer
+    queryset = Worker.objects.all()
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "alive_since": _alive_since()}
+
+    @extend_schema(request=s.WorkerHeartbeatSerializer, responses=s.WorkerSerializer)
+    @action(detail=False, methods=["post"], permission_classes=[IsWorker])
+    def heartbeat(self, request):
+        data = s.WorkerHeartbeatSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        for queue_name in data.validated_data["queues"]:
+            services.get_or_create_queue(queue_name)
+        worker = services.worker_heartbeat(**data.validated_data)
+        return Response(self.get_serializer(worker).data)
+
+    @extend_schema(request=s.WorkerHeartbeatSerializer, responses=None)
+    @action(detail=False, methods=["post"], permission_classes=[IsWorker])
+    def unregister(self, request):
+        services.unregister_worker(str(request.data.get("name", "")))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    """Who the caller is, and which key it used."""
+
+    @extend_schema(responses=None)
+    def get(self, request):
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        return Response(
+            {
+                "username": request.user.username,
+                "is_staff": request.user.is_staff,
+                "key_kind": key.kind if key else None,
+                "key_task": key.task_id if key else None,
+            }
+        )
+
+
+class ApiKeyView(APIView):
+    """List, create and revoke the caller's own user keys."""
+
+    @extend_schema(responses=None)
+    def get(self, request):
+        rows = ApiKey.objects.filter(user=request.user, kind="user").values(
+            "prefix", "name", "created", "last_used", "revoked"
+        )
+        return Response(list(rows))
+
+    @extend_schema(request=None, responses=None)
+    def post(self, request):
+        kind = request.data.get("kind", "user") if isinstance(request.data, dict) else "user"
+        if kind == "worker" and not request.user.is_staff:
+            return Response({"error": "forbidden", "detail": "staff only"}, status=403)
+        if kind not in ("user", "worker"):
+            return Response({"error": "invalid", "detail": "kind is user or worker"}, status=400)
+        name = str(request.data.get("name", ""))[:100] if isinstance(request.data, dict) else ""
+        key, secret = keys.create_api_key(request.user, kind=kind, name=name)
+        return Response({"prefix": key.prefix, "key": secret, "kind": kind}, status=201)
+
+    @extend_schema(request=None, responses=None)
+    def delete(self, request):
+        prefix = request.query_params.get("prefix", "")
+        key = get_object_or_404(ApiKey, user=request.user, prefix=prefix)
+        keys.revoke_api_key(key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ArtifactFileView(APIView):
+    """GET /files/<artifact id>/<filename>: the URL stored on every artifact."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, artifact_id, filename=""):
+        artifact = get_object_or_404(
+            access.visible_artifacts(request.user, request.auth), pk=artifact_id
+        )
+        return _artifact_file_response(artifact)

@@ -1,0 +1,118 @@
+"""Ingesting what a running task reports: scalars, plots, console text. Batched, idempotent."""
+
+import math
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .errors import InvalidInput, TooLarge
+from .models import Plot, Scalar, Task
+from .services import append_log
+
+MAX_EVENTS_PER_BATCH = 50_000
+MAX_SERIES_PER_TASK = getattr(settings, "MAX_SERIES_PER_TASK", 2_000)
+
+
+def _float(value) -> float | None:
+    """JSON has no NaN/Inf; the SDK sends them as the strings "NaN", "Infinity", "-Infinity"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        mapped = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf}
+        if value.lower() in mapped:
+            return mapped[value.lower()]
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"scalar value {value!r} is not a number") from error
+
+
+def ingest_events(task: Task, events: list) -> dict:
+    """Store a batch. Scalars and plots upsert by (title, series, iteration), so a batch
+    sent twice after a lost response stores everything exactly once."""
+    if not isinstance(events, list):
+        raise InvalidInput("events must be a list")
+    if len(events) > MAX_EVENTS_PER_BATCH:
+        raise TooLarge(f"batch has {len(events)} events; the limit is {MAX_EVENTS_PER_BATCH}")
+    now = timezone.now()
+    scalars: dict[tuple, Scalar] = {}
+    plots: dict[tuple, Plot] = {}
+    logs: list[dict] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise InvalidInput(f"event {index} is not an object")
+        kind = event.get("type")
+        title = str(event.get("title", ""))[:255]
+        series = str(event.get("series", ""))[:255]
+        try:
+            iteration = int(event.get("iteration", 0))
+        except (TypeError, ValueError) as error:
+            raise InvalidInput(f"event {index}: iteration must be an integer") from error
+        if kind == "scalar":
+            key = (title, series, iteration)
+            scalars[key] = Scalar(
+                task=task,
+                title=title,
+                series=series,
+                iteration=iteration,
+                value=_float(event.get("value")),
+                timestamp=now,
+            )
+        elif kind == "plot":
+            figure = event.get("figure")
+            if not isinstance(figure, dict):
+                raise InvalidInput(f"event {index}: plot figure must be an object")
+            plots[(title, series, iteration)] = Plot(
+                task=task, title=title, series=series, iteration=iteration, figure=figure
+            )
+        elif kind == "log":
+            logs.append({"stream": event.get("stream", "stdout"), "text": event.get("text", "")})
+        else:
+            raise InvalidInput(f"event {index}: unknown type {kind!r} (scalar, plot, log)")
+    with transaction.atomic():
+        if scalars:
+            _check_series_limit(task, scalars)
+            Scalar.objects.bulk_create(
+                scalars.values(),
+                batch_size=2000,
+                update_conflicts=True,
+                unique_fields=["task", "title", "series", "iteration"],
+                update_fields=["value", "timestamp"],
+            )
+            _update_last_metrics(task, scalars.values())
+        if plots:
+            Plot.objects.bulk_create(
+                plots.values(),
+                update_conflicts=True,
+                unique_fields=["task", "title", "series", "iteration"],
+                update_fields=["figure", "timestamp"],
+            )
+        if logs:
+            append_log(task, logs)
+    return {"scalars": len(scalars), "plots": len(plots), "logs": len(logs)}
+
+
+def _check_series_limit(task: Task, scalars: dict) -> None:
+    incoming = {(title, series) for title, series, _ in scalars}
+    existing = set(task.last_metrics or {})
+    total = len(existing | {f"{t}/{s}" for t, s in incoming})
+    if total > MAX_SERIES_PER_TASK:
+        raise TooLarge(f"task would have {total} scalar series; limit is {MAX_SERIES_PER_TASK}")
+
+
+def _update_last_metrics(task: Task, points) -> None:
+    """Keep the last value of every series on the task, for tables and comparisons."""
+    task = Task.objects.select_for_update().get(pk=task.pk)
+    metrics = dict(task.last_metrics or {})
+    for point in points:
+        key = f"{point.title}/{point.series}"
+        current = metrics.get(key)
+        if current is None or point.iteration >= current["iteration"]:
+            value = point.value
+            metrics[key] = {
+                "iteration": point.iteration,
+                "value": None if value is None or not math.isfinite(value) else value,
+                "raw": str(value),
+            }
+    Task.objects.filter(pk=task.pk).update(last_metrics=metrics, last_update=timezone.now())

@@ -1,0 +1,62 @@
+"""API keys: generated once, stored as a sha256, scoped to a user, a worker or one task."""
+
+import hashlib
+import secrets
+
+from django.utils import timezone
+
+from .choices import ApiKeyKind
+from .models import ApiKey, Task
+
+
+def create_api_key(user, *, kind: str = ApiKeyKind.USER, task: Task | None = None, name=""):
+    """Returns (ApiKey, secret). The secret is shown once; only its sha256 is stored."""
+    prefix = secrets.token_hex(6)
+    secret = f"pk_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        prefix=prefix,
+        hashed_secret=hash_secret(secret),
+        user=user,
+        kind=kind,
+        task=task,
+        name=name,
+    )
+    return key, secret
+
+
+def hash_secret(secret: str) -> str:
+    # Keys carry 256 bits of entropy, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def authenticate_api_key(secret: str) -> ApiKey | None:
+    parts = secret.split("_")
+    if len(parts) < 3 or parts[0] != "pk":
+        return None
+    key = ApiKey.objects.select_related("user", "task").filter(prefix=parts[1]).first()
+    if key is None or not key.is_active or not key.user.is_active:
+        return None
+    if not secrets.compare_digest(key.hashed_secret, hash_secret(secret)):
+        return None
+    now = timezone.now()
+    if key.last_used is None or (now - key.last_used).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).update(last_used=now)
+    return key
+
+
+def revoke_api_key(key: ApiKey) -> None:
+    ApiKey.objects.filter(pk=key.pk, revoked__isnull=True).update(revoked=timezone.now())
+
+
+def revoke_task_keys(task: Task) -> None:
+    ApiKey.objects.filter(task=task, revoked__isnull=True).update(revoked=timezone.now())
+
+
+def system_user():
+    """The owner of keys issued to steps whose task has no creator."""
+    from django.contrib.auth import get_user_model
+
+    user, _ = get_user_model().objects.get_or_create(
+        username="pipelines-system", defaults={"is_active": True}
+    )
+    return user

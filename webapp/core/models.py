@@ -1,0 +1,355 @@
+"""The domain: projects, tasks and what they produce, queues, workers, keys, pipelines.
+
+Models own their fields and small state helpers; anything that changes several rows or
+starts background work is a verb in services.py.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from .choices import (
+    ApiKeyKind,
+    ArtifactKind,
+    ArtifactState,
+    LogStream,
+    NodeStatus,
+    PipelineStatus,
+    TaskStatus,
+    TaskType,
+)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Project(models.Model):
+    """A named folder of tasks; `a/b` names nest in the UI."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Queue(models.Model):
+    """A named queue; its broker queue has the same name."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Task(models.Model):
+    """One unit of work: a script with parameters, run once per attempt by a worker."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32, choices=TaskType.choices, default=TaskType.TRAINING)
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.CREATED, db_index=True
+    )
+    status_reason = models.CharField(max_length=255, blank=True, default="")
+    status_message = models.TextField(blank=True, default="")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    tags = models.JSONField(default=list, blank=True)
+    system_tags = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True, default="")
+    # {entry_point, working_dir, code, repository, branch, commit, diff, requirements, binary}
+    script = models.JSONField(default=dict, blank=True)
+    # {section: {name: {value: str, type: str, description: str}}}
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    # {name: {value: str, type: str, description: str}}
+    configuration = models.JSONField(default=dict, blank=True)
+    runtime = models.JSONField(default=dict, blank=True)
+    last_metrics = models.JSONField(default=dict, blank=True)
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    time_limit = models.FloatField(null=True, blank=True, help_text="seconds")
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    started = models.DateTimeField(null=True, blank=True)
+    completed = models.DateTimeField(null=True, blank=True)
+    last_update = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["project", "name", "-created"]),
+            models.Index(fields=["status", "last_heartbeat"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id[:8]})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("api:task-detail", kwargs={"pk": self.id})
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == TaskStatus.CREATED
+
+
+class Artifact(models.Model):
+    """Bytes a task produced. `pending` until the server has verified size and sha256."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=ArtifactKind.choices)
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    storage_key = models.CharField(max_length=512, blank=True, default="")
+    url = models.CharField(max_length=1024, blank=True, default="")
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    preview = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=16, choices=ArtifactState.choices, default=ArtifactState.PENDING
+    )
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="artifact_unique_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.task_id[:8]}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == ArtifactState.READY
+
+
+class QueueEntry(models.Model):
+    """A task waiting in a queue; the order is `position`, lowest first."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="entries")
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="queue_entry")
+    position = models.FloatField(default=0.0, db_index=True)
+    added = models.DateTimeField(default=timezone.now)
+    last_published = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["queue", "position", "added"]
+
+    def __str__(self) -> str:
+        return f"{self.task_id[:8]} in {self.queue.name}"
+
+
+class Worker(models.Model):
+    """A step worker as it last reported itself."""
+
+    name = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list, blank=True)
+    hostname = models.CharField(max_length=255, blank=True, default="")
+    pid = models.IntegerField(null=True, blank=True)
+    current_task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    registered = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiKey(models.Model):
+    """A bearer key. Only its sha256 is stored; the secret is shown once, at creation."""
+
+    prefix = models.CharField(max_length=16, unique=True)
+    hashed_secret = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    kind = models.CharField(max_length=16, choices=ApiKeyKind.choices, default=ApiKeyKind.USER)
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    last_used = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key {self.prefix} of {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.revoked is None and (self.expires is None or self.expires > now)
+
+
+class LogLine(models.Model):
+    """One console line of a task, in order."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.BigIntegerField()
+    stream = models.CharField(max_length=8, choices=LogStream.choices, default=LogStream.STDOUT)
+    text = models.TextField()
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "seq"]
+        constraints = [models.UniqueConstraint(fields=["task", "seq"], name="logline_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.task_id[:8]}#{self.seq}"
+
+
+class Scalar(models.Model):
+    """A point of a scalar series (title/series) at an iteration."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="scalars")
+    title = models.CharField(max_length=255)
+    series = models.CharField(max_length=255)
+    iteration = models.BigIntegerField()
+    value = models.FloatField(null=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "title", "series", "iteration"]
+        # Upserting by this key makes a retried report batch harmless.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "title", "series", "iteration"], name="scalar_upsert_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title}/{self.series}@{self.iteration}"
+
+
+class Plot(models.Model):
+    """A Plotly figure, upserted by (task, title, series, iteration)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="plots")
+    title = models.CharField(max_length=255)
+    series = models.CharField(max_length=255)
+    iteration = models.BigIntegerField(default=0)
+    figure = models.JSONField(default=dict)
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "title", "series", "iteration"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "title", "series", "iteration"], name="plot_upsert_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title}/{self.series}@{self.iteration}"
+
+
+class DebugSample(models.Model):
+    """An image reported by a task, its bytes in artifact storage."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="debug_samples")
+    title = models.CharField(max_length=255)
+    series = models.CharField(max_length=255)
+    iteration = models.BigIntegerField(default=0)
+    storage_key = models.CharField(max_length=512)
+    content_type = models.CharField(max_length=100, default="image/png")
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "title", "series", "iteration"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "title", "series", "iteration"], name="sample_upsert_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title}/{self.series}@{self.iteration}"
+
+
+class PipelineRun(models.Model):
+    """A pipeline execution: the controller task, its DAG and parameters."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    controller = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="pipeline_run")
+    steps = models.JSONField(default=list)
+    parameters = models.JSONField(default=dict, blank=True)
+    default_queue = models.CharField(max_length=100, default="default")
+    abort_on_failure = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=PipelineStatus.choices, default=PipelineStatus.RUNNING
+    )
+    created = models.DateTimeField(default=timezone.now)
+    completed = models.DateTimeField(null=True, blank=True)
+    # Bumped on every change, so the engine can skip redundant plot reports.
+    revision = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"pipeline {self.controller.name} ({self.id[:8]})"
+
+
+class PipelineNode(models.Model):
+    """One step of a pipeline run and the task that executes it."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=255)
+    position = models.PositiveIntegerField(default=0)
+    base_task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="pipeline_nodes"
+    )
+    status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING)
+    resolved_overrides = models.JSONField(default=dict, blank=True)
+    cache_key = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="node_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.run_id[:8]}"
