@@ -47,26 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _server(args) -> int:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    from waitress import serve
-
-    from webapp.wsgi import application
-
-    print(f"pipelines server on http://{args.host}:{args.port}/", flush=True)
-    serve(
-        application,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
-        max_request_body_size=_max_body(),
-        channel_timeout=600,
-        ident="pipelines",
-    )
+    """The web server runs the Django app, so it is a server process: exec it."""
+    command = [sys.executable, "-m", "webapp.serve", "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, [*command, "--threads", str(args.threads)])  # noqa: S606
     return 0
-
-
-def _max_body() -> int:
-    return int(os.environ.get("ARTIFACT_MAX_BYTES", str(5 * 1024**3))) + 1024 * 1024
 
 
 def _worker(args) -> int:

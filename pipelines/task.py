@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import parameters
+from . import autocapture, parameters
 from .artifacts import Artifacts
 from .client import ApiError, Client, get_client
 from .script_info import capture_script
@@ -82,6 +82,7 @@ class Task:
                 task = cls(data, client)
                 task._install_exit_hooks()
             cls._current = task
+            autocapture.install()
             return task
 
     @classmethod

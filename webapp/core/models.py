@@ -318,8 +318,10 @@ class PipelineRun(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
     completed = models.DateTimeField(null=True, blank=True)
-    # Bumped on every change, so the engine can skip redundant plot reports.
-    revision = models.PositiveIntegerField(default=0)
+    # Who decides when steps launch: the server engine, or the SDK process running
+    # start_locally() (it has the user's Python callbacks) through the same launch verb.
+    driver = models.CharField(max_length=16, default="server")
+    plot_updated = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

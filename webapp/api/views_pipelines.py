@@ -1,0 +1,148 @@
+"""Pipeline runs: start (validated DAG), read with nodes, stop, and the client-driver verbs."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from webapp.core import access, engine
+from webapp.core.models import PipelineNode, PipelineRun
+
+from .permissions import TaskKeyWritesOwnTask
+
+
+class PipelineNodeSerializer(serializers.ModelSerializer):
+    task_status = serializers.CharField(source="task.status", default=None, read_only=True)
+
+    class Meta:
+        model = PipelineNode
+        fields = [
+            "name",
+            "status",
+            "task",
+            "task_status",
+            "base_task",
+            "resolved_overrides",
+            "attempts",
+            "message",
+            "updated",
+        ]
+
+
+class PipelineRunSerializer(serializers.ModelSerializer):
+    nodes = PipelineNodeSerializer(many=True, read_only=True)
+    name = serializers.CharField(source="controller.name", read_only=True)
+    project_name = serializers.CharField(source="controller.project.name", read_only=True)
+
+    class Meta:
+        model = PipelineRun
+        fields = [
+            "id",
+            "controller",
+            "name",
+            "project_name",
+            "status",
+            "steps",
+            "parameters",
+            "default_queue",
+            "abort_on_failure",
+            "driver",
+            "created",
+            "completed",
+            "nodes",
+        ]
+
+
+class PipelineStartSerializer(serializers.Serializer):
+    controller = serializers.CharField(max_length=32)
+    steps = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=20_000)
+    parameters = serializers.DictField(required=False, default=dict)
+    default_queue = serializers.CharField(max_length=100, required=False, default="default")
+    abort_on_failure = serializers.BooleanField(required=False, default=False)
+    driver = serializers.ChoiceField(choices=["server", "client"], default="server")
+
+
+class StepNameSerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=255)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, TaskKeyWritesOwnTask]
+    serializer_class = PipelineRunSerializer
+
+    def get_queryset(self):
+        tasks = access.visible_tasks(self.request.user, self.request.auth)
+        runs = PipelineRun.objects.filter(controller__in=tasks).select_related(
+            "controller__project"
+        )
+        if self.action == "retrieve":
+            runs = runs.prefetch_related("nodes__task")
+        return runs
+
+    def get_serializer_class(self):
+        return PipelineRunSerializer
+
+    @extend_schema(request=PipelineStartSerializer, responses=PipelineRunSerializer)
+    def create(self, request):
+        data = PipelineStartSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        tasks = access.visible_tasks(request.user, request.auth)
+        controller = get_object_or_404(tasks, pk=values["controller"])
+        self.check_object_permissions(request, controller)
+        run = engine.start_run(
+            user=request.user,
+            controller=controller,
+            steps=values["steps"],
+            parameters=values["parameters"],
+            default_queue=values["default_queue"],
+            abort_on_failure=values["abort_on_failure"],
+            driver=values["driver"],
+            visible_tasks=tasks,
+        )
+        return Response(self._read(run.pk), status=status.HTTP_201_CREATED)
+
+    def _read(self, run_id):
+        run = PipelineRun.objects.prefetch_related("nodes__task").get(pk=run_id)
+        return PipelineRunSerializer(run).data
+
+    @extend_schema(request=None, responses=PipelineRunSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        run = self.get_object()
+        self.check_object_permissions(request, run.controller)
+        engine.stop_run(run.pk, "stopped by user")
+        return Response(self._read(run.pk))
+
+    @extend_schema(request=None, responses=PipelineRunSerializer)
+    @action(detail=True, methods=["post"])
+    def advance(self, request, pk=None):
+        run = self.get_object()
+        engine.advance(run.pk)
+        return Response(self._read(run.pk))
+
+    @extend_schema(request=StepNameSerializer, responses=PipelineNodeSerializer)
+    @action(detail=True, methods=["post"])
+    def launch(self, request, pk=None):
+        run = self.get_object()
+        self.check_object_permissions(request, run.controller)
+        data = StepNameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        node = engine.launch_step(run, data.validated_data["step"])
+        node.refresh_from_db()
+        return Response(PipelineNodeSerializer(node).data)
+
+    @extend_schema(request=StepNameSerializer, responses=PipelineNodeSerializer)
+    @action(detail=True, methods=["post"])
+    def skip(self, request, pk=None):
+        run = self.get_object()
+        self.check_object_permissions(request, run.controller)
+        data = StepNameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        node = engine.skip_step(
+            run, data.validated_data["step"], data.validated_data["reason"] or "skipped"
+        )
+        node.refresh_from_db()
+        return Response(PipelineNodeSerializer(node).data)
