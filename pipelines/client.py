@@ -108,13 +108,26 @@ class Client:
     def patch(self, path, body):
         return self.request("PATCH", path, json_body=body)
 
-    def upload(self, path: str, file_path: Path, field: str = "file", filename: str = ""):
+    def upload(
+        self,
+        path: str,
+        file_path: Path,
+        field: str = "file",
+        filename: str = "",
+        method: str = "PUT",
+        fields: dict | None = None,
+        content_type: str = "application/octet-stream",
+    ):
         """Multipart upload streamed from disk with a known length (never read whole)."""
         boundary = uuid.uuid4().hex
         name = (filename or file_path.name).replace('"', "_")
+        preamble = "".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+            for key, value in (fields or {}).items()
+        )
         head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            f'{preamble}--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: {content_type}\r\n\r\n'
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         size = file_path.stat().st_size
@@ -122,7 +135,8 @@ class Client:
         deadline = time.monotonic() + self.retry_for
         while True:
             try:
-                response = self.session.put(
+                response = self.session.request(
+                    method,
                     url,
                     data=_MultipartStream(head, file_path, tail, size),
                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},

@@ -3,8 +3,11 @@
 import atexit
 import json
 import math
+import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 from .client import ApiError, get_client
@@ -58,11 +61,15 @@ class _Sender:
             self._send(batch)
 
     def _send(self, batch: list[dict]) -> None:
-        # Upserts make a resend harmless, so retry until the server answers.
+        # The batch id makes a resend harmless (the server stores a batch once), so retry
+        # until the server answers, e.g. across a server restart.
+        batch_id = uuid.uuid4().hex
         deadline = time.monotonic() + 60
         while True:
             try:
-                get_client().post(f"tasks/{self.task_id}/events/", {"events": batch})
+                get_client().post(
+                    f"tasks/{self.task_id}/events/", {"batch_id": batch_id, "events": batch}
+                )
                 return
             except ApiError as error:
                 if error.status not in (0, 502, 503, 504) or time.monotonic() > deadline:
@@ -165,6 +172,43 @@ class Logger:
         from .mpl import figure_to_plotly
 
         self.report_plotly(title, series, figure_to_plotly(figure), iteration)
+
+    def report_image(
+        self,
+        title: str,
+        series: str,
+        iteration: int = 0,
+        local_path: str | None = None,
+        image=None,
+        **_: Any,
+    ) -> None:
+        """A debug sample: a file path, a PIL image or a numpy array (HxW or HxWx3/4)."""
+        self._sender().flush()
+        with tempfile.TemporaryDirectory(prefix="pipelines-image-") as folder:
+            path = Path(local_path) if local_path else Path(folder) / "image.png"
+            if not local_path:
+                _write_png(image, path)
+            get_client().upload(
+                f"tasks/{self._task_id}/samples/",
+                path,
+                method="POST",
+                fields={"title": title, "series": series, "iteration": str(int(iteration))},
+                content_type="image/png" if path.suffix.lower() == ".png" else "image/jpeg",
+            )
+
+
+def _write_png(image, path: Path) -> None:
+    if hasattr(image, "save"):
+        image.save(path, format="PNG")
+        return
+    import numpy as np
+
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(array * (255 if array.max() <= 1 else 1), 0, 255).astype(np.uint8)
+    import matplotlib.image
+
+    matplotlib.image.imsave(path, array)
 
 
 def _cell(value):

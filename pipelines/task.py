@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import autocapture, parameters
+from . import autocapture, console, parameters
 from .artifacts import Artifacts
 from .client import ApiError, Client, get_client
 from .script_info import capture_script
@@ -81,6 +81,7 @@ class Task:
                 )
                 task = cls(data, client)
                 task._install_exit_hooks()
+                console.capture(task)
             cls._current = task
             autocapture.install()
             return task

@@ -147,8 +147,8 @@ def start_server(data_dir: Path, **env_overrides) -> ServerProcess:
         {
             "PIPELINES_DATA_DIR": str(data_dir),
             "DATABASE_URL": database_url,
-            "DJANGO_SETTINGS_MODULE": "webapp.settings",
-            "PYTHONPATH": str(REPO),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "webapp.settings"),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "TASK_LEASE_SECONDS": "3",
             **env_overrides,

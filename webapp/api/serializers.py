@@ -210,4 +210,5 @@ class WorkerHeartbeatSerializer(serializers.Serializer):
 
 
 class EventBatchSerializer(serializers.Serializer):
+    batch_id = serializers.CharField(max_length=64, required=False, default="")
     events = serializers.ListField(child=serializers.DictField(), max_length=50_000)

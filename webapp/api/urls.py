@@ -16,5 +16,6 @@ router.register("pipelines", views_pipelines.PipelineRunViewSet, basename="pipel
 urlpatterns = [
     path("me/", views_ops.MeView.as_view(), name="me"),
     path("keys/", views_ops.ApiKeyView.as_view(), name="keys"),
+    path("samples/<int:sample_id>/", views_ops.DebugSampleFileView.as_view(), name="sample"),
     path("", include(router.urls)),
 ]

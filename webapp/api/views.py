@@ -10,7 +10,7 @@ from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from webapp.core import access, artifacts, events, services
-from webapp.core.errors import Conflict
+from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import HashingUploadHandler
 
@@ -287,7 +287,7 @@ class TaskViewSet(
     def events(self, request, pk=None):
         task = self.get_object()
         data = self._input(s.EventBatchSerializer)
-        return Response(events.ingest_events(task, data["events"]))
+        return Response(events.ingest_events(task, data["events"], data.get("batch_id", "")))
 
     @extend_schema(responses=None)
     @action(detail=True, methods=["get"])
@@ -303,6 +303,11 @@ class TaskViewSet(
             entry = grouped.setdefault(title, {}).setdefault(series, {"x": [], "y": []})
             entry["x"].append(iteration)
             entry["y"].append(_json_float(value))
+        max_points = _int_param(request, "max_points", 0)
+        if max_points:
+            for series in grouped.values():
+                for entry in series.values():
+                    entry["x"], entry["y"] = events.downsample(entry["x"], entry["y"], max_points)
         return Response(grouped)
 
     @extend_schema(responses=None)
@@ -318,10 +323,51 @@ class TaskViewSet(
         )
 
 
+    @extend_schema(request={"multipart/form-data": {"type": "object"}}, responses=None)
+    @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, JSONParser])
+    def samples(self, request, pk=None):
+        task = self.get_object()
+        if request.method == "POST":
+            uploaded = request.FILES.get("file")
+            if uploaded is None:
+                raise InvalidInput("multipart field 'file' is required")
+            sample = events.store_debug_sample(
+                task,
+                title=str(request.data.get("title", "")),
+                series=str(request.data.get("series", "")),
+                iteration=_int_value(request.data.get("iteration", 0)),
+                uploaded=uploaded,
+            )
+            return Response({"id": sample.id}, status=status.HTTP_201_CREATED)
+        rows = task.debug_samples.order_by("title", "series", "iteration")
+        return Response(
+            [
+                {
+                    "id": row.id,
+                    "title": row.title,
+                    "series": row.series,
+                    "iteration": row.iteration,
+                    "url": request.build_absolute_uri(f"/api/v1/samples/{row.id}/"),
+                }
+                for row in rows
+            ]
+        )
+
+
+def _int_value(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput("iteration must be an integer") from error
+
+
 def _json_float(value):
-    if value is None or value == value and value not in (float("inf"), float("-inf")):
-        return value
-    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    # SQLite stores NaN as NULL, and a reported value is never null: NULL reads back as NaN.
+    if value is None or value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _int_param(request, name: str, default: int) -> int:

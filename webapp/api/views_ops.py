@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
+from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -13,7 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.core import access, keys, services
-from webapp.core.models import ApiKey, Queue, Worker
+from webapp.core.models import ApiKey, DebugSample, Queue, Worker
+from webapp.core.storage import artifact_storage
 
 from . import serializers as s
 from .permissions import IsWorker
@@ -118,3 +120,15 @@ class ArtifactFileView(APIView):
             access.visible_artifacts(request.user, request.auth), pk=artifact_id
         )
         return _artifact_file_response(artifact)
+
+
+class DebugSampleFileView(APIView):
+    """GET /api/v1/samples/<id>/: the image bytes of a debug sample."""
+
+    @extend_schema(responses={(200, "image/*"): bytes})
+    def get(self, request, sample_id):
+        tasks = access.visible_tasks(request.user, request.auth)
+        sample = get_object_or_404(DebugSample.objects.filter(task__in=tasks), pk=sample_id)
+        return FileResponse(
+            artifact_storage().open(sample.storage_key, "rb"), content_type=sample.content_type
+        )

@@ -7,17 +7,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from .errors import InvalidInput, TooLarge
-from .models import Plot, Scalar, Task
+from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
 from .services import append_log
 
 MAX_EVENTS_PER_BATCH = 50_000
 MAX_SERIES_PER_TASK = getattr(settings, "MAX_SERIES_PER_TASK", 2_000)
 
 
-def _float(value) -> float | None:
+def _float(value) -> float:
     """JSON has no NaN/Inf; the SDK sends them as the strings "NaN", "Infinity", "-Infinity"."""
     if value is None:
-        return None
+        return math.nan
     if isinstance(value, str):
         mapped = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf}
         if value.lower() in mapped:
@@ -28,9 +28,11 @@ def _float(value) -> float | None:
         raise InvalidInput(f"scalar value {value!r} is not a number") from error
 
 
-def ingest_events(task: Task, events: list) -> dict:
-    """Store a batch. Scalars and plots upsert by (title, series, iteration), so a batch
-    sent twice after a lost response stores everything exactly once."""
+def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
+    """Store a batch exactly once: a known batch id is acknowledged without storing it again,
+    and scalars and plots upsert by (title, series, iteration) in any case."""
+    if batch_id and ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
+        return {"scalars": 0, "plots": 0, "logs": 0, "duplicate": True}
     if not isinstance(events, list):
         raise InvalidInput("events must be a list")
     if len(events) > MAX_EVENTS_PER_BATCH:
@@ -90,6 +92,8 @@ def ingest_events(task: Task, events: list) -> dict:
             )
         if logs:
             append_log(task, logs)
+        if batch_id:
+            ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
     return {"scalars": len(scalars), "plots": len(plots), "logs": len(logs)}
 
 
@@ -116,3 +120,44 @@ def _update_last_metrics(task: Task, points) -> None:
                 "raw": str(value),
             }
     Task.objects.filter(pk=task.pk).update(last_metrics=metrics, last_update=timezone.now())
+
+
+def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, uploaded):
+    """Upsert an image by (title, series, iteration); its bytes go to artifact storage."""
+    from .storage import artifact_storage, delete_key, safe_filename, sample_key
+
+    if uploaded.size > 50 * 1024 * 1024:
+        raise TooLarge("debug samples are limited to 50 MB")
+    content_type = getattr(uploaded, "content_type", "") or "image/png"
+    if not content_type.startswith("image/"):
+        raise InvalidInput("debug samples must be images")
+    with transaction.atomic():
+        sample, _ = DebugSample.objects.get_or_create(
+            task=task,
+            title=title[:255],
+            series=series[:255],
+            iteration=iteration,
+            defaults={"storage_key": "", "content_type": content_type},
+        )
+        old_key = sample.storage_key
+        key = artifact_storage().save(
+            sample_key(task.id, sample.id, safe_filename(uploaded.name)), uploaded
+        )
+        sample.storage_key = key
+        sample.content_type = content_type
+        sample.timestamp = timezone.now()
+        sample.save()
+    if old_key and old_key != key:
+        delete_key(old_key)
+    return sample
+
+
+def downsample(xs: list, ys: list, max_points: int) -> tuple[list, list]:
+    """Every k-th point plus the last, so long series stay cheap to draw."""
+    if max_points <= 0 or len(xs) <= max_points:
+        return xs, ys
+    step = -(-len(xs) // max_points)
+    keep = list(range(0, len(xs), step))
+    if keep[-1] != len(xs) - 1:
+        keep.append(len(xs) - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]

@@ -304,6 +304,22 @@ class DebugSample(models.Model):
         return f"{self.title}/{self.series}@{self.iteration}"
 
 
+class ReceivedBatch(models.Model):
+    """A report batch already stored, so a batch resent after a lost response is not."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    batch_id = models.CharField(max_length=64)
+    received = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "batch_id"], name="batch_once_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return self.batch_id
+
+
 class PipelineRun(models.Model):
     """A pipeline execution: the controller task, its DAG and parameters."""
 

@@ -1,0 +1,90 @@
+"""Results reported from a real SDK process reach the server completely, exactly once."""
+
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO, run_script, start_server, wait_until
+
+pytestmark = pytest.mark.e2e
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def test_scalars_plots_matplotlib_tables_and_images_are_stored_once_and_read_back(server):
+    result = run_script(SCRIPTS / "report_results.py", server.sdk_env(MPLBACKEND="Agg"))
+    assert result.returncode == 0, result.stderr
+    task_id = re.search(r"TASK_ID ([0-9a-f]{32})", result.stderr).group(1)
+    api = server.api()
+    base = f"{server.url}/api/v1/tasks/{task_id}"
+
+    scalars = api.get(f"{base}/scalars/").json()["train"]
+    assert (
+        len(scalars["loss"]["x"]) + len(scalars["accuracy"]["x"]) + len(scalars["odd"]["x"])
+        == 10_000
+    )
+    assert scalars["loss"]["x"][:3] == [0, 3, 6] and scalars["loss"]["y"][1] == 1.5
+    odd = dict(zip(scalars["odd"]["x"], scalars["odd"]["y"], strict=True))
+    expected = {"NaN", "Infinity", "-Infinity", 1.5}
+    assert {odd[i] for i in range(2, 14, 3)} == expected
+    sampled = api.get(f"{base}/scalars/?max_points=100").json()["train"]["loss"]
+    assert len(sampled["x"]) <= 101 and sampled["x"][-1] == scalars["loss"]["x"][-1]
+
+    plots = {(p["title"], p["series"]): p["figure"] for p in api.get(f"{base}/plots/").json()}
+    assert plots[("custom", "bars")]["data"][0]["y"] == [1, 2]
+    curve = plots[("A curve", "plot")]["data"][0]
+    assert curve["x"] == [0.0, 1.0, 2.0] and curve["y"] == [3.0, 1.0, 2.0]
+    table = plots[("table", "frame")]["data"][0]
+    assert table["header"]["values"] == ["x", "y"] and table["cells"]["values"] == [
+        [1, 2],
+        ["p", "q"],
+    ]
+    assert len(plots) == 3
+
+    samples = api.get(f"{base}/samples/").json()
+    assert [(s["title"], s["series"], s["iteration"]) for s in samples] == [
+        ("samples", "gradient", 3)
+    ]
+    image = api.get(samples[0]["url"])
+    assert image.status_code == 200 and image.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    console = [line["text"] for line in api.get(f"{base}/console/").json()]
+    assert "reported everything" in console
+
+    task = api.get(f"{base}/").json()
+    assert task["status"] == "completed"
+    assert task["last_metrics"]["train/loss"]["iteration"] == 9999
+    assert math.isclose(task["last_metrics"]["train/loss"]["value"], 9999 * 0.5)
+
+
+def test_a_server_outage_while_reporting_loses_nothing(tmp_path):
+    server = start_server(tmp_path / "server")
+    try:
+        progress = tmp_path / "progress"
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "report_through_outage.py"), str(progress)],
+            env=server.sdk_env(),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: progress.exists() and progress.read_text() not in ("", "0"), 30)
+        server.stop()
+        mark = progress.read_text()
+        # the script keeps reporting into its buffer while the server is down
+        wait_until(lambda: progress.read_text() != mark, 30, message="reporting during outage")
+        server.start()
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        task_id = re.search(r"TASK_ID ([0-9a-f]{32})", out).group(1)
+        points = server.api().get(f"{server.url}/api/v1/tasks/{task_id}/scalars/").json()
+        values = points["metric"]["value"]
+        assert values["x"] == list(range(3000))
+        assert values["y"] == [float(i) for i in range(3000)]
+    finally:
+        server.stop()
+        server.drop_database()
