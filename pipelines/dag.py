@@ -490,3 +490,64 @@ def pipeline_outcome(
     if any(status not in NODE_TERMINAL for status in statuses.values()):
         return None
     return "failed" if failed else "completed"
+
+
+# ---------------------------------------------------------------- incremental decisions
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphIndex:
+    """Parents, children and steps by name, built once per run and reused per event."""
+
+    steps: dict[str, Mapping[str, Any]]
+    parents: dict[str, tuple[str, ...]]
+    children: dict[str, tuple[str, ...]]
+
+
+def index_graph(steps: Sequence[Mapping[str, Any]]) -> GraphIndex:
+    children: dict[str, list[str]] = {step["name"]: [] for step in steps}
+    for step in steps:
+        for parent in step.get("parents") or ():
+            children.setdefault(parent, []).append(step["name"])
+    return GraphIndex(
+        steps={step["name"]: step for step in steps},
+        parents={step["name"]: tuple(step.get("parents") or ()) for step in steps},
+        children={name: tuple(names) for name, names in children.items()},
+    )
+
+
+def decide_step(index: GraphIndex, name: str, states: Mapping[str, str]) -> str:
+    """'launch', 'skip' or 'wait' for one pending step, from its parents' states only.
+
+    The same rule next_actions() applies to the whole graph, for one step, so the engine
+    can react to a single state change without looking at every node.
+    """
+    ready = True
+    for parent in index.parents[name]:
+        status = states.get(parent, "pending")
+        if _children_may_run(index.steps[parent], status):
+            continue
+        if status in NODE_TERMINAL:
+            return "skip"
+        ready = False
+    return "launch" if ready else "wait"
+
+
+def descendants(index: GraphIndex, name: str) -> list[str]:
+    """Every step below `name`, breadth first, each once."""
+    seen: set[str] = set()
+    order: list[str] = []
+    frontier = list(index.children.get(name, ()))
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        order.append(current)
+        frontier.extend(index.children.get(current, ()))
+    return order
+
+
+def fails_pipeline(step: Mapping[str, Any], status: str) -> bool:
+    """True when this step ending in `status` makes the whole pipeline fail."""
+    return _fails_pipeline(step, status)

@@ -177,26 +177,120 @@ def _schedule(run_id: str) -> None:
 # ---------------------------------------------------------------- advancing
 
 
-def advance(run_id: str, now=None) -> PipelineRun | None:
-    """Bring a run up to date: sync node states, launch, skip, retry, finish, re-plot."""
+_INDEXES: dict[str, dag.GraphIndex] = {}
+
+
+def _index(run: PipelineRun) -> dag.GraphIndex:
+    """A run's steps never change, so its graph index is built once per process."""
+    index = _INDEXES.get(run.pk)
+    if index is None:
+        if len(_INDEXES) > 256:
+            _INDEXES.clear()
+        index = _INDEXES[run.pk] = dag.index_graph(run.steps)
+    return index
+
+
+class _Nodes(dict):
+    """Nodes by name, loaded from the database on first use (reference lookups)."""
+
+    def __init__(self, run: PipelineRun, preloaded=()):
+        super().__init__((node.name, node) for node in preloaded)
+        self.run = run
+
+    def __missing__(self, name):
+        node = self.run.nodes.select_related("task").filter(name=name).first()
+        self[name] = node
+        return node
+
+    def get(self, name, default=None):
+        node = self[name]
+        return default if node is None else node
+
+
+def advance(run_id: str, changed_task_id: str | None = None, now=None) -> PipelineRun | None:
+    """Bring a run up to date after a step's task changed (or, with no hint, entirely).
+
+    With a hint only that node, its children and their parents are read, so the cost per
+    event does not grow with the size of the pipeline; the periodic sweep does full passes.
+    """
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status in PIPELINE_TERMINAL:
             return run
-        nodes = {n.name: n for n in run.nodes.select_related("task")}
-        changed = _sync_nodes(run, nodes)
-        states = {name: node.status for name, node in nodes.items()}
-        if dag.should_abort(run.steps, states, run.abort_on_failure):
-            changed |= _abort_remaining(nodes, "a step failed and abort_on_failure is set")
+        if changed_task_id is None:
+            _advance_full(run, now)
         else:
-            changed |= _launch_ready(run, nodes, launch=run.driver == "server")
-        states = {name: node.status for name, node in nodes.items()}
-        outcome = dag.pipeline_outcome(run.steps, states, run.abort_on_failure)
-        if outcome is not None:
-            _finish_run(run, nodes, outcome)
-            changed = True
-        _report_plot(run, nodes, force=changed and outcome is not None, now=now)
+            _advance_from(run, changed_task_id, now)
     return run
+
+
+def _advance_full(run: PipelineRun, now=None) -> None:
+    nodes = {n.name: n for n in run.nodes.select_related("task")}
+    changed = _sync_nodes(run, nodes)
+    states = {name: node.status for name, node in nodes.items()}
+    if dag.should_abort(run.steps, states, run.abort_on_failure):
+        changed |= _abort_remaining(nodes, "a step failed and abort_on_failure is set")
+    else:
+        changed |= _launch_ready(run, nodes, launch=run.driver == "server")
+    states = {name: node.status for name, node in nodes.items()}
+    outcome = dag.pipeline_outcome(run.steps, states, run.abort_on_failure)
+    if outcome is not None:
+        _finish_run(run, nodes, outcome)
+    _report_plot(run, nodes, force=outcome is not None, now=now)
+
+
+def _advance_from(run: PipelineRun, task_id: str, now=None) -> None:
+    node = run.nodes.select_related("task").filter(task_id=task_id).first()
+    if node is None:
+        return
+    before = node.status
+    _sync_nodes(run, {node.name: node})
+    if node.status == before:
+        return
+    index = _index(run)
+    step = index.steps[node.name]
+    if node.status == NodeStatus.PENDING:  # a retry
+        if run.driver == "server":
+            _launch(run, step, node, _Nodes(run, [node]))
+    elif node.status in NODE_TERMINAL:
+        if run.abort_on_failure and dag.fails_pipeline(step, node.status):
+            _advance_full(run, now)
+            return
+        _advance_children(run, index, node)
+        if not run.nodes.exclude(status__in=NODE_TERMINAL).exists():
+            _advance_full(run, now)
+            return
+    _report_plot(run, None, now=now)
+
+
+def _advance_children(run: PipelineRun, index: dag.GraphIndex, node: PipelineNode) -> None:
+    children = index.children.get(node.name, ())
+    if not children:
+        return
+    involved = set(children)
+    for child in children:
+        involved.update(index.parents[child])
+    states = dict(run.nodes.filter(name__in=involved).values_list("name", "status"))
+    waiting = {
+        n.name: n
+        for n in run.nodes.filter(name__in=children, status=NodeStatus.PENDING, task__isnull=True)
+    }
+    lookup_nodes = _Nodes(run, [node])
+    for child in children:
+        if child not in waiting:
+            continue
+        decision = dag.decide_step(index, child, states)
+        if decision == "skip":
+            _skip_subtree(run, index, child)
+        elif decision == "launch" and run.driver == "server":
+            _launch(run, index.steps[child], waiting[child], lookup_nodes)
+
+
+def _skip_subtree(run: PipelineRun, index: dag.GraphIndex, name: str) -> None:
+    names = [name, *dag.descendants(index, name)]
+    run.nodes.filter(name__in=names, status=NodeStatus.PENDING, task__isnull=True).update(
+        status=NodeStatus.SKIPPED, message="a parent failed or was skipped", updated=timezone.now()
+    )
 
 
 def _sync_nodes(run: PipelineRun, nodes: dict) -> bool:
@@ -336,14 +430,12 @@ def _launch(run: PipelineRun, step: dict, node: PipelineNode, nodes: dict) -> No
         base,
         user=controller.created_by,
         name=step["name"],
-        project_name=controller.project.name,
+        project=controller.project,
         parent=controller,
         hyperparameters=overrides,
-        configuration={k: v for k, v in config.items()},
+        configuration=config,
+        time_limit=float(step["time_limit"]) if step.get("time_limit") else None,
     )
-    if step.get("time_limit"):
-        # Part of the clone's definition, set before anyone can claim it.
-        Task.objects.filter(pk=task.pk).update(time_limit=float(step["time_limit"]))
     node.task = task
     node.save(update_fields=["task", "resolved_overrides", "cache_key", "attempts"])
     queue = step.get("execution_queue") or run.default_queue
@@ -444,11 +536,13 @@ def stop_run(run_id: str, reason: str = "pipeline stopped") -> PipelineRun:
     return run
 
 
-def _report_plot(run: PipelineRun, nodes: dict, force: bool = False, now=None) -> None:
+def _report_plot(run: PipelineRun, nodes: dict | None, force: bool = False, now=None) -> None:
     """Upsert the DAG figure and the details table on the controller task, throttled."""
     now = now or timezone.now()
     if not force and run.plot_updated and now - run.plot_updated < PLOT_MIN_INTERVAL:
         return
+    if nodes is None:
+        nodes = {n.name: n for n in run.nodes.all()}
     view = {
         name: {
             "status": node.status,

@@ -34,7 +34,17 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-EDITABLE_WHILE_DRAFT = {"name", "type", "comment", "script", "hyperparameters", "configuration"}
+EDITABLE_WHILE_DRAFT = {
+    "name",
+    "type",
+    "comment",
+    "script",
+    "hyperparameters",
+    "configuration",
+    # How a worker runs it: attempts before the reaper gives up, seconds before it is killed.
+    "max_attempts",
+    "time_limit",
+}
 EDITABLE_ALWAYS = {"tags", "runtime", "comment"}
 # A task running on a dev machine records its own parameters and script as it goes.
 EDITABLE_WHILE_RUNNING = {"script", "hyperparameters", "configuration"}
@@ -194,6 +204,10 @@ def edit_task(task: Task, changes: dict) -> Task:
                 raise InvalidInput(f"{field} must be an object")
             elif field == "type" and value not in TaskType.values:
                 raise InvalidInput(f"unknown task type {value!r}")
+            elif field == "max_attempts" and not (isinstance(value, int) and 1 <= value <= 100):
+                raise InvalidInput("max_attempts must be an integer from 1 to 100")
+            elif field == "time_limit" and value is not None and not value > 0:
+                raise InvalidInput("time_limit must be a positive number of seconds, or null")
             setattr(task, field, value)
         task.last_update = timezone.now()
         task.save()
@@ -303,6 +317,8 @@ def clone_task(
     hyperparameters: dict | None = None,
     configuration: dict | None = None,
     tags: list | None = None,
+    project: Project | None = None,
+    time_limit: float | None = None,
 ) -> Task:
     """A new draft with deep copies of the source's definition; parent is the source."""
     params = copy.deepcopy(source.hyperparameters)
@@ -310,7 +326,8 @@ def clone_task(
         params.setdefault(section, {}).update(values)
     config = copy.deepcopy(source.configuration)
     config.update(normalize_configuration(configuration or {}))
-    project = get_or_create_project(project_name, user) if project_name else source.project
+    if project is None:
+        project = get_or_create_project(project_name, user) if project_name else source.project
     now = timezone.now()
     return Task.objects.create(
         project=project,
@@ -323,7 +340,7 @@ def clone_task(
         comment=source.comment,
         parent=parent or source,
         max_attempts=source.max_attempts,
-        time_limit=source.time_limit,
+        time_limit=time_limit if time_limit is not None else source.time_limit,
         created_by=user,
         created=now,
         last_update=now,
@@ -341,9 +358,10 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
             expected=(TaskStatus.CREATED,),
             extra={"queue": queue, "attempt": F("attempt") + 1, "worker": ""},
         )
-        top = QueueEntry.objects.filter(queue=queue).aggregate(m=Max("position"))["m"] or 0.0
+        # Positions are enqueue times, so appending needs no read of the queue.
+        now = timezone.now()
         QueueEntry.objects.update_or_create(
-            task=task, defaults={"queue": queue, "position": top + 1, "added": timezone.now()}
+            task=task, defaults={"queue": queue, "position": now.timestamp(), "added": now}
         )
         _publish_on_commit(task)
     return task
@@ -589,3 +607,73 @@ def archive_task(task: Task) -> Task:
     Task.objects.filter(pk=task.pk).update(archived=True, last_update=timezone.now())
     task.refresh_from_db()
     return task
+
+
+# ---------------------------------------------------------------- dashboard verbs
+# Added for the browser dashboard: deleting and restoring tasks, reordering a queue.
+
+
+def restore_task(task: Task) -> Task:
+    """Undo archive_task."""
+    Task.objects.filter(pk=task.pk).update(archived=False, last_update=timezone.now())
+    task.refresh_from_db()
+    return task
+
+
+def delete_task(task: Task) -> None:
+    """Delete a task that is not queued or running, with its outputs and their bytes.
+
+    Children and pipeline nodes keep existing (their link to it is set to NULL).
+    """
+    from .storage import delete_task_outputs
+
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if task.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
+            raise Conflict(
+                f"task {task.id} is {task.status}: abort or dequeue it before deleting",
+                status=task.status,
+            )
+        delete_task_outputs(task)
+        task.delete()
+
+
+def move_queue_entry(task: Task, direction: str) -> QueueEntry:
+    """Swap a queued task with its neighbour ("up" = earlier, "down" = later) in its queue.
+
+    Only the recorded order changes; a message already on the broker is not recalled.
+    """
+    if direction not in ("up", "down"):
+        raise InvalidInput("direction must be 'up' or 'down'")
+    with transaction.atomic():
+        entry = QueueEntry.objects.select_for_update().filter(task=task).first()
+        if entry is None:
+            raise Conflict(f"task {task.id} is not waiting in a queue", status=task.status)
+        siblings = QueueEntry.objects.select_for_update().filter(queue_id=entry.queue_id)
+        if direction == "up":
+            neighbour = (
+                siblings.filter(
+                    Q(position__lt=entry.position)
+                    | Q(position=entry.position, added__lt=entry.added)
+                )
+                .order_by("-position", "-added")
+                .first()
+            )
+        else:
+            neighbour = (
+                siblings.filter(
+                    Q(position__gt=entry.position)
+                    | Q(position=entry.position, added__gt=entry.added)
+                )
+                .order_by("position", "added")
+                .first()
+            )
+        if neighbour is None:
+            return entry
+        if neighbour.position == entry.position:
+            # Equal positions order by `added`; make them distinct so the swap shows.
+            neighbour.position += -0.5 if direction == "up" else 0.5
+        entry.position, neighbour.position = neighbour.position, entry.position
+        QueueEntry.objects.filter(pk=entry.pk).update(position=entry.position)
+        QueueEntry.objects.filter(pk=neighbour.pk).update(position=neighbour.position)
+    return entry

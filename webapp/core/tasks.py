@@ -1,15 +1,22 @@
 """Server-side Celery tasks. Thin: each takes ids and calls a service or the engine."""
 
+import logging
+import threading
+
 from celery import shared_task
+from django.conf import settings
+from django.db import close_old_connections
 
 from . import services
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="core.advance_pipeline", acks_late=True)
-def advance_pipeline(run_id: str) -> None:
+def advance_pipeline(run_id: str, task_id: str | None = None) -> None:
     from . import engine
 
-    engine.advance(run_id)
+    engine.advance(run_id, changed_task_id=task_id)
 
 
 @shared_task(name="core.sweep")
@@ -21,3 +28,36 @@ def sweep() -> dict:
     republished = services.republish_queued()
     advanced = engine.advance_all_running()
     return {"reaped": reaped, "republished": republished, "advanced": advanced}
+
+
+_sweeper_started = threading.Lock()
+
+
+def start_sweeper(interval: float | None = None) -> threading.Thread | None:
+    """Run `sweep` every `interval` seconds in a thread of this process (the server worker).
+
+    A thread rather than `celery beat`: no extra process to supervise, no schedule file, and
+    a sweep never queues up behind a broker that is down. Sweeps are idempotent, so two
+    server workers sweeping is only redundant work.
+    """
+    interval = settings.SWEEP_INTERVAL_SECONDS if interval is None else interval
+    if interval <= 0 or not _sweeper_started.acquire(blocking=False):
+        return None
+    thread = threading.Thread(target=_sweep_forever, args=(interval,), name="sweeper")
+    thread.daemon = True
+    thread.start()
+    logger.info("sweeping every %gs", interval)
+    return thread
+
+
+def _sweep_forever(interval: float) -> None:
+    stop = threading.Event()
+    while not stop.wait(interval):
+        try:
+            result = sweep()
+            if result["reaped"] or result["republished"]:
+                logger.info("sweep: %s", result)
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            logger.exception("sweep failed")
+        finally:
+            close_old_connections()
