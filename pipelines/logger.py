@@ -7,6 +7,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -27,38 +28,42 @@ def _wire_float(value: float):
 
 
 class _Sender:
-    """One per task: a buffer and a daemon thread that posts it in batches."""
+    """One per task: a buffer and a daemon thread that posts it in batches.
+
+    report_*() only appends to a deque (atomic under the GIL), so the caller pays for one
+    dict and one append; the thread takes what is there every FLUSH_EVERY_SECONDS.
+    """
 
     def __init__(self, task_id: str):
         self.task_id = task_id
-        self.buffer: list[dict] = []
-        self.lock = threading.Condition()
+        self.buffer: deque[dict] = deque()
+        self.wakeup = threading.Event()
+        self.send_lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name="pipelines-logger", daemon=True)
         self.thread.start()
 
     def add(self, event: dict) -> None:
-        with self.lock:
-            self.buffer.append(event)
-            if len(self.buffer) >= MAX_BUFFER:
-                self.lock.notify()
-                # Back-pressure: a reporter faster than the server waits instead of growing.
-                while len(self.buffer) >= MAX_BUFFER * 2:
-                    self.lock.wait(0.05)
+        self.buffer.append(event)
+        if len(self.buffer) >= MAX_BUFFER:
+            self.wakeup.set()
+            # Back-pressure: a reporter far faster than the server waits instead of growing.
+            while len(self.buffer) >= MAX_BUFFER * 2:
+                time.sleep(0.01)
 
     def _loop(self) -> None:
         while True:
-            with self.lock:
-                self.lock.wait(FLUSH_EVERY_SECONDS)
+            self.wakeup.wait(FLUSH_EVERY_SECONDS)
+            self.wakeup.clear()
             self.flush()
 
     def flush(self) -> None:
-        while True:
-            with self.lock:
-                batch, self.buffer = self.buffer[:BATCH], self.buffer[BATCH:]
-                self.lock.notify_all()
-            if not batch:
-                return
-            self._send(batch)
+        """Send everything buffered so far, in order, one batch per request."""
+        with self.send_lock:
+            while self.buffer:
+                batch = []
+                while self.buffer and len(batch) < BATCH:
+                    batch.append(self.buffer.popleft())
+                self._send(batch)
 
     def _send(self, batch: list[dict]) -> None:
         # The batch id makes a resend harmless (the server stores a batch once), so retry

@@ -105,6 +105,10 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["project", "name", "-created"]),
             models.Index(fields=["status", "last_heartbeat"]),
+            # The task list: not archived, optionally one status, newest first.
+            models.Index(fields=["archived", "-created"]),
+            models.Index(fields=["archived", "status", "-created"]),
+            models.Index(fields=["project", "archived", "-created"]),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,63 @@
+"""`python -m bench [name ...]`: run the benchmarks, print ratios, write bench/results/."""
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .common import write_result
+
+BENCHMARKS = ["dispatch", "pipeline", "engine", "scalars", "artifacts", "api", "idle"]
+
+
+def _engine() -> dict:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    sizes = os.environ.get("BENCH_ENGINE_SIZES", "100 1000 5000").split()
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.engine_cost", *sizes],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=True,
+    ).stdout
+    rows = json.loads(output.strip().splitlines()[-1])
+    print("engine cost per step (server engine, SQLite; workers simulated)")
+    for row in rows:
+        print(
+            f"  {row['shape']:<5} {row['steps']:>6} steps  {row['ms_per_step']:>8.3f} ms/step"
+            "   target <= 5 ms, linear"
+        )
+    write_result("engine", {"rows": rows})
+    return {"rows": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", help=f"any of: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args()
+    unknown = set(args.names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    failures = []
+    for name in args.names or BENCHMARKS:
+        print(f"\n== {name} ==", flush=True)
+        try:
+            if name == "engine":
+                _engine()
+            else:
+                importlib.import_module(f"bench.bench_{name}").run()
+        except ModuleNotFoundError as error:
+            print(f"  skipped: {error}")
+        except Exception as error:  # noqa: BLE001 - report and go on to the next benchmark
+            print(f"  FAILED: {error}")
+            failures.append(name)
+    print(f"\nresults in {Path(__file__).resolve().parent / 'results'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
