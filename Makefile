@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run up test test-unit test-e2e lint format bench clean venv
+.PHONY: run up test test-unit test-e2e lint format bench clean venv browser
 
 venv: $(STAMP)
 
@@ -23,8 +23,14 @@ run: $(STAMP)
 up: run
 
 ## The whole test suite (unit, end-to-end with real processes, browser).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the browser tests (as root; otherwise those tests say how to get it).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium could not be installed: browser tests will be skipped"
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""The `pipelines` command: up, server, worker, login, demo, status."""
+"""The `pipelines` command: up, server, worker, serverworker, login, demo, status."""
 
 import argparse
 import json
@@ -25,7 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="run a step worker")
     worker.add_argument("-q", "--queue", action="append", dest="queues", default=[])
     worker.add_argument("--name", default="")
-    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--concurrency", type=int, default=1, help="steps run at once")
+
+    commands.add_parser(
+        "serverworker", help="run the server worker (pipeline engine, lease reaper, sweeps)"
+    )
 
     login = commands.add_parser("login", help="save the server URL and API key")
     login.add_argument("--url", default=os.environ.get("PIPELINES_API_URL", ""))
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "up": _up,
         "server": _server,
         "worker": _worker,
+        "serverworker": _serverworker,
         "login": _login,
         "demo": _demo,
         "status": _status,
@@ -56,7 +61,34 @@ def _server(args) -> int:
 def _worker(args) -> int:
     from .worker import run_worker
 
-    return run_worker(queues=args.queues or ["default"], name=args.name, concurrency=1)
+    return run_worker(
+        queues=args.queues or ["default"], name=args.name, concurrency=args.concurrency
+    )
+
+
+def _serverworker(args) -> int:
+    """A Celery worker of the Django app (webapp.celery), on the server queue: exec it."""
+    import socket
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "webapp.celery",
+        "worker",
+        "--pool",
+        "solo",
+        "--hostname",
+        f"server-{os.getpid()}@{socket.gethostname()}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        os.environ.get("PIPELINES_LOG_LEVEL", "INFO"),
+    ]
+    os.execv(sys.executable, command)  # noqa: S606
+    return 0
 
 
 def _up(args) -> int:

@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -183,3 +184,405 @@ def run_script(path: Path, env: dict, timeout: float = 120, cwd: Path | None = N
         text=True,
         timeout=timeout,
     )
+
+
+# ---------------------------------------------------------------- process trees (execution tests)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return [p for p in found if pid_alive(p)]
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, logging to a file; stopped group-wide."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        def seen():
+            if text in self.log():
+                return True
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited:\n{self.log()[-3000:]}")
+            return False
+
+        wait_until(seen, timeout=timeout, interval=0.1, message=f"{text!r} in {self.name} log")
+
+    def signal_group(self, number: int) -> None:
+        try:
+            os.killpg(self.process.pid, number)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, as the OS would do it)."""
+        self.signal_group(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the group, wait (bounded), then SIGKILL whatever is left of it."""
+        if self.process.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.signal_group(signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait(10)
+
+
+def start_process(name: str, argv: list[str], env: dict, log_path: Path, cwd=None):
+    """Start `argv` in its own session (so a group signal reaches it and its children only)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd or REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ManagedProcess(name, process, log_path)
+
+
+def delete_broker_queues(broker_url: str, prefix: str, names) -> None:
+    """Remove what a test run left on a shared broker: its queues (best effort)."""
+    try:
+        if broker_url.startswith(("redis://", "rediss://")):
+            _delete_redis_keys(broker_url, prefix)
+            return
+        from kombu import Connection
+
+        with Connection(broker_url, connect_timeout=3) as connection:
+            channel = connection.channel()
+            for name in names:
+                try:
+                    channel.queue_delete(name)
+                except Exception:  # noqa: BLE001 - a queue nobody declared is fine
+                    channel = connection.channel()
+    except Exception as error:  # noqa: BLE001 - cleanup must not fail a run
+        print(f"could not delete test queues on {broker_url}: {error}", file=sys.stderr)
+
+
+def _delete_redis_keys(broker_url: str, prefix: str) -> None:
+    """kombu keeps a queue as a list plus a binding set, and unacked messages in one hash."""
+    import redis
+
+    client = redis.Redis.from_url(broker_url, socket_timeout=5)
+    for pattern in (f"{prefix}-*", f"_kombu.binding.{prefix}-*"):
+        for key in client.scan_iter(match=pattern):
+            client.delete(key)
+    for tag, raw in client.hscan_iter("unacked"):
+        try:
+            routing_key = str(json.loads(raw)[-1])  # [message, exchange, routing key]
+        except (ValueError, LookupError, TypeError):
+            continue
+        if routing_key.startswith(f"{prefix}-"):
+            client.hdel("unacked", tag)
+            client.zrem("unacked_index", tag)
+
+
+# ---------------------------------------------------------------- a whole cluster
+
+
+@dataclass
+class Cluster:
+    """A server, its broker, the server worker and step workers, all real processes.
+
+    Queue names carry a per-run prefix, so runs sharing one broker (CI's Redis or RabbitMQ)
+    never take each other's messages.
+    """
+
+    server: ServerProcess
+    broker_url: str
+    prefix: str
+    data_dir: Path
+    embedded_broker: object = None
+    processes: list = field(default_factory=list)
+    queues: set = field(default_factory=set)
+    _count: int = 0
+
+    def queue(self, label: str = "q") -> str:
+        self._count += 1
+        name = f"{self.prefix}-{label}-{self._count}"
+        self.queues.add(name)
+        return name
+
+    def worker_env(self, **extra) -> dict:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PIPELINES_", "DJANGO_", "DATABASE_URL", "CELERY_"))
+        }
+        env.update(
+            {
+                "PIPELINES_API_URL": self.server.url,
+                "PIPELINES_API_KEY": self.server.worker_key,
+                "PIPELINES_CONFIG_FILE": str(self.data_dir / "no-config.json"),
+                "PIPELINES_CACHE_DIR": str(self.data_dir / "worker-cache"),
+                "PIPELINES_WORK_DIR": str(self.data_dir / "work"),
+                "CELERY_BROKER_URL": self.broker_url,
+                "PIPELINES_HEARTBEAT_SECONDS": "0.5",
+                "PIPELINES_LEASE_SECONDS": "2",
+                "PIPELINES_WORKER_HEARTBEAT_SECONDS": "1",
+                "PYTHONPATH": str(REPO),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        (self.data_dir / "work").mkdir(parents=True, exist_ok=True)
+        env.update(extra)
+        return env
+
+    def start_worker(self, *queues: str, wait: bool = True, **env) -> ManagedProcess:
+        """A step worker on `queues`; returns once the server lists it (it is consuming)."""
+        self._count += 1
+        name = f"{self.prefix}-worker-{self._count}"
+        argv = [sys.executable, "-m", "pipelines.cli", "worker", "--name", name]
+        for queue in queues:
+            argv += ["-q", queue]
+        worker = start_process(
+            name, argv, self.worker_env(**env), self.data_dir / "logs" / f"{name}.log"
+        )
+        self.processes.append(worker)
+        if wait:
+            wait_until(
+                lambda: self._listed(worker),
+                timeout=30,
+                interval=0.1,
+                message=f"worker {name} to register",
+            )
+        return worker
+
+    def _listed(self, worker: ManagedProcess) -> bool:
+        if worker.process.poll() is not None:
+            raise AssertionError(f"{worker.name} exited:\n{worker.log()[-3000:]}")
+        return any(row["name"] == worker.name and row["alive"] for row in self.workers())
+
+    def start_server_worker(self) -> ManagedProcess:
+        process = start_process(
+            "server-worker",
+            [sys.executable, "-m", "pipelines.cli", "serverworker"],
+            self.server.env,
+            self.data_dir / "logs" / "server-worker.log",
+        )
+        self.processes.append(process)
+        process.wait_for_log("sweeping every", timeout=30)
+        return process
+
+    # ------------------------------------------------------------ the API, as a test reads it
+
+    def get(self, path: str, **params):
+        response = self.server.api().get(f"{self.server.url}/api/v1/{path}", params=params)
+        assert response.ok, (path, response.status_code, response.text)
+        return response.json()
+
+    def post(self, path: str, body: dict | None = None, key: str | None = None):
+        response = self.server.api(key).post(f"{self.server.url}/api/v1/{path}", json=body or {})
+        assert response.ok, (path, response.status_code, response.text)
+        return response.json() if response.content else None
+
+    def patch(self, path: str, body: dict):
+        response = self.server.api().patch(f"{self.server.url}/api/v1/{path}", json=body)
+        assert response.ok, (path, response.status_code, response.text)
+        return response.json()
+
+    def task(self, task_id: str) -> dict:
+        return self.get(f"tasks/{task_id}/")
+
+    def workers(self) -> list[dict]:
+        data = self.get("workers/")
+        return data["results"] if isinstance(data, dict) else data
+
+    def queues_listed(self) -> dict[str, dict]:
+        data = self.get("queues/", page_size=1000)
+        rows = data["results"] if isinstance(data, dict) else data
+        return {row["name"]: row for row in rows}
+
+    def console(self, task_id: str) -> list[dict]:
+        return self.get(f"tasks/{task_id}/console/", limit=10_000)
+
+    def console_text(self, task_id: str) -> str:
+        return "\n".join(line["text"] for line in self.console(task_id))
+
+    def wait_for_status(self, task_id: str, *statuses: str, timeout: float = 30.0) -> dict:
+        seen = {}
+
+        def reached():
+            seen["task"] = self.task(task_id)
+            return seen["task"] if seen["task"]["status"] in statuses else None
+
+        try:
+            return wait_until(reached, timeout=timeout, interval=0.1)
+        except AssertionError as error:
+            task = seen.get("task") or {}
+            raise AssertionError(
+                f"task {task_id} is {task.get('status')} ({task.get('status_reason')}), "
+                f"not {statuses}; console:\n{self.console_text(task_id)[-3000:]}"
+            ) from error
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.server.stop()
+        if self.embedded_broker is not None:
+            self.embedded_broker.stop()
+        else:
+            delete_broker_queues(
+                self.broker_url, self.prefix, [*self.queues, f"{self.prefix}-server"]
+            )
+        self.server.drop_database()
+
+
+def start_cluster(data_dir: Path) -> Cluster:
+    """Broker (PIPELINES_TEST_BROKER_URL, else an embedded Redis), server, server worker."""
+    from pipelines.embedded_redis import EmbeddedRedis
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"t{secrets.token_hex(3)}"
+    embedded = None
+    broker_url = os.environ.get("PIPELINES_TEST_BROKER_URL", "")
+    if not broker_url:
+        embedded = EmbeddedRedis(data_dir / "broker", log_path=data_dir / "redis.log").start()
+        broker_url = embedded.url
+    try:
+        server = start_server(
+            data_dir / "server",
+            CELERY_BROKER_URL=broker_url,
+            PIPELINES_SERVER_QUEUE=f"{prefix}-server",
+            TASK_LEASE_SECONDS="2",
+            SWEEP_INTERVAL_SECONDS="0.5",
+        )
+    except BaseException:
+        if embedded is not None:
+            embedded.stop()
+        raise
+    cluster = Cluster(server, broker_url, prefix, data_dir, embedded_broker=embedded)
+    try:
+        cluster.start_server_worker()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 that a test can cut (refusing and dropping connections)."""
+
+    def __init__(self, target_port: int):
+        import threading
+
+        self.target_port = target_port
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._sockets: set = set()
+        self._listener = None
+        self.restore()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def restore(self) -> None:
+        import threading
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Stop listening and drop every open connection: the server looks unreachable."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+            listener, self._listener = self._listener, None
+        for sock in [listener, *sockets]:
+            if sock is None:
+                continue
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _accept(self, listener) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            source.close()

@@ -44,6 +44,11 @@ def env_list(name: str, default: str) -> list[str]:
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PIPELINES_DATA_DIR", str(BASE_DIR / ".pipelines-data"))).resolve()
+# SQLite and local artifacts live here; create it so a fresh checkout works at once.
+try:
+    (DATA_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass  # reported by the system checks when something needs it
 
 DEBUG = env_bool("DEBUG", False)
 # The development key is only used when SECRET_KEY is unset; checks.py warns about it.
@@ -63,7 +68,24 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "webapp.core.apps.CoreConfig",
     "webapp.api.apps.ApiConfig",
+    "webapp.dashboard.apps.DashboardConfig",
 ]
+
+# Dashboard plugins, in tab order of appearance; each is also an installed app. Extra
+# (third-party) plugins are appended from PIPELINES_EXTRA_PLUGINS, comma-separated.
+DASHBOARD_PLUGINS = [
+    "webapp.plugins.execution",
+    "webapp.plugins.configuration",
+    "webapp.plugins.artifacts",
+    "webapp.plugins.info",
+    "webapp.plugins.console",
+    "webapp.plugins.pipeline_graph",
+    "webapp.plugins.scalars",
+    "webapp.plugins.plots",
+    "webapp.plugins.debug_samples",
+    *env_list("PIPELINES_EXTRA_PLUGINS", ""),
+]
+INSTALLED_APPS += DASHBOARD_PLUGINS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -110,7 +132,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"
         ),
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -189,7 +210,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 # Celery. Unset CELERY_BROKER_URL means the embedded Redis that `pipelines up` starts on a
 # unix socket under the data dir.
@@ -205,12 +228,27 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Longer than any task's time limit, so a slow step's message is not redelivered mid-run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VISIBILITY_TIMEOUT", 43200)}
+# Server-side tasks (engine, sweeps) travel on their own queue, so step workers never get
+# them; a unique name lets several installations share one broker.
+PIPELINES_SERVER_QUEUE = env_str("PIPELINES_SERVER_QUEUE", "server")
+CELERY_TASK_DEFAULT_QUEUE = PIPELINES_SERVER_QUEUE
+CELERY_TASK_ROUTES = {"core.*": {"queue": PIPELINES_SERVER_QUEUE}}
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # Liveness: a running task whose worker has not heartbeated for this long is reaped.
 TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 30.0)
+# How often the server worker reaps leases, re-publishes lost messages and advances runs
+# (0 turns its built-in sweeper off, e.g. when `celery beat` schedules core.sweep instead).
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)
 TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
+
+# ClearML wire compatibility (webapp/compat): lifetime of the tokens auth.login hands out
+# (the SDK renews them before they end), and how long a silent ClearML worker stays listed.
+CLEARML_TOKEN_SECONDS = env_int("CLEARML_TOKEN_SECONDS", 24 * 3600)
+CLEARML_WORKER_TIMEOUT_SECONDS = env_int("CLEARML_WORKER_TIMEOUT_SECONDS", 600)
 
 LOGGING = {
     "version": 1,

@@ -6,11 +6,11 @@ from webapp.api.views_ops import ArtifactFileView
 from webapp.dashboard import views as dashboard
 
 urlpatterns = [
-    path("", dashboard.home, name="home"),
     path("healthz", dashboard.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("webapp.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("files/<str:artifact_id>/<path:filename>", ArtifactFileView.as_view(), name="file"),
+    path("", include("webapp.dashboard.urls")),
 ]

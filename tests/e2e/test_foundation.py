@@ -79,7 +79,8 @@ def test_every_endpoint_refuses_missing_or_bad_credentials(server):
                 response = requests.request(method, url, headers=headers, json={}, timeout=10)
                 assert response.status_code in (401, 405), (method, path, response.status_code)
                 if response.status_code == 401:
-                    assert response.json()["error"] in ("not_authenticated", "authentication_failed")
+                    error = response.json()["error"]
+                    assert error in ("not_authenticated", "authentication_failed")
     assert requests.get(f"{server.url}/api/schema/", timeout=10).status_code == 401
     assert requests.get(f"{server.url}/files/{fake_id}/x", timeout=10).status_code == 401
 

@@ -11,7 +11,8 @@ class TaskKeyWritesOwnTask(permissions.BasePermission):
     def has_object_permission(self, request, view, obj):
         if request.method in permissions.SAFE_METHODS:
             return True
-        task = getattr(obj, "task", obj)
+        # An artifact belongs to a task, a pipeline run to its controller task.
+        task = getattr(obj, "task", None) or getattr(obj, "controller", None) or obj
         return may_write_task(task, request.auth)
 
 

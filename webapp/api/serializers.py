@@ -88,6 +88,8 @@ class TaskEditSerializer(serializers.Serializer):
     configuration = serializers.DictField(required=False)
     runtime = serializers.DictField(required=False)
     tags = serializers.ListField(child=serializers.CharField(), required=False)
+    max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    time_limit = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
 
 
 class ParametersSerializer(serializers.Serializer):

@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class HelloPlugin(DashboardPlugin):
+    name = "pipelines_hello"
+    label = "pipelines_hello"
+    verbose_name = "Lineage tab (example plugin)"

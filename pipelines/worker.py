@@ -1,0 +1,466 @@
+"""The step worker: `pipelines worker -q default`. A Celery worker with no Django in it.
+
+A broker message carries only (task id, attempt). The worker claims that attempt over REST
+(a second delivery finds nothing to claim and starts nothing), runs the task's script in a
+subprocess in its own process group, streams its console, heartbeats, and reports the end.
+It kills the step when the server says stop, when the time limit passes, when it shuts down,
+and when it cannot heartbeat for a lease (the server may already have handed the task on).
+"""
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from .client import ApiError, Client
+from .config import ClientConfig, ConfigurationError, load_config
+from .embedded_redis import broker_url as embedded_broker_url
+from .embedded_redis import default_data_dir
+from .step_console import ConsoleStream, pump_lines
+from .step_setup import (
+    StepSetupError,
+    describe_exit,
+    guarded_command,
+    has_exited,
+    killpg,
+    materialise,
+    step_env,
+)
+
+log = logging.getLogger("pipelines.worker")
+
+RUN_TASK = "pipelines.run_task"
+# A fenced step is killed a little before its lease ends on the server, never after it.
+FENCE_FRACTION = 0.9
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+@dataclass
+class WorkerConfig:
+    """Everything a step worker needs: where the server and broker are, and its timings."""
+
+    api_url: str
+    api_key: str
+    broker_url: str
+    name: str
+    queues: list[str]
+    concurrency: int = 1
+    heartbeat: float = 1.0
+    lease: float = 30.0
+    kill_grace: float = 3.0
+    presence_interval: float = 5.0
+    console_max_lines: int = 50_000
+    visibility_timeout: int = 43_200
+    work_dir: str | None = None
+    keep_work_dirs: bool = False
+
+    @classmethod
+    def from_env(cls, queues: list[str], name: str = "", concurrency: int = 1) -> "WorkerConfig":
+        """Server URL and worker key from PIPELINES_API_URL/KEY (or `pipelines login`)."""
+        client = load_config()
+        broker = os.environ.get("CELERY_BROKER_URL") or embedded_broker_url(default_data_dir())
+        return cls(
+            api_url=client.api_url,
+            api_key=client.api_key,
+            broker_url=broker,
+            name=name or f"{socket.gethostname()}:{os.getpid()}",
+            queues=list(dict.fromkeys(queues)),
+            concurrency=max(1, concurrency),
+            heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", 1.0)),
+            lease=max(0.5, _env_float("PIPELINES_LEASE_SECONDS", 30.0)),
+            kill_grace=max(0.0, _env_float("PIPELINES_KILL_GRACE_SECONDS", 3.0)),
+            presence_interval=max(0.5, _env_float("PIPELINES_WORKER_HEARTBEAT_SECONDS", 5.0)),
+            console_max_lines=int(_env_float("PIPELINES_CONSOLE_MAX_LINES", 50_000)),
+            # Longer than any step may run, so Redis does not redeliver a running message.
+            visibility_timeout=int(_env_float("VISIBILITY_TIMEOUT", 43_200)),
+            work_dir=os.environ.get("PIPELINES_WORK_DIR") or None,
+            keep_work_dirs=os.environ.get("PIPELINES_KEEP_WORK_DIRS", "") in ("1", "true"),
+        )
+
+
+class TaskHeartbeat(threading.Thread):
+    """Extends the attempt's lease; records when the server says stop or stops answering."""
+
+    def __init__(self, client: Client, task_id: str, attempt: int, worker: str, interval: float):
+        super().__init__(name=f"heartbeat-{task_id[:8]}", daemon=True)
+        self.client, self.task_id, self.attempt, self.worker = client, task_id, attempt, worker
+        self.interval = interval
+        self.last_accepted = time.monotonic()
+        self.stop_reason: str | None = None
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._halt.wait(self.interval):
+            sent = time.monotonic()
+            try:
+                reply = self.client.post(
+                    f"tasks/{self.task_id}/heartbeat/",
+                    {"attempt": self.attempt, "worker": self.worker},
+                )
+            except ApiError as error:
+                if error.status == 404:
+                    self.stop_reason = "the task no longer exists"
+                    return
+                failures += 1
+                if failures == 1:
+                    log.warning("heartbeat for %s failed: %s", self.task_id, error)
+                continue
+            failures = 0
+            # The send time, not the reply time: the server's lease started no earlier.
+            self.last_accepted = sent
+            if not reply.get("keep_running"):
+                self.stop_reason = (
+                    f"the server says stop (task is {reply.get('status')}, "
+                    f"current attempt {reply.get('attempt')})"
+                )
+                return
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last_accepted
+
+    def halt(self) -> None:
+        self._halt.set()
+
+
+class StepRun:
+    """One claimed attempt: set up, run, supervise, report."""
+
+    def __init__(self, worker: "StepWorker", task: dict, attempt: int, task_key: str, since):
+        self.worker, self.config = worker, worker.config
+        self.task, self.task_id, self.attempt, self.task_key = task, task["id"], attempt, task_key
+        self.claimed_at = since
+
+    def execute(self) -> None:
+        console = ConsoleStream(
+            self.worker.console_client, self.task_id, self.config.console_max_lines
+        ).start()
+        console.system(f"worker {self.config.name} runs attempt {self.attempt}")
+        # The lease is held from the claim to the report: a slow checkout or a slow final
+        # console flush must not look like a dead worker.
+        heartbeat = TaskHeartbeat(
+            self.worker.beat_client,
+            self.task_id,
+            self.attempt,
+            self.config.name,
+            self.config.heartbeat,
+        )
+        heartbeat.last_accepted = self.claimed_at
+        heartbeat.start()
+        workdir = None
+        outcome: tuple[str, str, str] | None
+        try:
+            try:
+                script = self.task.get("script") or {}
+                workdir, cwd, entry = materialise(script, self.config.work_dir)
+            except StepSetupError as error:
+                outcome = ("failed", f"could not prepare the script: {error}", "")
+            else:
+                outcome = self._run(cwd, entry, console, heartbeat)
+            finally:
+                if workdir is not None and not self.config.keep_work_dirs:
+                    shutil.rmtree(workdir, ignore_errors=True)
+            if outcome is not None:
+                console.system(f"attempt {self.attempt} ended: {outcome[0]} ({outcome[1]})")
+            # Every line reaches the server before the status changes, so whoever sees the
+            # end state also sees the whole console.
+            console.close()
+            if outcome is not None:
+                self._finish(*outcome)
+        finally:
+            heartbeat.halt()
+
+    def _run(
+        self, cwd: Path, entry: str, console: ConsoleStream, heartbeat: "TaskHeartbeat"
+    ) -> tuple[str, str, str] | None:
+        command = [sys.executable, "-u", entry]
+        console.system(f"$ python -u {entry}")
+        try:
+            process = subprocess.Popen(
+                guarded_command(command),
+                cwd=cwd,
+                env=step_env(self.config.api_url, self.task_key, self.task_id),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as error:
+            return ("failed", f"could not start the step: {error}", "")
+        stderr_tail: deque[str] = deque(maxlen=40)
+        readers = [
+            threading.Thread(target=pump_lines, args=(pipe, stream, console, tail), daemon=True)
+            for pipe, stream, tail in (
+                (process.stdout, "stdout", None),
+                (process.stderr, "stderr", stderr_tail),
+            )
+        ]
+        for reader in readers:
+            reader.start()
+        stop_reason, report = self._supervise(process, heartbeat, console)
+        code = process.wait()
+        for reader in readers:
+            reader.join(5)
+        console.system(f"step process ended: {describe_exit(code)}")
+        if stop_reason is not None:
+            return ("failed", stop_reason, "") if report else None
+        if code == 0:
+            return ("completed", "exit code 0", "")
+        return ("failed", describe_exit(code), "\n".join(stderr_tail)[-4000:])
+
+    def _supervise(self, process, heartbeat: TaskHeartbeat, console) -> tuple[str | None, bool]:
+        """Wait for the step to exit, killing its group when it must stop. (reason, report?)"""
+        limit = self.task.get("time_limit") or 0
+        deadline = time.monotonic() + limit if limit > 0 else None
+        reason, report, escalate_at = None, True, None
+        while not has_exited(process.pid):
+            now = time.monotonic()
+            if reason is None:
+                hard = False
+                if heartbeat.stop_reason:
+                    reason, report = heartbeat.stop_reason, False
+                elif heartbeat.silent_for() > self.config.lease * FENCE_FRACTION:
+                    reason = f"lost contact with the server for {heartbeat.silent_for():.0f}s"
+                    hard = True  # the lease is gone: the server may already run it elsewhere
+                elif deadline is not None and now >= deadline:
+                    reason = f"time limit exceeded ({limit:g}s)"
+                elif self.worker.shutting_down.is_set():
+                    reason = "worker shut down while the step was running"
+                if reason is not None:
+                    console.system(f"stopping the step: {reason}")
+                    killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+                    escalate_at = now + (0 if hard else self.config.kill_grace)
+            elif escalate_at is not None and now >= escalate_at:
+                killpg(process.pid, signal.SIGKILL)
+                escalate_at = None
+            time.sleep(0.05)
+        # Whatever the step left running in its group goes with it.
+        killpg(process.pid, signal.SIGKILL)
+        return reason, report
+
+    def _finish(self, status: str, reason: str, message: str) -> None:
+        try:
+            self.worker.client.post(
+                f"tasks/{self.task_id}/finish/",
+                {
+                    "attempt": self.attempt,
+                    "status": status,
+                    "reason": reason[:255],
+                    "message": message,
+                },
+            )
+        except ApiError as error:
+            if error.status == 409:
+                log.info("task %s moved on before its report (%s)", self.task_id, error.detail)
+            else:
+                log.warning("could not report %s for task %s: %s", status, self.task_id, error)
+
+
+class StepWorker:
+    """Claims and runs messages; keeps the worker's own presence on the server."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        credentials = ClientConfig(config.api_url, config.api_key)
+        self.client = Client(credentials, timeout=30, retry_for=30)
+        # Heartbeats must fail fast: a slow retry would eat into the lease.
+        beat_timeout = max(1.0, min(5.0, config.lease / 3))
+        self.beat_client = Client(credentials, timeout=beat_timeout, retry_for=0)
+        self.console_client = Client(credentials, timeout=10, retry_for=0)
+        self.shutting_down = threading.Event()
+        self._presence: threading.Thread | None = None
+
+    def handle(self, task_id: str, attempt: int) -> None:
+        """One broker message. Never raises: the row, not the message, is the truth."""
+        since = time.monotonic()
+        try:
+            claimed = self.client.post(
+                f"tasks/{task_id}/claim/", {"attempt": attempt, "worker": self.config.name}
+            )
+        except ApiError as error:
+            if error.status in (404, 409):
+                log.info(
+                    "task %s attempt %s is not claimable (%s): dropped; "
+                    "a second delivery starts nothing",
+                    task_id,
+                    attempt,
+                    error.detail,
+                )
+            else:
+                log.warning(
+                    "could not claim task %s attempt %s: %s (the server re-publishes it)",
+                    task_id,
+                    attempt,
+                    error,
+                )
+            return
+        log.info("claimed task %s attempt %s", task_id, attempt)
+        try:
+            StepRun(self, claimed["task"], attempt, claimed["task_key"], since).execute()
+        except Exception as error:  # noqa: BLE001 - report, then keep serving
+            log.exception("task %s attempt %s broke the worker", task_id, attempt)
+            try:
+                self.client.post(
+                    f"tasks/{task_id}/finish/",
+                    {"attempt": attempt, "status": "failed", "reason": f"worker error: {error}"},
+                )
+            except ApiError:
+                pass
+        log.info("task %s attempt %s done", task_id, attempt)
+
+    def key_problem(self) -> str | None:
+        """Why this worker's key cannot claim tasks, if the server says so; None otherwise."""
+        try:
+            me = Client(ClientConfig(self.config.api_url, self.config.api_key), retry_for=5).get(
+                "me/"
+            )
+        except ApiError as error:
+            if error.status in (401, 403):
+                return f"the server at {self.config.api_url} refuses this key ({error.detail})"
+            log.warning("cannot reach %s yet (%s); starting anyway", self.config.api_url, error)
+            return None
+        if me.get("key_kind") == "worker" or (me.get("is_staff") and me.get("key_kind") == "user"):
+            return None
+        return "this key cannot claim tasks: use a worker key (or a staff user's key)"
+
+    def announce(self) -> None:
+        """Start telling the server this worker is alive (on the worker's `ready`)."""
+        if self._presence is None:
+            self._presence = threading.Thread(target=self._presence_loop, daemon=True)
+            self._presence.start()
+
+    def _presence_loop(self) -> None:
+        body = {
+            "name": self.config.name,
+            "queues": self.config.queues,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        while not self.shutting_down.is_set():
+            try:
+                self.beat_client.post("workers/heartbeat/", body)
+            except ApiError as error:
+                log.warning("worker heartbeat failed: %s", error)
+            self.shutting_down.wait(self.config.presence_interval)
+
+    def unregister(self) -> None:
+        try:
+            Client(ClientConfig(self.config.api_url, self.config.api_key), retry_for=2).post(
+                "workers/unregister/", {"name": self.config.name}
+            )
+        except ApiError as error:
+            log.warning("could not unregister worker %s: %s", self.config.name, error)
+
+
+def build_app(worker: StepWorker):
+    """The worker's own Celery app: no Django, JSON only, one message per free slot."""
+    from celery import Celery
+
+    config = worker.config
+    app = Celery("pipelines-worker", set_as_current=False)
+    app.conf.update(
+        broker_url=config.broker_url,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options={"visibility_timeout": config.visibility_timeout},
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_acks_on_failure_or_timeout=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        # A broker blip must not kill a running step: the lease, not the broker, says who runs.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+
+    @app.task(name=RUN_TASK, ignore_result=True)
+    def run_task(task_id: str, attempt: int) -> None:
+        worker.handle(str(task_id), int(attempt))
+
+    return app
+
+
+def _tick() -> None:
+    """Nothing: being called wakes the event loop."""
+
+
+def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
+    """Run a step worker on `queues` until SIGTERM/SIGINT; returns the exit code."""
+    from celery import signals
+
+    try:
+        config = WorkerConfig.from_env(queues or ["default"], name, concurrency)
+    except ConfigurationError as error:
+        print(f"pipelines worker: {error}", file=sys.stderr)
+        return 2
+    worker = StepWorker(config)
+    problem = worker.key_problem()
+    if problem:
+        print(f"pipelines worker: {problem}", file=sys.stderr)
+        return 2
+    app = build_app(worker)
+
+    # One slot: the solo pool runs the step's supervision in Celery's own loop, so the next
+    # message is fetched the moment a step ends. Our heartbeat and console threads keep
+    # running meanwhile, and no broker heartbeat is expected of a blocked loop. More slots:
+    # threads, with a short timer so a slot freed by a pool thread re-arms the Redis fetch
+    # at once (kombu's loop otherwise only wakes on its 10 s restore timer).
+    pool = "solo" if config.concurrency == 1 else "threads"
+
+    def on_ready(sender=None, **_kwargs):
+        hub = getattr(sender, "hub", None)
+        if pool == "threads" and hub is not None:
+            hub.call_repeatedly(0.2, _tick)
+        worker.announce()
+        log.info("worker %s consumes %s", config.name, ", ".join(config.queues))
+
+    def on_shutting_down(**_kwargs):
+        worker.shutting_down.set()
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutting_down.connect(on_shutting_down, weak=False)
+    if pool == "solo":
+        app.conf.broker_heartbeat = 0
+    argv = [
+        "worker",
+        "--queues",
+        ",".join(config.queues),
+        "--pool",
+        pool,
+        "--concurrency",
+        str(config.concurrency),
+        "--hostname",
+        f"pipelines-{os.getpid()}@{socket.gethostname()}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        os.environ.get("PIPELINES_LOG_LEVEL", "INFO"),
+    ]
+    code = 0
+    try:
+        app.worker_main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        worker.shutting_down.set()
+        worker.unregister()
+    return code

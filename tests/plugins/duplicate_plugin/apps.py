@@ -1,0 +1,6 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class DuplicatePlugin(DashboardPlugin):
+    name = "tests.plugins.duplicate_plugin"
+    label = "duplicate_plugin"

@@ -1,0 +1,36 @@
+from django.core.files.base import ContentFile
+
+from webapp.core.models import DebugSample
+from webapp.core.storage import artifact_storage
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 32
+
+
+def _sample(task, name, content_type):
+    key = artifact_storage().save(f"tasks/{task.id}/samples/{name}", ContentFile(PNG))
+    return DebugSample.objects.create(
+        task=task, title="images", series=name, storage_key=key, content_type=content_type
+    )
+
+
+def test_samples_are_listed_and_served_images_inline_anything_else_as_download(
+    admin_client, task, stranger_client, settings, tmp_path
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    image = _sample(task, "img.png", "image/png")
+    page = _sample(task, "page.html", "text/html")
+    body = admin_client.get(f"/tasks/{task.id}/debug-samples/").content.decode()
+    assert f"/tasks/{task.id}/samples/{image.id}/" in body
+    inline = admin_client.get(f"/tasks/{task.id}/samples/{image.id}/")
+    assert inline["Content-Type"] == "image/png"
+    assert b"".join(inline.streaming_content) == PNG
+    download = admin_client.get(f"/tasks/{task.id}/samples/{page.id}/")
+    assert download["Content-Type"] == "application/octet-stream"
+    assert "attachment" in download["Content-Disposition"]
+    assert stranger_client.get(f"/tasks/{task.id}/samples/{image.id}/").status_code == 404

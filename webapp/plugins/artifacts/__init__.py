@@ -1,0 +1,1 @@
+"""The Artifacts tab: what a task stored, with previews and download links."""

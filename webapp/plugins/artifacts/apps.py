@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class ArtifactsPlugin(DashboardPlugin):
+    name = "webapp.plugins.artifacts"
+    label = "plugin_artifacts"
+    verbose_name = "Artifacts tab"

@@ -1,0 +1,1 @@
+"""The Configuration tab: hyperparameters (editable on a draft) and configuration objects."""

@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class ConfigurationPlugin(DashboardPlugin):
+    name = "webapp.plugins.configuration"
+    label = "plugin_configuration"
+    verbose_name = "Configuration tab"

@@ -1,0 +1,1 @@
+"""The Console tab: the task's output, tailed live."""

@@ -1,0 +1,1 @@
+"""Results > Debug samples: images a task reported."""

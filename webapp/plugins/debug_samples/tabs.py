@@ -1,0 +1,29 @@
+from webapp.dashboard.registry import TaskTab
+
+# The newest iterations first; older ones are rarely looked at and cost a request each.
+MAX_SAMPLES = 200
+
+
+def get_context(request, task) -> dict:
+    samples = task.debug_samples.order_by("title", "series", "-iteration")[:MAX_SAMPLES]
+    groups: dict[str, list] = {}
+    for sample in samples:
+        groups.setdefault(sample.title, []).append(sample)
+    return {"groups": groups, "limit": MAX_SAMPLES}
+
+
+def count(task) -> int:
+    return task.debug_samples.count()
+
+
+tabs = [
+    TaskTab(
+        slug="debug-samples",
+        label="Debug samples",
+        group="Results",
+        order=80,
+        template="plugins/debug_samples/tab.html",
+        get_context=get_context,
+        badge=count,
+    )
+]

@@ -1,0 +1,1 @@
+"""The Execution tab: script, code, requirements and where it ran."""

@@ -1,0 +1,1 @@
+"""The Info tab: ids, status, timestamps, lineage and runtime properties."""

@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class InfoPlugin(DashboardPlugin):
+    name = "webapp.plugins.info"
+    label = "plugin_info"
+    verbose_name = "Info tab"

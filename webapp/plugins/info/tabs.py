@@ -1,0 +1,22 @@
+from webapp.core.access import visible_tasks
+from webapp.dashboard.registry import TaskTab
+
+
+def get_context(request, task) -> dict:
+    children = visible_tasks(request.user).filter(parent=task).order_by("-created")[:50]
+    return {
+        "children": children,
+        "metrics": sorted((task.last_metrics or {}).items()),
+        "runtime": sorted((task.runtime or {}).items()),
+    }
+
+
+tabs = [
+    TaskTab(
+        slug="info",
+        label="Info",
+        order=40,
+        template="plugins/info/tab.html",
+        get_context=get_context,
+    )
+]

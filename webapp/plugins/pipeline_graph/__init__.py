@@ -1,0 +1,1 @@
+"""The Pipeline tab of a controller task: its run's live DAG."""

@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class PipelineGraphPlugin(DashboardPlugin):
+    name = "webapp.plugins.pipeline_graph"
+    label = "plugin_pipeline_graph"
+    verbose_name = "Pipeline tab"

@@ -1,0 +1,1 @@
+"""Results > Plots: every Plotly figure a task reported."""

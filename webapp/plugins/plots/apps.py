@@ -1,0 +1,7 @@
+from webapp.dashboard.registry import DashboardPlugin
+
+
+class PlotsPlugin(DashboardPlugin):
+    name = "webapp.plugins.plots"
+    label = "plugin_plots"
+    verbose_name = "Plots tab"

@@ -1,0 +1,1 @@
+"""Results > Scalars: one line chart per scalar title."""
