@@ -9,6 +9,7 @@ much a step prints and however long the server is unreachable.
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 
 from .client import ApiError, Client
@@ -18,6 +19,9 @@ log = logging.getLogger("pipelines.worker")
 MAX_LINE_CHARS = 10_000  # the server keeps at most this much of one line
 READ_LIMIT = 64 * 1024
 MAX_POST_LINES = 5_000  # the API takes up to 10,000 lines per call
+# Far below the server's request body limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 2.5 MB by Django's
+# default), however wide the lines: a refused batch would be lost.
+MAX_POST_BYTES = 1024 * 1024
 TAIL_CHAR_BUDGET = 16 * 1024 * 1024
 CUT_MARK = " … [line cut]"
 
@@ -46,6 +50,8 @@ class ConsoleStream:
         self._capped = False
         self._closing = False
         self._deadline = 0.0
+        # Batches cut and named but not yet accepted; only the shipper thread touches it.
+        self._unsent: deque[tuple[str, list[dict]]] = deque()
         self._thread = threading.Thread(target=self._run, name=f"console-{task_id[:8]}")
         self._thread.daemon = True
 
@@ -104,33 +110,57 @@ class ConsoleStream:
                 )
                 batch, self._pending = self._pending, []
                 closing = self._closing
-            sent = self._send(batch)
+            self._unsent.extend((uuid.uuid4().hex, chunk) for chunk in _chunks(batch))
+            sent = self._send()
             if closing:
                 with self._cond:
-                    if not self._pending or time.monotonic() > self._deadline:
-                        if self._pending:
+                    left = len(self._pending) + sum(len(c) for _, c in self._unsent)
+                    if not left or time.monotonic() > self._deadline:
+                        if left:
                             log.warning(
                                 "%d console lines of %s could not be delivered",
-                                len(self._pending),
+                                left,
                                 self.task_id,
                             )
                         return
             if not sent:
                 time.sleep(min(self.flush_seconds, 0.5))
 
-    def _send(self, batch: list[dict]) -> bool:
-        """Post `batch`; on a transient failure put the rest back in front. True if all went."""
-        for start in range(0, len(batch), MAX_POST_LINES):
-            chunk = batch[start : start + MAX_POST_LINES]
+    def _send(self) -> bool:
+        """Post the unsent batches in order; stop at a transient failure. True if all went.
+
+        A batch keeps its id until the server accepts it, so one that reached the server
+        but whose answer was lost is stored once when it is sent again.
+        """
+        while self._unsent:
+            batch_id, chunk = self._unsent[0]
             try:
-                self.client.post(f"tasks/{self.task_id}/console/", {"lines": chunk})
+                self.client.post(
+                    f"tasks/{self.task_id}/console/", {"lines": chunk, "batch_id": batch_id}
+                )
             except ApiError as error:
                 if error.status == 0 or error.status >= 500 or error.status == 429:
-                    with self._cond:
-                        self._pending[:0] = batch[start:]
                     return False
                 log.warning("console lines for %s refused: %s", self.task_id, error)
+            self._unsent.popleft()
         return True
+
+
+def _chunks(lines: list[dict]):
+    """`lines` in requests of at most MAX_POST_LINES lines and about MAX_POST_BYTES bytes."""
+    chunk: list[dict] = []
+    size = 0
+    for line in lines:
+        text = line["text"]
+        # JSON escapes each non-ASCII character to \uXXXX (twice that for astral ones).
+        cost = 40 + (len(text) if text.isascii() else 12 * len(text))
+        if chunk and (len(chunk) >= MAX_POST_LINES or size + cost > MAX_POST_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += cost
+    if chunk:
+        yield chunk
 
 
 def _system(text: str) -> dict:

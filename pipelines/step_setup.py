@@ -2,11 +2,13 @@
 the guard that leads its group, and how its end is read."""
 
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 # Variables a step must not inherit: the worker's own credentials and the server's secrets.
@@ -87,6 +89,37 @@ def step_env(api_url: str, task_key: str, task_id: str) -> dict:
     return env
 
 
+# ---------------------------------------------------------------- step resource limits
+# Set by the worker's environment, applied by the guard to the step only (after its fork,
+# before exec), so a step that hits one fails while the guard and the worker are untouched.
+# Unset or empty means no limit. RLIMIT_NPROC counts every process of the user and is not
+# enforced for root; run workers as an unprivileged user for it to bite.
+STEP_RLIMITS = {
+    "PIPELINES_STEP_RLIMIT_AS_MB": ("RLIMIT_AS", 1024 * 1024),
+    "PIPELINES_STEP_RLIMIT_FSIZE_MB": ("RLIMIT_FSIZE", 1024 * 1024),
+    "PIPELINES_STEP_RLIMIT_NOFILE": ("RLIMIT_NOFILE", 1),
+    "PIPELINES_STEP_RLIMIT_NPROC": ("RLIMIT_NPROC", 1),
+    "PIPELINES_STEP_RLIMIT_CPU_SECONDS": ("RLIMIT_CPU", 1),
+}
+_STEP_RLIMITS_CODE = f"""
+def apply_rlimits():
+    import resource
+    for var, (name, scale) in {STEP_RLIMITS!r}.items():
+        raw = os.environ.get(var, "").strip()
+        if not raw:
+            continue
+        value = int(raw) * scale
+        if value <= 0:
+            raise ValueError(var + " must be a positive integer")
+        kind = getattr(resource, name)
+        hard = resource.getrlimit(kind)[1]
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, value))
+"""
+_LIMIT_SIGNALS = {"SIGXFSZ": "file size limit exceeded", "SIGXCPU": "CPU time limit exceeded"}
+
+
 # The step's process-group leader. It stays between the worker and the step so that a worker
 # killed with SIGKILL still takes its step down: the guard sees it has been re-parented and
 # kills the whole group. It ignores the SIGTERM the worker sends to the group (the step gets
@@ -102,29 +135,61 @@ if pid == 0:
     for number in (*caught, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(number, signal.SIG_DFL)
     try:
+        apply_rlimits()
+    except (ValueError, OSError) as error:
+        os.write(2, f"cannot apply the step resource limits: {error}\\n".encode())
+        os._exit(126)
+    try:
         os.execv(argv[0], argv)
     except OSError as error:
         os.write(2, f"cannot run {argv[0]}: {error}\\n".encode())
     os._exit(127)
+# A pidfd wakes us the moment the step exits (no polling delay); every 0.1 s we also check
+# that the worker is still our parent.
+try:
+    import select
+    pidfd = os.pidfd_open(pid)
+except (AttributeError, OSError, ImportError):
+    pidfd = None
 while True:
+    if pidfd is not None:
+        select.select([pidfd], [], [], 0.1)
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
         break
     if os.getppid() != parent:
         os.killpg(0, signal.SIGKILL)
-    time.sleep(0.1)
+    if pidfd is None:
+        time.sleep(0.1)
 if os.WIFSIGNALED(status):
     number = os.WTERMSIG(status)
-    signal.signal(number, signal.SIG_DFL)
+    if number not in (signal.SIGKILL, signal.SIGSTOP):  # these two cannot be handled
+        signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
     os._exit(128 + number)
 os._exit(os.waitstatus_to_exitcode(status))
 """
 
 
+_GUARD = _STEP_RLIMITS_CODE + _GUARD
+
+
 def guarded_command(command: list[str]) -> list[str]:
     """`command` run under the guard, which watches this (the worker's) process."""
     return [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), *command]
+
+
+def wait_for_exit(pid: int, timeout: float) -> None:
+    """Return when `pid` exits or after `timeout`: at once on exit where pidfds exist."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        time.sleep(timeout)
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
 
 
 def killpg(pgid: int, number: int) -> None:
@@ -151,4 +216,6 @@ def describe_exit(code: int) -> str:
         name = signal.Signals(-code).name
     except ValueError:
         name = "unknown"
+    if name in _LIMIT_SIGNALS:
+        return f"killed by signal {-code} ({name}: {_LIMIT_SIGNALS[name]})"
     return f"killed by signal {-code} ({name})"

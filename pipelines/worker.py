@@ -16,10 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import clearml_runner
 from .client import ApiError, Client
 from .config import ClientConfig, ConfigurationError, load_config
 from .embedded_redis import broker_url as embedded_broker_url
@@ -33,6 +35,7 @@ from .step_setup import (
     killpg,
     materialise,
     step_env,
+    wait_for_exit,
 )
 
 log = logging.getLogger("pipelines.worker")
@@ -193,7 +196,7 @@ class StepRun:
             process = subprocess.Popen(
                 guarded_command(command),
                 cwd=cwd,
-                env=step_env(self.config.api_url, self.task_key, self.task_id),
+                env=self._step_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -222,6 +225,13 @@ class StepRun:
             return ("completed", "exit code 0", "")
         return ("failed", describe_exit(code), "\n".join(stderr_tail)[-4000:])
 
+    def _step_env(self) -> dict:
+        env = step_env(self.config.api_url, self.task_key, self.task_id)
+        # A task created by the official `clearml` SDK attaches through its own variables.
+        if clearml_runner.is_clearml_task(self.task):
+            env.update(clearml_runner.task_env(self.config.api_url, self.task_key, self.task_id))
+        return env
+
     def _supervise(self, process, heartbeat: TaskHeartbeat, console) -> tuple[str | None, bool]:
         """Wait for the step to exit, killing its group when it must stop. (reason, report?)"""
         limit = self.task.get("time_limit") or 0
@@ -247,7 +257,7 @@ class StepRun:
             elif escalate_at is not None and now >= escalate_at:
                 killpg(process.pid, signal.SIGKILL)
                 escalate_at = None
-            time.sleep(0.05)
+            wait_for_exit(process.pid, 0.05)
         # Whatever the step left running in its group goes with it.
         killpg(process.pid, signal.SIGKILL)
         return reason, report
@@ -287,9 +297,13 @@ class StepWorker:
     def handle(self, task_id: str, attempt: int) -> None:
         """One broker message. Never raises: the row, not the message, is the truth."""
         since = time.monotonic()
+        # Ours alone: if the answer is lost and the client retries, the server recognises the
+        # claim as this one, where another delivery of the same message gets nothing.
+        claim_id = uuid.uuid4().hex
         try:
             claimed = self.client.post(
-                f"tasks/{task_id}/claim/", {"attempt": attempt, "worker": self.config.name}
+                f"tasks/{task_id}/claim/",
+                {"attempt": attempt, "worker": self.config.name, "claim_id": claim_id},
             )
         except ApiError as error:
             if error.status in (404, 409):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -139,9 +140,11 @@ class ServerProcess:
         return result.stdout
 
 
-def start_server(data_dir: Path, **env_overrides) -> ServerProcess:
+def start_server(data_dir: Path, database: tuple | None = None, **env_overrides) -> ServerProcess:
+    """A migrated, bootstrapped server on a free port. `database` is a (url, drop) pair to
+    use instead of a fresh database (e.g. one reached through a TcpProxy)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    database_url, drop = fresh_database_url(data_dir)
+    database_url, drop = database or fresh_database_url(data_dir)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINES_")}
     env.update(
@@ -433,6 +436,27 @@ class Cluster:
     def task(self, task_id: str) -> dict:
         return self.get(f"tasks/{task_id}/")
 
+    def register(self, script: Path, **env) -> str:
+        """Run a step script once as a user would; returns the base task it registered."""
+        result = run_script(script, self.server.sdk_env(**env))
+        assert result.returncode == 0, result.stderr
+        return re.search(r"TASK_ID ([0-9a-f]{32})", result.stdout).group(1)
+
+    def launch(self, base_id: str, queue: str, parameters: dict | None = None, **fields) -> str:
+        """Clone a base task, override General parameters (and fields), enqueue the clone."""
+        clone = self.post(f"tasks/{base_id}/clone/", {"name": "run"})
+        if parameters:
+            values = {"General": {k: str(v) for k, v in parameters.items()}}
+            response = self.server.api().put(
+                f"{self.server.url}/api/v1/tasks/{clone['id']}/hyperparameters/",
+                json={"values": values},
+            )
+            assert response.ok, response.text
+        if fields:
+            self.patch(f"tasks/{clone['id']}/", fields)
+        self.post(f"tasks/{clone['id']}/enqueue/", {"queue": queue})
+        return clone["id"]
+
     def workers(self) -> list[dict]:
         data = self.get("workers/")
         return data["results"] if isinstance(data, dict) else data
@@ -477,24 +501,35 @@ class Cluster:
         self.server.drop_database()
 
 
-def start_cluster(data_dir: Path) -> Cluster:
-    """Broker (PIPELINES_TEST_BROKER_URL, else an embedded Redis), server, server worker."""
+def start_cluster(
+    data_dir: Path, broker=None, database: tuple | None = None, **server_env
+) -> Cluster:
+    """Broker (PIPELINES_TEST_BROKER_URL, else an embedded Redis), server, server worker.
+
+    `broker`: a started broker the cluster takes over (anything with `.url` and `.stop()`,
+    e.g. an EmbeddedRedis a test restarts); `server_env` overrides the server's settings
+    (the server worker gets the same); `database` as in start_server.
+    """
     from pipelines.embedded_redis import EmbeddedRedis
 
     data_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"t{secrets.token_hex(3)}"
-    embedded = None
-    broker_url = os.environ.get("PIPELINES_TEST_BROKER_URL", "")
+    embedded = broker
+    broker_url = broker.url if broker is not None else os.environ.get("PIPELINES_TEST_BROKER_URL")
     if not broker_url:
         embedded = EmbeddedRedis(data_dir / "broker", log_path=data_dir / "redis.log").start()
         broker_url = embedded.url
     try:
         server = start_server(
             data_dir / "server",
-            CELERY_BROKER_URL=broker_url,
-            PIPELINES_SERVER_QUEUE=f"{prefix}-server",
-            TASK_LEASE_SECONDS="2",
-            SWEEP_INTERVAL_SECONDS="0.5",
+            database=database,
+            **{
+                "CELERY_BROKER_URL": broker_url,
+                "PIPELINES_SERVER_QUEUE": f"{prefix}-server",
+                "TASK_LEASE_SECONDS": "2",
+                "SWEEP_INTERVAL_SECONDS": "0.5",
+                **server_env,
+            },
         )
     except BaseException:
         if embedded is not None:
@@ -520,7 +555,15 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._sockets: set = set()
         self._listener = None
+        self._drops: list[bytes] = []
+        self.dropped: list[bytes] = []
         self.restore()
+
+    def drop_response_to(self, *markers: bytes) -> None:
+        """For each marker, the next request containing it reaches the server, but its
+        response is never delivered: the connection closes instead (a lost response)."""
+        with self._lock:
+            self._drops.extend(markers)
 
     @property
     def url(self) -> str:
@@ -570,12 +613,24 @@ class TcpProxy:
                     upstream.close()
                     return
                 self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            state = {"drop": None}
+            for source, sink, request in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pipe, args=(source, sink, state, request), daemon=True
+                ).start()
 
-    def _pipe(self, source, sink) -> None:
+    def _pipe(self, source, sink, state=None, request=True) -> None:
         try:
             while data := source.recv(65536):
+                if request and self._drops:
+                    with self._lock:
+                        marker = next((m for m in self._drops if m in data), None)
+                        if marker is not None:
+                            self._drops.remove(marker)
+                            state["drop"] = marker
+                elif not request and state is not None and state["drop"] is not None:
+                    self.dropped.append(state["drop"])
+                    break  # the response is lost: close both sides without sending it
                 sink.sendall(data)
         except OSError:
             pass

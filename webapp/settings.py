@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "webapp.core.apps.CoreConfig",
     "webapp.api.apps.ApiConfig",
     "webapp.dashboard.apps.DashboardConfig",
+    "webapp.compat.apps.CompatConfig",
 ]
 
 # Dashboard plugins, in tab order of appearance; each is also an installed app. Extra
@@ -188,13 +189,18 @@ ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_BYTES", 5 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 FILE_UPLOAD_TEMP_DIR = None
+# Django's own default, stated: more files in one multipart body is a 400 (CVE-2023-24580).
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "webapp.api.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "webapp.api.permissions.KeyScope",
+    ],
     "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.Pagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -208,6 +214,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several "status" fields with different choices: name each set (else W001 in checks).
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "webapp.core.choices.TaskStatus",
+        "PipelineStatusEnum": "webapp.core.choices.PipelineStatus",
+        "NodeStatusEnum": "webapp.core.choices.NodeStatus",
+        "FinishStatusEnum": ["completed", "failed", "stopped"],
+    },
 }
 
 LOGIN_URL = "dashboard:login"
@@ -242,6 +255,8 @@ TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 30.0)
 # How often the server worker reaps leases, re-publishes lost messages and advances runs
 # (0 turns its built-in sweeper off, e.g. when `celery beat` schedules core.sweep instead).
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)
+# A queued task nobody claimed for this long is published again (a broker may lose messages).
+QUEUED_REPUBLISH_SECONDS = env_float("QUEUED_REPUBLISH_SECONDS", 10.0)
 TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 
@@ -262,7 +277,22 @@ if not DEBUG:
     SESSION_COOKIE_HTTPONLY = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+# HTTPS. PIPELINES_ENV=production turns every switch on (what `manage.py check --deploy`
+# asks for); each one can still be set by its own variable. Development keeps them off so
+# http://127.0.0.1 works. Behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (and make the proxy set that header).
+PIPELINES_ENV = env_str("PIPELINES_ENV", "development").strip().lower()
+PRODUCTION = PIPELINES_ENV in ("production", "prod")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+# Load balancers probe the health URL over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+if env_str("SECURE_PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = (env_str("SECURE_PROXY_SSL_HEADER"), "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"

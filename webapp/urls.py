@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.api.views_ops import ArtifactFileView
+from webapp.compat.fileserver import files_view as clearml_files
 from webapp.dashboard import views as dashboard
 
 urlpatterns = [
@@ -12,5 +13,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("files/<str:artifact_id>/<path:filename>", ArtifactFileView.as_view(), name="file"),
+    # ClearML wire compatibility: its REST API and its file server (both with and without a
+    # trailing slash: the SDK posts uploads to the bare files host URL).
+    path("clearml-api/", include("webapp.compat.urls")),
+    re_path(r"^clearml-files(?:/(?P<path>.*))?$", clearml_files, name="clearml-files"),
     path("", include("webapp.dashboard.urls")),
 ]

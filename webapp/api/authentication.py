@@ -1,5 +1,6 @@
 """Bearer API keys for the SDK and workers; the browser uses the session."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from webapp.core.keys import authenticate_api_key
@@ -22,3 +23,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request):
         return self.keyword
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Describes the key in the OpenAPI schema (`Authorization: Bearer pk_...`)."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key: `Authorization: Bearer pk_<prefix>_<secret>`.",
+        }

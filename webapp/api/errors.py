@@ -1,16 +1,35 @@
 """Every API error is JSON: {"error": code, "detail": message, ...details}."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from webapp.core.errors import DomainError
 from webapp.core.storage import UploadTooLarge
 
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait before retrying while the database cannot be reached.
+DATABASE_RETRY_AFTER = 2
+
 
 def exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down, restarting, unreachable or (SQLite) locked past the busy
+        # timeout: a transient condition the SDK and workers retry on, not a server bug.
+        logger.warning("database unavailable: %s", exc, exc_info=True)
+        set_rollback()
+        return Response(
+            {"error": "database_unavailable", "detail": "the database cannot be reached; retry"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     if isinstance(exc, DomainError):
         body = {"error": exc.code, "detail": exc.message, **exc.details}
         return Response(body, status=exc.status_code)

@@ -2,17 +2,65 @@
 
 from rest_framework import serializers
 
-from webapp.core.choices import TaskType
-from webapp.core.models import Artifact, LogLine, Project, Queue, Task, Worker
+from webapp.core import secrets
+from webapp.core.choices import ApiKeyKind, TaskType
+from webapp.core.models import Artifact, LogLine, Project, Queue, Task, Team, Worker
+
+
+def reveals_secrets(request, task) -> bool:
+    """Only the task's own key (its step) reads its secret parameters unmasked."""
+    key = getattr(request, "auth", None)
+    return getattr(key, "kind", None) == ApiKeyKind.TASK and key.task_id == task.pk
+
+
+def masked_task_fields(data: dict, task, request) -> dict:
+    """Sensitive parameter values and credentials in the status message, masked."""
+    if reveals_secrets(request, task):
+        return data
+    if "hyperparameters" in data:
+        data["hyperparameters"] = secrets.mask_hyperparameters(data["hyperparameters"])
+    if "configuration" in data:
+        data["configuration"] = secrets.mask_flat(data["configuration"])
+    if data.get("status_message"):
+        data["status_message"] = secrets.mask_text(
+            data["status_message"], secrets.secret_values(task)
+        )
+    return data
 
 
 class ProjectSerializer(serializers.ModelSerializer):
     task_count = serializers.IntegerField(read_only=True, required=False)
+    # Write: a team id (one of the caller's teams); omitted = the caller's only team, if one.
+    team = serializers.CharField(required=False, allow_null=True, max_length=32)
+    team_name = serializers.CharField(source="team.name", read_only=True, default=None)
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "created", "task_count"]
-        read_only_fields = ["id", "created", "task_count"]
+        fields = ["id", "name", "description", "created", "task_count", "team", "team_name"]
+        read_only_fields = ["id", "created", "task_count", "team_name"]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["team"] = instance.team_id
+        return data
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    members = serializers.SlugRelatedField(
+        many=True, slug_field="username", read_only=True, help_text="usernames"
+    )
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "members", "created"]
+        read_only_fields = ["id", "members", "created"]
+
+
+class TeamCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    members = serializers.ListField(
+        child=serializers.CharField(max_length=150), required=False, default=list, max_length=1000
+    )
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -52,6 +100,10 @@ class TaskSerializer(serializers.ModelSerializer):
             "last_update",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return masked_task_fields(data, instance, self.context.get("request"))
 
 
 class TaskListSerializer(TaskSerializer):
@@ -118,6 +170,8 @@ class EnqueueSerializer(serializers.Serializer):
 class ClaimSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(min_value=1)
     worker = serializers.CharField(max_length=255)
+    # One per message the worker handles: a retried claim (lost answer) is answered again.
+    claim_id = serializers.RegexField(r"^[0-9a-f]{1,32}$", required=False, default="")
 
 
 class HeartbeatSerializer(serializers.Serializer):
@@ -139,6 +193,8 @@ class LogLineInSerializer(serializers.Serializer):
 
 class ConsoleAppendSerializer(serializers.Serializer):
     lines = serializers.ListField(child=LogLineInSerializer(), max_length=10_000)
+    # A batch sent again under the same id (its answer was lost) is stored once.
+    batch_id = serializers.CharField(max_length=64, required=False, default="")
 
 
 class LogLineSerializer(serializers.ModelSerializer):

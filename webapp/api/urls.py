@@ -1,17 +1,21 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import views, views_ops, views_pipelines
+from . import views, views_ops, views_pipelines, views_teams
 
 app_name = "api"
 
+# No `.json` suffix routes: every response is JSON already, and the verbs take no `format`
+# argument (a suffixed PATCH or action was a 500).
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("tasks", views.TaskViewSet, basename="task")
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
 router.register("queues", views_ops.QueueViewSet, basename="queue")
 router.register("workers", views_ops.WorkerViewSet, basename="worker")
 router.register("pipelines", views_pipelines.PipelineRunViewSet, basename="pipeline")
+router.register("teams", views_teams.TeamViewSet, basename="team")
 
 urlpatterns = [
     path("me/", views_ops.MeView.as_view(), name="me"),

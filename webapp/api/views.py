@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, services
+from webapp.core import access, artifacts, events, secrets, services
 from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import HashingUploadHandler
@@ -31,11 +31,14 @@ class ProjectViewSet(
         name = self.request.query_params.get("name")
         if name:
             projects = projects.filter(name=name)
-        return projects.annotate(task_count=Count("tasks"))
+        # Meta.ordering is dropped from GROUP BY queries: order explicitly for stable pages.
+        return projects.annotate(task_count=Count("tasks")).order_by("name")
 
     def perform_create(self, serializer):
         project = services.get_or_create_project(
-            serializer.validated_data["name"], self.request.user
+            serializer.validated_data["name"],
+            self.request.user,
+            team=serializer.validated_data.get("team"),
         )
         if serializer.validated_data.get("description"):
             project.description = serializer.validated_data["description"]
@@ -86,7 +89,17 @@ class TaskViewSet(
         return s.TaskListSerializer if self.action == "list" else s.TaskSerializer
 
     def _respond(self, task, code=status.HTTP_200_OK):
-        return Response(s.TaskSerializer(task).data, status=code)
+        data = s.TaskSerializer(task, context={"request": self.request}).data
+        return Response(data, status=code)
+
+    def _parameters(self, task, field: str):
+        """A task's hyperparameters or configuration, secrets masked (see secrets.py)."""
+        values = getattr(task, field)
+        if s.reveals_secrets(self.request, task):
+            return Response(values)
+        if field == "hyperparameters":
+            return Response(secrets.mask_hyperparameters(values))
+        return Response(secrets.mask_flat(values))
 
     def _input(self, serializer_class):
         serializer = serializer_class(data=self.request.data)
@@ -125,20 +138,22 @@ class TaskViewSet(
     def hyperparameters(self, request, pk=None):
         task = self.get_object()
         if request.method == "GET":
-            return Response(task.hyperparameters)
+            return self._parameters(task, "hyperparameters")
         data = self._input(s.ParametersSerializer)
         task = services.set_hyperparameters(task, data["values"], replace=data["replace"])
-        return Response(task.hyperparameters)
+        return self._parameters(task, "hyperparameters")
 
     @extend_schema(request=s.ParametersSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["get", "put"])
     def configuration(self, request, pk=None):
         task = self.get_object()
         if request.method == "GET":
-            return Response(task.configuration)
+            return self._parameters(task, "configuration")
         data = self._input(s.ParametersSerializer)
         merged = data["values"] if data["replace"] else {**task.configuration, **data["values"]}
-        return Response(services.edit_task(task, {"configuration": merged}).configuration)
+        return self._parameters(
+            services.edit_task(task, {"configuration": merged}), "configuration"
+        )
 
     @extend_schema(request=s.ParametersSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["get", "put"])
@@ -226,7 +241,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsWorker])
     def claim(self, request, pk=None):
         data = self._input(s.ClaimSerializer)
-        claimed = services.claim_task(pk, data["attempt"], data["worker"])
+        claimed = services.claim_task(pk, data["attempt"], data["worker"], data["claim_id"])
         if claimed is None:
             current = Task.objects.filter(pk=pk).values("status", "attempt").first()
             if current is None:
@@ -264,7 +279,8 @@ class TaskViewSet(
         task = self.get_object()
         if request.method == "POST":
             data = self._input(s.ConsoleAppendSerializer)
-            return Response({"added": services.append_log(task, data["lines"])})
+            added = services.append_log(task, data["lines"], data["batch_id"])
+            return Response({"added": added})
         since = _int_param(request, "since", -1)
         limit = min(_int_param(request, "limit", 1000), 10_000)
         lines = LogLine.objects.filter(task=task, seq__gt=since).order_by("seq")[:limit]
@@ -393,9 +409,11 @@ class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["put", "post"], parser_classes=[MultiPartParser])
     def upload(self, request, pk=None):
-        # The upload handler must be set before the body is touched.
-        request._request.upload_handlers = [HashingUploadHandler(request._request)]
         artifact = self.get_object()
+        # Set before the body is touched; no more bytes than were declared are read.
+        request._request.upload_handlers = [
+            HashingUploadHandler(request._request, max_bytes=artifact.size)
+        ]
         uploaded = request.FILES.get("file")
         if uploaded is None:
             return Response(

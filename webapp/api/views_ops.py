@@ -18,7 +18,7 @@ from webapp.core.models import ApiKey, DebugSample, Queue, Worker
 from webapp.core.storage import artifact_storage
 
 from . import serializers as s
-from .permissions import IsWorker
+from .permissions import IsWorker, UserCredentialsOnly
 from .views import _artifact_file_response
 
 
@@ -85,10 +85,12 @@ class MeView(APIView):
 class ApiKeyView(APIView):
     """List, create and revoke the caller's own user keys."""
 
+    permission_classes = [*APIView.permission_classes, UserCredentialsOnly]
+
     @extend_schema(responses=None)
     def get(self, request):
         rows = ApiKey.objects.filter(user=request.user, kind="user").values(
-            "prefix", "name", "created", "last_used", "revoked"
+            "prefix", "name", "created", "last_used", "revoked", "expires"
         )
         return Response(list(rows))
 
@@ -100,8 +102,25 @@ class ApiKeyView(APIView):
         if kind not in ("user", "worker"):
             return Response({"error": "invalid", "detail": "kind is user or worker"}, status=400)
         name = str(request.data.get("name", ""))[:100] if isinstance(request.data, dict) else ""
-        key, secret = keys.create_api_key(request.user, kind=kind, name=name)
-        return Response({"prefix": key.prefix, "key": secret, "kind": kind}, status=201)
+        expires_in = request.data.get("expires_in") if isinstance(request.data, dict) else None
+        expires = None
+        if expires_in not in (None, ""):
+            # Bounded: a lifetime past ~100 years is "no expiry" said confusingly.
+            try:
+                seconds = int(expires_in)
+            except (TypeError, ValueError):
+                seconds = 0
+            if not 1 <= seconds <= 100 * 365 * 86400:
+                return Response(
+                    {"error": "invalid", "detail": "expires_in is a number of seconds >= 1"},
+                    status=400,
+                )
+            expires = timezone.now() + timedelta(seconds=seconds)
+        key, secret = keys.create_api_key(request.user, kind=kind, name=name, expires=expires)
+        return Response(
+            {"prefix": key.prefix, "key": secret, "kind": kind, "expires": key.expires},
+            status=201,
+        )
 
     @extend_schema(request=None, responses=None)
     def delete(self, request):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from .choices import ArtifactKind, ArtifactState, TaskStatus
 from .errors import Conflict, InvalidInput, TooLarge
 from .models import Artifact, Task
-from .storage import artifact_key, artifact_storage, delete_key, safe_filename
+from .storage import artifact_key, artifact_storage, delete_key, safe_filename, save_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def store_artifact_content(artifact: Artifact, uploaded) -> Artifact:
     old_key = artifact.storage_key
     if storage.exists(key):
         storage.delete(key)
-    saved_key = storage.save(key, File(uploaded, name=artifact.filename))
+    saved_key = save_bytes(key, File(uploaded, name=artifact.filename))
     with transaction.atomic():
         updated = Artifact.objects.filter(
             pk=artifact.pk, sha256=artifact.sha256, size=artifact.size

@@ -16,13 +16,21 @@ def publish_run(task_id: str, attempt: int, queue_name: str) -> bool:
     from webapp.celery import app
 
     try:
-        app.send_task(
-            RUN_TASK,
-            args=[task_id, attempt],
-            queue=queue_name,
-            routing_key=queue_name,
-            retry=False,
-        )
+        with app.producer_or_acquire() as producer:
+            # One bounded connection attempt. kombu's own (re)connect sleeps 2 s and more
+            # between tries, once for the channel and again for each queue it declares, so
+            # an enqueue would take seconds whenever the broker is down.
+            producer.connection.ensure_connection(
+                max_retries=0, timeout=app.conf.broker_connection_timeout
+            )
+            app.send_task(
+                RUN_TASK,
+                args=[task_id, attempt],
+                queue=queue_name,
+                routing_key=queue_name,
+                retry=False,
+                producer=producer,
+            )
         return True
     except Exception:  # noqa: BLE001 - any broker failure is handled the same way
         logger.warning("could not publish task %s attempt %s", task_id, attempt, exc_info=True)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from pipelines import dag
+from pipelines import dag, parameters
 
 from . import services
 from .choices import (
@@ -141,8 +141,10 @@ def _resolve_base_task(tasks, step: dict) -> Task:
     if step.get("base_task_id"):
         task = tasks.filter(pk=str(step["base_task_id"])).first()
         if task is None:
-            raise InvalidInput(
-                f"step {name!r}: base task {step['base_task_id']} does not exist",
+            # One answer for a random id, a deleted task and another team's task: the
+            # caller cannot tell which (no existence oracle).
+            raise NotFound(
+                f"step {name!r}: base task not found",
                 step=name,
                 parameter="base_task_id",
             )
@@ -414,7 +416,7 @@ def _launch(run: PipelineRun, step: dict, node: PipelineNode, nodes: dict) -> No
     except dag.UnresolvedReference as error:
         _set(node, NodeStatus.FAILED, f"cannot resolve {error.ref.text}: {error.reason}")
         return
-    overrides = services.normalize_hyperparameters(_nest(params))
+    overrides = services.normalize_hyperparameters(parameters.nest(params))
     node.resolved_overrides = {**params, **{f"configuration:{k}": v for k, v in config.items()}}
     node.attempts += 1
     if step.get("cache_executed_step"):
@@ -441,16 +443,6 @@ def _launch(run: PipelineRun, step: dict, node: PipelineNode, nodes: dict) -> No
     queue = step.get("execution_queue") or run.default_queue
     services.enqueue_task(task, queue)
     _set(node, NodeStatus.QUEUED, f"enqueued on {queue}")
-
-
-def _nest(flat: dict) -> dict:
-    nested: dict = {}
-    for key, value in flat.items():
-        section, _, name = str(key).partition("/")
-        if not name:
-            section, name = "General", section
-        nested.setdefault(section, {})[name] = value
-    return nested
 
 
 def _reference_lookup(run: PipelineRun, nodes: dict):
@@ -572,12 +564,20 @@ def _declared_overrides(run: PipelineRun, name: str) -> dict:
 
 
 def advance_all_running() -> list[str]:
-    run_ids = list(
-        PipelineRun.objects.filter(status=PipelineStatus.RUNNING).values_list("pk", flat=True)
+    runs = list(
+        PipelineRun.objects.filter(status=PipelineStatus.RUNNING).values_list(
+            "pk", "driver", "controller__status"
+        )
     )
-    for run_id in run_ids:
+    for run_id, driver, controller_status in runs:
         try:
-            advance(run_id)
+            if driver == "client" and controller_status in (TaskStatus.FAILED, TaskStatus.STOPPED):
+                # Only the controller's process launches the steps of a client-driven run:
+                # once it has ended (its worker died, its script crashed) the run would
+                # otherwise stay running for ever.
+                stop_run(run_id, f"the controller ended ({controller_status}) during the run")
+            else:
+                advance(run_id)
         except Exception:  # noqa: BLE001 - one broken run must not stop the sweep
             logger.exception("advancing pipeline run %s failed", run_id)
-    return run_ids
+    return [run_id for run_id, _, _ in runs]

@@ -124,7 +124,7 @@ def _update_last_metrics(task: Task, points) -> None:
 
 def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, uploaded):
     """Upsert an image by (title, series, iteration); its bytes go to artifact storage."""
-    from .storage import artifact_storage, delete_key, safe_filename, sample_key
+    from .storage import delete_key, safe_filename, sample_key, save_bytes
 
     if uploaded.size > 50 * 1024 * 1024:
         raise TooLarge("debug samples are limited to 50 MB")
@@ -140,9 +140,7 @@ def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, u
             defaults={"storage_key": "", "content_type": content_type},
         )
         old_key = sample.storage_key
-        key = artifact_storage().save(
-            sample_key(task.id, sample.id, safe_filename(uploaded.name)), uploaded
-        )
+        key = save_bytes(sample_key(task.id, sample.id, safe_filename(uploaded.name)), uploaded)
         sample.storage_key = key
         sample.content_type = content_type
         sample.timestamp = timezone.now()

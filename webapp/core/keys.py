@@ -9,8 +9,13 @@ from .choices import ApiKeyKind
 from .models import ApiKey, Task
 
 
-def create_api_key(user, *, kind: str = ApiKeyKind.USER, task: Task | None = None, name=""):
-    """Returns (ApiKey, secret). The secret is shown once; only its sha256 is stored."""
+def create_api_key(
+    user, *, kind: str = ApiKeyKind.USER, task: Task | None = None, name="", expires=None
+):
+    """Returns (ApiKey, secret). The secret is shown once; only its sha256 is stored.
+
+    `expires` (a datetime, or None for no expiry) ends the key like a revocation does.
+    """
     prefix = secrets.token_hex(6)
     secret = f"pk_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
@@ -20,6 +25,7 @@ def create_api_key(user, *, kind: str = ApiKeyKind.USER, task: Task | None = Non
         kind=kind,
         task=task,
         name=name,
+        expires=expires,
     )
     return key, secret
 

@@ -27,8 +27,26 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+class Team(models.Model):
+    """A group of users sharing projects. Who sees what is decided in access.py."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Project(models.Model):
-    """A named folder of tasks; `a/b` names nest in the UI."""
+    """A named folder of tasks; `a/b` names nest in the UI.
+
+    A project belongs to a team, or (team empty) is personal to the user who created it.
+    """
 
     id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
     name = models.CharField(max_length=255, unique=True)
@@ -36,6 +54,11 @@ class Project(models.Model):
     created = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # PROTECT: deleting a team must not silently turn its projects into someone's personal
+    # ones (or orphan them); move or delete the projects first.
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
     )
 
     class Meta:

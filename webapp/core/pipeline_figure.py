@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .secrets import mask_flat
+
 STATUS_ORDER = (
     "pending",
     "queued",
@@ -53,7 +55,8 @@ def _node(nodes: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, Any, 
     return (
         str(info.get("status") or "pending"),
         info.get("task_id"),
-        info.get("overrides") or {},
+        # Hover text and the details table are read by anyone who sees the controller.
+        mask_flat(info.get("overrides") or {}),
     )
 
 

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from . import broker
+from . import access, broker, secrets
 from .choices import (
     TASK_TRANSITIONS,
     ApiKeyKind,
@@ -28,6 +28,7 @@ from .models import (
     Project,
     Queue,
     QueueEntry,
+    ReceivedBatch,
     Task,
     Worker,
 )
@@ -54,18 +55,27 @@ DEFAULT_QUEUES = ("default", "services")
 # ---------------------------------------------------------------- projects and queues
 
 
-def get_or_create_project(name: str, user=None) -> Project:
+def get_or_create_project(name: str, user=None, team=None) -> Project:
+    """The project called `name`, created (in the user's team, see access.py) if missing.
+
+    An existing project the user may not see is refused, so nobody adds tasks to another
+    team's project by naming it.
+    """
     name = (name or "").strip()
     if not name:
         raise InvalidInput("project name must not be empty")
     if len(name) > 255:
         raise InvalidInput("project name is longer than 255 characters")
+    existing = Project.objects.filter(name=name).first()
+    if existing is not None:
+        return access.check_project_access(existing, user)
+    defaults = {"created_by": user, "team": access.team_for_new_project(user, team)}
     try:
         with transaction.atomic():
-            project, _ = Project.objects.get_or_create(name=name, defaults={"created_by": user})
+            project, _ = Project.objects.get_or_create(name=name, defaults=defaults)
     except IntegrityError:
         project = Project.objects.get(name=name)
-    return project
+    return access.check_project_access(project, user)
 
 
 def get_or_create_queue(name: str) -> Queue:
@@ -194,9 +204,12 @@ def edit_task(task: Task, changes: dict) -> Task:
                     status=task.status,
                 )
             if field == "hyperparameters":
-                value = normalize_hyperparameters(value)
+                # A masked secret read back and saved unchanged keeps its stored value.
+                value = secrets.keep_masked_hyperparameters(
+                    normalize_hyperparameters(value), task.hyperparameters
+                )
             elif field == "configuration":
-                value = normalize_configuration(value)
+                value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
             elif field == "tags":
                 if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                     raise InvalidInput("tags must be a list of strings")
@@ -361,18 +374,27 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
         # Positions are enqueue times, so appending needs no read of the queue.
         now = timezone.now()
         QueueEntry.objects.update_or_create(
-            task=task, defaults={"queue": queue, "position": now.timestamp(), "added": now}
+            task=task,
+            defaults={
+                "queue": queue,
+                "position": now.timestamp(),
+                "added": now,
+                "last_published": now,
+            },
         )
         _publish_on_commit(task)
     return task
 
 
 def _publish_on_commit(task: Task) -> None:
+    """Publish after commit. Callers stamp the entry as published when they write it (one
+    write fewer on the hot path); a publish that fails clears the stamp, so the reconciler
+    sends it again at its next sweep."""
     task_id, attempt, queue_name = task.id, task.attempt, task.queue.name
 
     def publish():
-        if broker.publish_run(task_id, attempt, queue_name):
-            QueueEntry.objects.filter(task_id=task_id).update(last_published=timezone.now())
+        if not broker.publish_run(task_id, attempt, queue_name):
+            QueueEntry.objects.filter(task_id=task_id).update(last_published=None)
 
     transaction.on_commit(publish)
 
@@ -433,30 +455,44 @@ def reset_task(task: Task) -> Task:
 # ---------------------------------------------------------------- execution on workers
 
 
-def claim_task(task_id: str, attempt: int, worker_name: str) -> tuple[Task, str] | None:
+def claim_task(
+    task_id: str, attempt: int, worker_name: str, claim_id: str = ""
+) -> tuple[Task, str] | None:
     """queued -> in_progress for exactly this attempt; None if someone else has it.
 
     Returns the task and a fresh key scoped to it, which the step subprocess uses.
+    `claim_id` (one per message the worker handles) makes a retried claim whose answer was
+    lost get the same answer, where a second delivery, with its own id, gets nothing.
     """
     now = timezone.now()
+    reason = (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
     with transaction.atomic():
         claimed = Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED, attempt=attempt).update(
             status=TaskStatus.IN_PROGRESS,
-            status_reason=f"claimed by {worker_name}"[:255],
+            status_reason=reason,
             worker=worker_name,
             started=now,
             last_heartbeat=now,
             last_update=now,
         )
         if not claimed:
-            return None
+            retried = claim_id and Task.objects.filter(
+                pk=task_id,
+                status=TaskStatus.IN_PROGRESS,
+                attempt=attempt,
+                worker=worker_name,
+                status_reason=reason,
+            )
+            if not retried or not retried.exists():
+                return None
         QueueEntry.objects.filter(task_id=task_id).delete()
         task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
         Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=now)
         _, secret = create_api_key(
             task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
         )
-    _after_status_change(task)
+    if claimed:
+        _after_status_change(task)
     return task, secret
 
 
@@ -476,14 +512,21 @@ def finish_task(task: Task, attempt: int, status: str, reason: str = "", message
     if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
         raise InvalidInput("status must be completed, failed or stopped")
     with transaction.atomic():
-        task = transition(
-            task,
-            status,
-            reason=reason,
-            message=message,
-            expected=(TaskStatus.IN_PROGRESS,),
-            attempt=attempt,
-        )
+        try:
+            task = transition(
+                task,
+                status,
+                reason=reason,
+                message=message,
+                expected=(TaskStatus.IN_PROGRESS,),
+                attempt=attempt,
+            )
+        except Conflict:
+            # The same report again (its answer was lost): it already happened, say so.
+            current = Task.objects.filter(pk=task.pk, status=status, attempt=attempt).first()
+            if current is None or current.status_reason != reason[:255]:
+                raise
+            return current
         revoke_task_keys(task)
         Worker.objects.filter(current_task=task).update(current_task=None)
     return task
@@ -509,7 +552,12 @@ def reap_expired_leases(now=None) -> list[str]:
                         extra={"attempt": F("attempt") + 1, "worker": ""},
                     )
                     QueueEntry.objects.update_or_create(
-                        task=task, defaults={"queue": task.queue, "position": 0.0}
+                        task=task,
+                        defaults={
+                            "queue": task.queue,
+                            "position": 0.0,
+                            "last_published": timezone.now(),
+                        },
                     )
                     _publish_on_commit(task)
                 else:
@@ -529,11 +577,13 @@ def reap_expired_leases(now=None) -> list[str]:
     return reaped
 
 
-def republish_queued(older_than_seconds: float = 10.0) -> list[str]:
+def republish_queued(older_than_seconds: float | None = None) -> list[str]:
     """Publish again the queued tasks no worker has claimed, in case the broker lost them.
 
     Safe because a claim is per attempt: an extra message for a claimed attempt is dropped.
     """
+    if older_than_seconds is None:
+        older_than_seconds = getattr(settings, "QUEUED_REPUBLISH_SECONDS", 10.0)
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     entries = QueueEntry.objects.filter(
         Q(last_published__isnull=True) | Q(last_published__lt=cutoff),
@@ -563,16 +613,26 @@ def unregister_worker(name: str) -> None:
 # ---------------------------------------------------------------- console
 
 
-def append_log(task: Task, lines: list[dict]) -> int:
-    """Append console lines in order; over CONSOLE_MAX_LINES the middle is dropped."""
+def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
+    """Append console lines in order; over CONSOLE_MAX_LINES the middle is dropped.
+
+    A batch sent again under the same `batch_id` (its answer was lost) is stored once.
+    """
     if not lines:
         return 0
     with transaction.atomic():
         Task.objects.select_for_update().filter(pk=task.pk).first()
+        if batch_id:
+            # The task row lock above serialises two copies of one batch.
+            if ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
+                return 0
+            ReceivedBatch.objects.create(task=task, batch_id=batch_id)
         last = LogLine.objects.filter(task=task).aggregate(m=Max("seq"))["m"]
         seq = -1 if last is None else last
         now = timezone.now()
         rows = []
+        # Redacted before storing: a credential a step prints is never kept.
+        known = secrets.secret_values(task)
         for line in lines:
             seq += 1
             rows.append(
@@ -580,7 +640,7 @@ def append_log(task: Task, lines: list[dict]) -> int:
                     task=task,
                     seq=seq,
                     stream=line.get("stream") or "stdout",
-                    text=str(line.get("text", ""))[:10_000],
+                    text=secrets.mask_text(str(line.get("text", ""))[:10_000], known),
                     timestamp=now,
                 )
             )

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core import access, engine, services
+from webapp.core import access, engine, secrets, services
 from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL
 from webapp.core.errors import DomainError
 from webapp.core.models import PipelineRun
@@ -80,6 +80,7 @@ def run_view(run) -> dict:
         )
         status = node.status if node else "pending"
         view[name] = {"status": status, "task_id": node.task_id if node else None}
+        overrides = secrets.mask_flat(overrides)
         view[name]["overrides"] = overrides
         rows.append(
             {

@@ -1,3 +1,4 @@
+from webapp.core import secrets
 from webapp.dashboard.permissions import task_actions
 from webapp.dashboard.registry import TaskTab
 
@@ -21,7 +22,8 @@ def _rows(hyperparameters: dict) -> list[dict]:
 
 
 def get_context(request, task) -> dict:
-    rows = _rows(task.hyperparameters)
+    # Sensitive values show as a mask; saving the form unchanged keeps them (secrets.py).
+    rows = _rows(secrets.mask_hyperparameters(task.hyperparameters))
     sections: dict[str, list[dict]] = {}
     for index, row in enumerate(rows):
         row["index"] = index
@@ -30,7 +32,7 @@ def get_context(request, task) -> dict:
         "sections": sections,
         "row_count": len(rows),
         "editable": task_actions(task)["edit"],
-        "configuration": sorted((task.configuration or {}).items()),
+        "configuration": sorted(secrets.mask_flat(task.configuration or {}).items()),
     }
 
 

@@ -1,3 +1,4 @@
+from webapp.core import secrets
 from webapp.core.access import visible_tasks
 from webapp.dashboard.registry import TaskTab
 
@@ -8,6 +9,8 @@ def get_context(request, task) -> dict:
         "children": children,
         "metrics": sorted((task.last_metrics or {}).items()),
         "runtime": sorted((task.runtime or {}).items()),
+        # The stderr tail a worker reports can hold what a step printed: credentials masked.
+        "status_message": secrets.mask_text(task.status_message, secrets.secret_values(task)),
     }
 
 
