@@ -1,0 +1,99 @@
+"""Credentials: our API keys as ClearML access/secret key pairs, and the tokens for them.
+
+A key `pk_<prefix>_<secret>` is given to ClearML as access key `pk_<prefix>` and secret key
+`<secret>`; `auth.login` (HTTP Basic) joins them again and checks the key like our REST API
+does. The token names the key, so revoking the key ends its tokens at the next call.
+"""
+
+import base64
+import time
+
+from django.conf import settings
+
+from webapp.core.keys import authenticate_api_key
+from webapp.core.models import ApiKey
+
+from . import jwt
+from .envelope import ApiError
+
+API_VERSION = "2.31"
+SERVER_VERSION = "2.0.0"
+
+
+def split_key(api_key: str) -> tuple[str, str]:
+    """`pk_<prefix>_<secret>` -> (access key, secret key)."""
+    parts = api_key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "pk":
+        raise ValueError("not a pipelines API key (pk_<prefix>_<secret>)")
+    return f"pk_{parts[1]}", parts[2]
+
+
+def join_key(access_key: str, secret_key: str) -> str:
+    # The whole key given as the access key (secret left empty) is accepted too.
+    if access_key.count("_") >= 2 and not secret_key:
+        return access_key
+    return f"{access_key}_{secret_key}"
+
+
+def key_from_basic(request) -> ApiKey | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        access, _, secret = base64.b64decode(value.strip()).decode().partition(":")
+    except ValueError:
+        return None
+    return authenticate_api_key(join_key(access, secret))
+
+
+def issue_token(key: ApiKey, expiration_sec: int | None = None) -> str:
+    lifetime = settings.CLEARML_TOKEN_SECONDS
+    if expiration_sec:
+        lifetime = max(60, min(int(expiration_sec), lifetime))
+    now = int(time.time())
+    user = key.user
+    return jwt.encode(
+        {
+            "identity": {
+                "company": "pipelines",
+                "company_name": "pipelines",
+                "user": str(user.pk),
+                "user_name": user.get_username(),
+                "role": "admin" if user.is_staff else "user",
+            },
+            "key": key.pk,
+            "iat": now,
+            "exp": now + lifetime,
+            "env": "pipelines",
+            # The SDK picks its API schema and features from these claims alone.
+            "api_version": API_VERSION,
+            "server_version": SERVER_VERSION,
+            "feature_set": "basic",
+        }
+    )
+
+
+def authenticate(request):
+    """(user, ApiKey) for a Bearer token (ours, or a raw API key); HTTP 401 otherwise.
+
+    A 401 status (not only result_code) makes the SDK log in again and retry once.
+    """
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "Unauthorized (missing credentials)", 20)
+    if token.startswith("pk_"):
+        key = authenticate_api_key(token)
+    else:
+        try:
+            claims = jwt.decode(token)
+        except jwt.InvalidToken as error:
+            raise ApiError(401, f"Unauthorized ({error})", 21) from error
+        key = ApiKey.objects.select_related("user", "task").filter(pk=claims.get("key")).first()
+        if key is not None and not (key.is_active and key.user.is_active):
+            key = None
+    if key is None:
+        raise ApiError(401, "Unauthorized (invalid credentials)", 21)
+    return key.user, key

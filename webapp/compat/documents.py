@@ -1,0 +1,209 @@
+"""Our rows as ClearML documents (tasks, projects, queues, models), and the lookups handlers
+share (a task or project by id, visible to the caller, or a 400 as ClearML answers)."""
+
+from urllib.parse import unquote, urlsplit
+
+from webapp.core import access
+from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
+
+from .convert import (
+    OUR_KIND_TO_CLEARML,
+    configuration_to_clearml,
+    hyperparams_to_clearml,
+    last_metrics_to_clearml,
+    script_to_clearml,
+)
+from .envelope import ApiError, bad_request
+from .models import ProjectExtra, TaskExtra
+
+FILES_PREFIX = "/clearml-files/"
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+# ----------------------------------------------------------------- lookups
+
+
+def visible_tasks(call):
+    return access.visible_tasks(call.user, call.key)
+
+
+def get_task(call, task_id, *, write: bool = False) -> Task:
+    if not task_id or not isinstance(task_id, str):
+        raise bad_request("missing required field 'task'")
+    task = visible_tasks(call).select_related("project").filter(pk=task_id).first()
+    if task is None:
+        # ClearML's "invalid task id" is a 400 (subcode 101), not a 404.
+        raise ApiError(400, f"Invalid task id: id={task_id}", 101)
+    if write and not access.may_write_task(task, call.key):
+        raise ApiError(403, f"this key may not change task {task_id}", 0)
+    return task
+
+
+def get_project(call, project_id) -> Project:
+    project = access.visible_projects(call.user, call.key).filter(pk=project_id).first()
+    if project is None:
+        raise ApiError(400, f"Invalid project id: id={project_id}", 101)
+    return project
+
+
+def get_queue(value) -> Queue:
+    """By id only, as ClearML does: the SDK sends a name first, expects a 400, then searches."""
+    queue = Queue.objects.filter(pk=str(value or "")).first()
+    if queue is None:
+        raise ApiError(400, f"Invalid queue id: id={value}", 701)
+    return queue
+
+
+def extra_of(task: Task) -> TaskExtra:
+    try:
+        return task.clearml
+    except TaskExtra.DoesNotExist:
+        return TaskExtra(task=task)
+
+
+def project_extra_of(project: Project) -> ProjectExtra:
+    try:
+        return project.clearml
+    except ProjectExtra.DoesNotExist:
+        return ProjectExtra(project=project)
+
+
+def file_path_of(uri: str) -> str | None:
+    """The object path of a URL on our ClearML file server, whatever host it was given as."""
+    path = urlsplit(str(uri or "")).path
+    index = path.find(FILES_PREFIX)
+    if index < 0:
+        return None
+    return unquote(path[index + len(FILES_PREFIX) :]) or None
+
+
+# ----------------------------------------------------------------- documents
+
+
+def artifact_doc(artifact: Artifact) -> dict:
+    clearml = (artifact.metadata or {}).get("clearml")
+    if isinstance(clearml, dict):
+        return {**clearml, "key": artifact.name}
+    # One of our own SDK's artifacts, described the way ClearML would.
+    return {
+        "key": artifact.name,
+        "type": OUR_KIND_TO_CLEARML.get(artifact.kind, "custom"),
+        "mode": "output",
+        "uri": artifact.url,
+        "hash": artifact.sha256,
+        "content_size": artifact.size,
+        "timestamp": int(artifact.created.timestamp()),
+        "type_data": {"preview": artifact.preview, "content_type": artifact.content_type},
+    }
+
+
+def task_doc(task: Task, artifacts=None) -> dict:
+    extra = extra_of(task)
+    if artifacts is None:
+        artifacts = list(task.artifacts.all())
+    execution = dict(extra.execution or {})
+    execution["queue"] = task.queue_id
+    execution["artifacts"] = [artifact_doc(a) for a in artifacts]
+    execution.setdefault("parameters", {})
+    models = extra.task_models or {}
+    return {
+        "id": task.id,
+        "name": task.name,
+        "user": str(task.created_by_id or ""),
+        "company": "pipelines",
+        "type": task.type,
+        "status": task.status,
+        "status_reason": task.status_reason,
+        "status_message": task.status_message,
+        "status_changed": iso(task.last_update),
+        "comment": task.comment,
+        "created": iso(task.created),
+        "started": iso(task.started),
+        "completed": iso(task.completed),
+        "last_update": iso(task.last_update),
+        "last_change": iso(task.last_update),
+        "active_duration": _active_duration(task),
+        "parent": task.parent_id,
+        "project": task.project_id,
+        "output": extra.output or {},
+        "execution": execution,
+        "container": extra.container or {},
+        "models": {"input": models.get("input", []), "output": models.get("output", [])},
+        "script": script_to_clearml(task.script, extra.script or {}),
+        "tags": list(task.tags or []),
+        # Our `archived` flag is ClearML's `archived` system tag (filtered as `-archived`).
+        "system_tags": list(task.system_tags or []) + (["archived"] if task.archived else []),
+        "last_iteration": extra.last_iteration,
+        "last_metrics": last_metrics_to_clearml(task.last_metrics),
+        "hyperparams": hyperparams_to_clearml(task.hyperparameters),
+        "configuration": configuration_to_clearml(task.configuration),
+        "runtime": dict(task.runtime or {}),
+        "last_worker": extra.last_worker or task.worker,
+    }
+
+
+def _active_duration(task: Task) -> int | None:
+    if not task.started:
+        return None
+    end = task.completed or task.last_update
+    return max(0, int((end - task.started).total_seconds())) if end else None
+
+
+def project_doc(project: Project) -> dict:
+    extra = project_extra_of(project)
+    return {
+        "id": project.id,
+        "name": project.name,
+        "basename": project.name.rsplit("/", 1)[-1],
+        "description": project.description,
+        "user": str(project.created_by_id or ""),
+        "company": "pipelines",
+        "created": iso(project.created),
+        "last_update": iso(project.created),
+        "tags": list(extra.tags or []),
+        "system_tags": list(extra.system_tags or []),
+        "default_output_destination": extra.default_output_destination or None,
+    }
+
+
+def queue_doc(queue: Queue) -> dict:
+    entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added")
+    return {
+        "id": queue.id,
+        "name": queue.name,
+        "user": "",
+        "company": "pipelines",
+        "created": iso(queue.created),
+        "tags": [],
+        # The SDK and agent look for the queue tagged `default` when given no queue.
+        "system_tags": ["default"] if queue.name == "default" else [],
+        "entries": [{"task": e.task_id, "added": iso(e.added)} for e in entries],
+        "metadata": {},
+    }
+
+
+def model_doc(model) -> dict:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "uri": model.uri,
+        "framework": model.framework,
+        "design": model.design or {},
+        "labels": model.labels or {},
+        "comment": model.comment,
+        "tags": list(model.tags or []),
+        "system_tags": list(model.system_tags or []),
+        "ready": model.ready,
+        "public": model.public,
+        "project": model.project_id,
+        "task": model.task_id,
+        "parent": model.parent or None,
+        "user": str(model.created_by_id or ""),
+        "company": "pipelines",
+        "created": iso(model.created),
+        "last_update": iso(model.last_update),
+        "metadata": model.metadata or {},
+    }

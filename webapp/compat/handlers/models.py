@@ -1,0 +1,136 @@
+"""models.*: the model registry the SDK records trained weights in (RegisteredModel)."""
+
+from django.db.models import Q
+from django.utils import timezone
+
+from webapp.core import access
+
+from ..documents import get_project, get_task, model_doc
+from ..envelope import ApiError
+from ..models import RegisteredModel
+from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
+from ..registry import endpoint
+
+EDITABLE = ("name", "uri", "framework", "comment", "design", "labels", "parent", "metadata")
+ORDER = {"created": "created", "last_update": "last_update", "name": "name", "id": "id"}
+
+
+def visible_models(call):
+    if access.sees_everything(call.user, call.key):
+        return RegisteredModel.objects.all()
+    tasks = access.visible_tasks(call.user, call.key)
+    return RegisteredModel.objects.filter(Q(created_by=call.user) | Q(task__in=tasks))
+
+
+def get_model(call, model_id) -> RegisteredModel:
+    model = visible_models(call).filter(pk=str(model_id or "")).first()
+    if model is None:
+        raise ApiError(400, f"Invalid model id: id={model_id}", 201)
+    return model
+
+
+def apply(call, model: RegisteredModel, body: dict) -> dict:
+    fields = {}
+    for field in EDITABLE:
+        if body.get(field) is not None:
+            value = body[field]
+            if field == "metadata" and isinstance(value, list):
+                value = {str(m.get("key")): m for m in value if isinstance(m, dict)}
+            setattr(model, field, value)
+            fields[field] = value
+    for field in ("tags", "system_tags"):
+        if body.get(field) is not None:
+            setattr(model, field, [str(t) for t in as_list(body[field])])
+            fields[field] = getattr(model, field)
+    for field in ("ready", "public"):
+        if body.get(field) is not None:
+            setattr(model, field, bool(body[field]))
+            fields[field] = getattr(model, field)
+    if body.get("project"):
+        model.project = get_project(call, body["project"])
+        fields["project"] = model.project_id
+    if body.get("task"):
+        model.task = get_task(call, body["task"])
+        fields["task"] = model.task_id
+    model.last_update = timezone.now()
+    model.save()
+    return fields
+
+
+@endpoint("models.get_all", "models.get_all_ex")
+def get_all(call):
+    body = call.body
+    queryset = visible_models(call)
+    for field, column in (("id", "pk"), ("uri", "uri"), ("project", "project_id")):
+        values = as_list(body.get(field))
+        if values:
+            queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
+    tasks = as_list(body.get("task"))
+    if tasks:
+        queryset = queryset.filter(task_id__in=[str(t) for t in tasks])
+    queryset = name_filter(queryset, "name", body.get("name"))
+    if body.get("ready") is not None:
+        queryset = queryset.filter(ready=bool(body["ready"]))
+    queryset = queryset.order_by(*order_fields(body.get("order_by"), ORDER, ["-created"]))
+    docs = [model_doc(m) for m in queryset]
+    for field in ("system_tags", "tags"):
+        if body.get(field):
+            docs = [d for d in docs if tags_match(d[field], body[field])]
+    docs = docs[page_slice(body)]
+    return {"models": [project(doc, body.get("only_fields")) for doc in docs]}
+
+
+@endpoint("models.get_by_id")
+def get_by_id(call):
+    return {"model": model_doc(get_model(call, call.require("model")))}
+
+
+@endpoint("models.create")
+def create(call):
+    model = RegisteredModel(created_by=call.user)
+    apply(call, model, call.body)
+    return {"id": model.id, "created": True}
+
+
+@endpoint("models.edit", "models.update")
+def edit(call):
+    model = get_model(call, call.require("model"))
+    return {"updated": 1, "fields": apply(call, model, call.body)}
+
+
+@endpoint("models.set_ready")
+def set_ready(call):
+    model = get_model(call, call.require("model"))
+    apply(call, model, {"ready": True})
+    return {"updated": 1, "published_task": None}
+
+
+@endpoint("models.add_or_update_metadata")
+def add_or_update_metadata(call):
+    model = get_model(call, call.require("model"))
+    metadata = dict(model.metadata or {})
+    for item in as_list(call.get("metadata")):
+        if isinstance(item, dict) and item.get("key"):
+            metadata[str(item["key"])] = item
+    apply(call, model, {"metadata": metadata})
+    return {"updated": 1}
+
+
+@endpoint("models.update_for_task")
+def update_for_task(call):
+    """Create (or update) the output model of a task in one call (older SDK flows)."""
+    task = get_task(call, call.require("task"), write=True)
+    model = None
+    if call.get("override_model_id"):
+        model = get_model(call, call.body["override_model_id"])
+    created = model is None
+    model = model or RegisteredModel(created_by=call.user, project=task.project)
+    apply(call, model, {**call.body, "task": task.id})
+    return {"id": model.id, "created": created, "updated": 0 if created else 1}
+
+
+@endpoint("models.delete")
+def delete(call):
+    model = get_model(call, call.require("model"))
+    model.delete()
+    return {"deleted": True}

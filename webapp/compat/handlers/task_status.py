@@ -1,0 +1,163 @@
+"""tasks.started/stopped/completed/failed/..., enqueue/dequeue/reset/stop: status changes with
+ClearML's rules (status.py) carried out by our services."""
+
+from django.db import transaction
+
+from webapp.core import services
+from webapp.core.choices import TaskStatus
+from webapp.core.models import Task
+
+from ..documents import extra_of, get_task, iso
+from ..envelope import ApiError
+from ..registry import endpoint
+from ..status import change_status, check_allowed
+from .queues import resolve_queue
+
+S = TaskStatus
+
+
+def _result(task: Task, **more) -> dict:
+    fields = {
+        "status": task.status,
+        "status_reason": task.status_reason,
+        "status_message": task.status_message,
+        "status_changed": iso(task.last_update),
+        "last_update": iso(task.last_update),
+    }
+    return {"updated": 1, "fields": fields, **more}
+
+
+def _record_worker(task: Task, worker: str) -> None:
+    # clearml-server keeps the caller's X-ClearML-Worker as the task's last worker.
+    if worker:
+        extra = extra_of(task)
+        if extra.last_worker != worker:
+            extra.last_worker = worker[:255]
+            extra.save()
+
+
+def _set_status(call, target: str, default_reason: str) -> dict:
+    task = get_task(call, call.require("task"), write=True)
+    task = change_status(
+        task,
+        target,
+        force=call.flag("force"),
+        reason=str(call.get("status_reason", default_reason)),
+        message=str(call.get("status_message", "")),
+    )
+    if target == S.IN_PROGRESS:
+        _record_worker(task, call.worker)
+    return _result(task)
+
+
+@endpoint("tasks.started")
+def started(call):
+    return _set_status(call, S.IN_PROGRESS, "started")
+
+
+@endpoint("tasks.completed")
+def completed(call):
+    result = _set_status(call, S.COMPLETED, "completed")
+    if call.flag("publish"):
+        task = get_task(call, call.body["task"], write=True)
+        result = _result(change_status(task, S.PUBLISHED, reason="published"))
+    return result
+
+
+@endpoint("tasks.failed")
+def failed(call):
+    return _set_status(call, S.FAILED, "failed")
+
+
+@endpoint("tasks.stopped", "tasks.close")
+def stopped(call):
+    return _set_status(call, S.STOPPED, "stopped")
+
+
+@endpoint("tasks.publish")
+def publish(call):
+    return _set_status(call, S.PUBLISHED, "published")
+
+
+@endpoint("tasks.ping")
+def ping(call):
+    _record_worker(get_task(call, call.require("task")), call.worker)
+    return {}
+
+
+@endpoint("tasks.stop")
+def stop(call):
+    """Stop at once: a worker of ours sees it on its next heartbeat, a ClearML agent (or our
+    ClearML runner) on its next status poll, and kills the process either way."""
+    task = get_task(call, call.require("task"), write=True)
+    reason = str(call.get("status_reason", "stopped by user"))
+    if task.status in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
+        task = services.abort_task(task, reason)
+    elif task.status != S.STOPPED and not call.flag("force"):
+        raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
+    if call.flag("include_pipeline_steps"):
+        for child in Task.objects.filter(parent=task, status__in=(S.QUEUED, S.IN_PROGRESS)):
+            services.abort_task(child, "pipeline stopped")
+    return _result(task)
+
+
+@endpoint("tasks.reset")
+def reset(call):
+    """Back to draft with outputs cleared (our reset_task), plus ClearML's own fields."""
+    task = get_task(call, call.require("task"), write=True)
+    if task.status == S.PUBLISHED:
+        raise ApiError(400, f"Invalid task status: task {task.id} is published", 110)
+    if task.status == S.IN_PROGRESS:
+        if not call.flag("force"):
+            raise ApiError(400, f"Invalid task status: task {task.id} is running", 110)
+        task = services.force_transition(task, S.STOPPED, reason="reset")
+    with transaction.atomic():
+        task = services.reset_task(task)
+        extra = extra_of(task)
+        extra.task_models = {"input": (extra.task_models or {}).get("input", []), "output": []}
+        extra.last_worker = ""
+        extra.last_iteration = 0
+        if call.flag("clear_all"):
+            extra.execution = {}
+            extra.script = {}
+            task = services.edit_task_forced(task, {"script": {}})
+        extra.save()
+    return _result(task, dequeued={}, events={}, deleted_models=0, urls={})
+
+
+@endpoint("tasks.enqueue")
+def enqueue(call):
+    task = get_task(call, call.require("task"), write=True)
+    if call.get("queue"):
+        queue = resolve_queue(call.body["queue"])
+    else:
+        queue = services.get_or_create_queue(str(call.get("queue_name") or "default"))
+    if task.status == S.QUEUED:
+        return {"queued": 1, **_result(task)}
+    check_allowed(task, S.QUEUED, call.flag("force"))
+    with transaction.atomic():
+        if task.status != S.CREATED:
+            # ClearML enqueues stopped and failed tasks as they are (pipe.start() enqueues
+            # its stopped controller); ours go through draft, keeping their outputs.
+            task = services.force_transition(task, S.CREATED, reason="re-enqueued")
+        task = services.enqueue_task(task, queue.name)
+        # clearml-server drops `development` when a task is queued: it is no longer a
+        # dev-machine run, so the SDK will not reuse or abort it as one.
+        if "development" in (task.system_tags or []):
+            tags = [t for t in task.system_tags if t != "development"]
+            task = services.edit_task_forced(task, {"system_tags": tags})
+    return {"queued": 1, **_result(task)}
+
+
+@endpoint("tasks.dequeue")
+def dequeue(call):
+    task = get_task(call, call.require("task"), write=True)
+    new_status = call.get("new_status") or S.CREATED
+    if task.status != S.QUEUED:
+        # The agent dequeues a task it already runs (new_status in_progress): nothing to do.
+        return {"dequeued": 0, **_result(task)}
+    if new_status == S.CREATED:
+        task = services.dequeue_task(task)
+    else:
+        task = change_status(task, new_status, force=True, reason="dequeued")
+    return {"dequeued": 1, **_result(task)}

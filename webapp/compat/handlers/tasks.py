@@ -1,0 +1,460 @@
+"""tasks.*: creating, reading, editing and cloning tasks through our services.
+
+ClearML's `force` lets a client edit a task in any state (the SDK always sends it); without
+it only drafts may be edited, as on clearml-server.
+"""
+
+import copy
+
+from django.db import transaction
+
+from webapp.core import services
+from webapp.core.choices import TaskStatus, TaskType
+from webapp.core.models import Task
+
+from ..convert import (
+    CLEARML_SYSTEM_TAG,
+    configuration_to_clearml,
+    configuration_to_ours,
+    hyperparams_to_clearml,
+    hyperparams_to_ours,
+    script_to_ours,
+)
+from ..documents import (
+    extra_of,
+    get_project,
+    get_task,
+    task_doc,
+    visible_tasks,
+)
+from ..envelope import ApiError, bad_request
+from ..query import (
+    as_list,
+    matches_all_any,
+    name_filter,
+    order_fields,
+    page_slice,
+    project,
+    tags_match,
+)
+from ..registry import endpoint
+from .projects import ensure_project
+
+ORDER = {
+    "created": "created",
+    "last_update": "last_update",
+    "last_change": "last_update",
+    "status_changed": "last_update",
+    "started": "started",
+    "completed": "completed",
+    "name": "name",
+    "status": "status",
+    "type": "type",
+    "id": "id",
+}
+# Sub-documents that need the task's artifacts: computed only when asked for.
+NEEDS_ARTIFACTS = ("execution",)
+
+
+def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
+    """Store the ClearML-only fields a create/edit/clone carried."""
+    extra = extra_of(task)
+    changed = False
+    if isinstance(body.get("container"), dict):
+        extra.container = body["container"]
+        changed = True
+    if isinstance(body.get("execution"), dict):
+        execution = {**(extra.execution or {}), **body["execution"]}
+        execution.pop("queue", None)
+        execution.pop("artifacts", None)
+        extra.execution = execution
+        changed = True
+    if isinstance(body.get("models"), dict):
+        extra.task_models = body["models"]
+        changed = True
+    if body.get("output_dest") is not None or isinstance(body.get("output"), dict):
+        output = dict(extra.output or {})
+        if isinstance(body.get("output"), dict):
+            output.update(body["output"])
+        if body.get("output_dest") is not None:
+            output["destination"] = body["output_dest"]
+        extra.output = output
+        changed = True
+    if leftovers:
+        extra.script = {**(extra.script or {}), **leftovers}
+        changed = True
+    if changed:
+        extra.save()
+
+
+def definition_changes(task: Task | None, body: dict) -> tuple[dict, dict]:
+    """(our field changes, script leftovers) from a ClearML create/edit body."""
+    changes: dict = {}
+    leftovers: dict = {}
+    for field in ("name", "comment"):
+        if body.get(field) is not None:
+            changes[field] = str(body[field])
+    if body.get("type") is not None:
+        if body["type"] not in TaskType.values:
+            raise bad_request(f"invalid task type {body['type']!r}")
+        changes["type"] = body["type"]
+    for field in ("tags", "system_tags"):
+        if body.get(field) is not None:
+            changes[field] = [str(t) for t in as_list(body[field])]
+    marked = task is None or CLEARML_SYSTEM_TAG in (task.system_tags or [])
+    if marked and (task is None or "system_tags" in changes):
+        tags = changes.get("system_tags", [])
+        changes["system_tags"] = tags + ([] if CLEARML_SYSTEM_TAG in tags else [CLEARML_SYSTEM_TAG])
+    if isinstance(body.get("script"), dict):
+        current = copy.deepcopy(task.script) if task is not None else {}
+        changes["script"], leftovers = script_to_ours(body["script"], current)
+    if body.get("hyperparams") is not None:
+        changes["hyperparameters"] = hyperparams_to_ours(body["hyperparams"])
+    if body.get("configuration") is not None:
+        changes["configuration"] = configuration_to_ours(body["configuration"])
+    if isinstance(body.get("runtime"), dict):
+        changes["runtime"] = {str(k): v for k, v in body["runtime"].items()}
+    return changes, leftovers
+
+
+def apply_archived(task: Task, changes: dict) -> Task:
+    """ClearML archives with the `archived` system tag; ours is the `archived` flag."""
+    tags = changes.get("system_tags")
+    if tags is None:
+        return task
+    wanted = "archived" in tags
+    changes["system_tags"] = [t for t in tags if t != "archived"]
+    if wanted and not task.archived:
+        return services.archive_task(task)
+    if not wanted and task.archived:
+        return services.restore_task(task)
+    return task
+
+
+def check_editable(task: Task, force: bool) -> None:
+    if not force and task.status != TaskStatus.CREATED:
+        raise ApiError(
+            400, f"Invalid task status: task {task.id} is {task.status} (edit needs force)", 110
+        )
+
+
+def _fields(changes: dict) -> dict:
+    return {key: value for key, value in changes.items() if key != "script"}
+
+
+# ----------------------------------------------------------------- create, edit
+
+
+@endpoint("tasks.create")
+def create(call):
+    body = call.body
+    name = str(call.require("name")).strip()
+    if len(name) < 3:
+        raise bad_request("task name must be at least 3 characters long")
+    target = get_project(call, body["project"]) if body.get("project") else None
+    parent = get_task(call, body["parent"]) if body.get("parent") else None
+    changes, leftovers = definition_changes(None, body)
+    with transaction.atomic():
+        task = services.create_task(
+            user=call.user,
+            project_name=target.name if target else "Default",
+            name=name,
+            task_type=changes.pop("type", TaskType.TRAINING),
+            script=changes.pop("script", None),
+            hyperparameters=changes.pop("hyperparameters", None),
+            configuration=changes.pop("configuration", None),
+            tags=changes.pop("tags", None),
+            comment=changes.pop("comment", ""),
+            parent=parent,
+        )
+        changes.pop("name", None)
+        if changes:
+            task = services.edit_task_forced(task, changes)
+        save_extra(task, body, leftovers)
+    return {"id": task.id, "new_project": None}
+
+
+@endpoint("tasks.edit")
+def edit(call):
+    task = get_task(call, call.require("task"), write=True)
+    check_editable(task, call.flag("force"))
+    changes, leftovers = definition_changes(task, call.body)
+    with transaction.atomic():
+        task = apply_archived(task, changes)
+        if changes:
+            task = services.edit_task_forced(task, changes)
+        save_extra(task, call.body, leftovers)
+    return {"updated": 1, "fields": _fields(changes)}
+
+
+@endpoint("tasks.update")
+def update(call):
+    """Metadata only (name, comment, tags): allowed in any state, as on clearml-server."""
+    task = get_task(call, call.require("task"), write=True)
+    changes = {
+        key: value
+        for key, value in definition_changes(task, call.body)[0].items()
+        if key in ("name", "comment", "tags", "system_tags")
+    }
+    task = apply_archived(task, changes)
+    if changes:
+        services.edit_task_forced(task, changes)
+    return {"updated": 1, "fields": changes}
+
+
+@endpoint("tasks.set_requirements")
+def set_requirements(call):
+    task = get_task(call, call.require("task"), write=True)
+    requirements = call.get("requirements", {})
+    script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
+    with transaction.atomic():
+        services.edit_task_forced(task, {"script": script})
+        save_extra(task, {}, leftovers)
+    return {"updated": 1, "fields": {"script.requirements": requirements}}
+
+
+# ----------------------------------------------------------------- parameters
+
+
+@endpoint("tasks.edit_hyper_params")
+def edit_hyper_params(call):
+    task = get_task(call, call.require("task"), write=True)
+    check_editable_or_running(task, call.flag("force"))
+    replace = str(call.get("replace_hyperparams", "none"))
+    params = {} if replace == "all" else copy.deepcopy(task.hyperparameters)
+    items = [p for p in as_list(call.get("hyperparams")) if isinstance(p, dict)]
+    if replace == "section":
+        for item in items:
+            params[str(item.get("section") or "General")] = {}
+    for item in items:
+        section = str(item.get("section") or "General")
+        params.setdefault(section, {})[str(item.get("name"))] = hyperparams_to_ours(
+            {section: {"x": item}}
+        )[section]["x"]
+    services.edit_task_forced(task, {"hyperparameters": params})
+    return {"updated": 1}
+
+
+@endpoint("tasks.delete_hyper_params")
+def delete_hyper_params(call):
+    task = get_task(call, call.require("task"), write=True)
+    check_editable_or_running(task, call.flag("force"))
+    params = copy.deepcopy(task.hyperparameters)
+    for item in as_list(call.get("hyperparams")):
+        section = str(item.get("section") or "General")
+        if item.get("name"):
+            params.get(section, {}).pop(str(item["name"]), None)
+        else:
+            params.pop(section, None)
+    services.edit_task_forced(task, {"hyperparameters": params})
+    return {"deleted": 1}
+
+
+@endpoint("tasks.get_hyper_params")
+def get_hyper_params(call):
+    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
+    return {
+        "params": [
+            {
+                "task": task.id,
+                "hyperparams": [
+                    entry
+                    for section in hyperparams_to_clearml(task.hyperparameters).values()
+                    for entry in section.values()
+                ],
+            }
+            for task in tasks
+        ]
+    }
+
+
+@endpoint("tasks.edit_configuration")
+def edit_configuration(call):
+    task = get_task(call, call.require("task"), write=True)
+    check_editable_or_running(task, call.flag("force"))
+    config = {} if call.flag("replace_configuration") else copy.deepcopy(task.configuration)
+    for item in as_list(call.get("configuration")):
+        if isinstance(item, dict) and item.get("name"):
+            config.update(configuration_to_ours({str(item["name"]): item}))
+    services.edit_task_forced(task, {"configuration": config})
+    return {"updated": 1}
+
+
+@endpoint("tasks.get_configurations")
+def get_configurations(call):
+    names = set(as_list(call.get("names")))
+    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
+    return {
+        "configurations": [
+            {
+                "task": task.id,
+                "configuration": [
+                    item
+                    for name, item in configuration_to_clearml(task.configuration).items()
+                    if not names or name in names
+                ],
+            }
+            for task in tasks
+        ]
+    }
+
+
+@endpoint("tasks.get_configuration_names")
+def get_configuration_names(call):
+    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
+    return {"configurations": [{"task": t.id, "names": sorted(t.configuration)} for t in tasks]}
+
+
+def check_editable_or_running(task: Task, force: bool) -> None:
+    # A task running on a dev machine (or under an agent) records its own parameters.
+    if task.status != TaskStatus.IN_PROGRESS:
+        check_editable(task, force)
+
+
+# ----------------------------------------------------------------- reading
+
+
+@endpoint("tasks.get_by_id")
+def get_by_id(call):
+    task = get_task(call, call.require("task"))
+    return {"task": task_doc(task)}
+
+
+@endpoint("tasks.get_all", "tasks.get_all_ex")
+def get_all(call):
+    body = call.body
+    queryset = visible_tasks(call).select_related("clearml")
+    ids = as_list(body.get("id"))
+    if ids:
+        queryset = queryset.filter(pk__in=[str(i) for i in ids])
+    queryset = name_filter(queryset, "name", body.get("name"))
+    for field, column in (("project", "project_id"), ("parent", "parent_id")):
+        values = as_list(body.get(field))
+        if values:
+            queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
+    for field in ("status", "type"):
+        include = [v for v in as_list(body.get(field)) if not str(v).startswith("-")]
+        exclude = [v[1:] for v in as_list(body.get(field)) if str(v).startswith("-")]
+        if include:
+            queryset = queryset.filter(**{f"{field}__in": include})
+        if exclude:
+            queryset = queryset.exclude(**{f"{field}__in": exclude})
+    if body.get("search_text"):
+        queryset = queryset.filter(name__icontains=str(body["search_text"]))
+    queryset = queryset.order_by(*order_fields(body.get("order_by"), ORDER, ["-created"]))
+    only = as_list(body.get("only_fields"))
+    # Tags and `_all_` patterns are matched in Python (JSON lists are not portably
+    # queryable), so those queries page after filtering; the others page in the database.
+    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_"))
+    if not only or any(str(f).split(".")[0] in NEEDS_ARTIFACTS for f in only):
+        queryset = queryset.prefetch_related("artifacts")
+        with_artifacts = True
+    else:
+        with_artifacts = False
+    window = page_slice(body)
+    rows = list(queryset) if python_filters else list(queryset[window])
+    docs = []
+    for row in rows:
+        doc = task_doc(row, list(row.artifacts.all()) if with_artifacts else [])
+        if python_filters and not _wanted(doc, body, call.flag("search_hidden", True)):
+            continue
+        docs.append(doc)
+    if python_filters:
+        docs = docs[window]
+    return {"tasks": [project(doc, only) for doc in docs]}
+
+
+def _wanted(doc: dict, body: dict, search_hidden: bool) -> bool:
+    if not search_hidden and "hidden" in doc["system_tags"]:
+        return False
+    if body.get("system_tags") and not tags_match(doc["system_tags"], body["system_tags"]):
+        return False
+    if body.get("tags") and not tags_match(doc["tags"], body["tags"]):
+        return False
+    return matches_all_any(doc, body)
+
+
+# ----------------------------------------------------------------- clone, delete, archive
+
+
+@endpoint("tasks.clone")
+def clone(call):
+    body = call.body
+    source = get_task(call, call.require("task"))
+    parent = get_task(call, body["new_task_parent"]) if body.get("new_task_parent") else None
+    new_project = None
+    if body.get("new_task_project"):
+        target = get_project(call, body["new_task_project"])
+    elif body.get("new_project_name"):
+        target = ensure_project(str(body["new_project_name"]), call.user)
+        new_project = {"id": target.id, "name": target.name}
+    else:
+        target = source.project
+    source_extra = extra_of(source)
+    with transaction.atomic():
+        task = services.clone_task(
+            source,
+            user=call.user,
+            name=body.get("new_task_name") or source.name,
+            project=target,
+            parent=parent,
+            tags=as_list(body["new_task_tags"]) if body.get("new_task_tags") is not None else None,
+        )
+        # ClearML drops these two system tags on a clone; replacing objects are whole.
+        system_tags = body.get("new_task_system_tags")
+        if system_tags is None:
+            system_tags = [
+                t for t in source.system_tags or [] if t not in ("development", "archived")
+            ]
+        system_tags = [str(t) for t in as_list(system_tags)]
+        if (
+            CLEARML_SYSTEM_TAG in (source.system_tags or [])
+            and CLEARML_SYSTEM_TAG not in system_tags
+        ):
+            system_tags.append(CLEARML_SYSTEM_TAG)
+        changes = {"system_tags": system_tags}
+        if body.get("new_task_comment") is not None:
+            changes["comment"] = str(body["new_task_comment"])
+        if body.get("new_task_hyperparams") is not None:
+            changes["hyperparameters"] = hyperparams_to_ours(body["new_task_hyperparams"])
+        if body.get("new_task_configuration") is not None:
+            changes["configuration"] = configuration_to_ours(body["new_task_configuration"])
+        task = services.edit_task_forced(task, changes)
+        execution = {**(source_extra.execution or {}), **(body.get("execution_overrides") or {})}
+        extra = extra_of(task)
+        extra.container = body.get("new_task_container") or source_extra.container or {}
+        extra.execution = {k: v for k, v in execution.items() if k not in ("queue", "artifacts")}
+        extra.task_models = {
+            "input": (source_extra.task_models or {}).get("input", []),
+            "output": [],
+        }
+        extra.output = {"destination": (source_extra.output or {}).get("destination")}
+        extra.script = copy.deepcopy(source_extra.script or {})
+        extra.save()
+    return {"id": task.id, "new_project": new_project}
+
+
+@endpoint("tasks.delete")
+def delete(call):
+    task = get_task(call, call.require("task"), write=True)
+    if task.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
+        if not call.flag("force"):
+            raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
+        task = services.abort_task(task, "deleted")
+    services.delete_task(task)
+    return {"deleted": 1, "updated_children": 0, "updated_models": 0, "events": {}, "urls": {}}
+
+
+@endpoint("tasks.archive", "tasks.archive_many")
+def archive(call):
+    ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))
+    count = 0
+    for task_id in ids:
+        services.archive_task(get_task(call, str(task_id), write=True))
+        count += 1
+    return {"archived": count, "succeeded": [{"id": i} for i in ids]}
+
+
+@endpoint("tasks.get_types")
+def get_types(call):
+    return {"types": sorted(TaskType.values)}

@@ -1,0 +1,81 @@
+"""workers.*: ClearML agents (and our ClearML runner) shown as our Worker rows."""
+
+import socket
+
+from django.conf import settings
+from django.utils import timezone
+
+from webapp.core import services
+from webapp.core.models import Queue, Worker
+
+from ..documents import iso
+from ..query import as_list
+from ..registry import endpoint
+
+
+def _queue_names(values) -> list[str]:
+    names = []
+    for value in as_list(values):
+        queue = (
+            Queue.objects.filter(pk=str(value)).first()
+            or Queue.objects.filter(name=str(value)).first()
+        )
+        if queue is not None:
+            names.append(queue.name)
+    return names
+
+
+def _worker_name(call) -> str:
+    return str(call.get("worker") or call.worker or f"clearml-{call.key.prefix}")[:255]
+
+
+@endpoint("workers.register")
+def register(call):
+    name = _worker_name(call)
+    host = name.split(":", 1)[0] if ":" in name else socket.gethostname()
+    services.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
+    return {}
+
+
+@endpoint("workers.status_report")
+def status_report(call):
+    name = _worker_name(call)
+    existing = Worker.objects.filter(name=name).first()
+    queues = _queue_names(call.get("queues") or call.get("queue"))
+    if not queues and existing is not None:
+        queues = existing.queues
+    worker = services.worker_heartbeat(name, queues, hostname=existing.hostname if existing else "")
+    task_id = call.get("task")
+    Worker.objects.filter(pk=worker.pk).update(current_task_id=task_id or None)
+    return {}
+
+
+@endpoint("workers.unregister")
+def unregister(call):
+    services.unregister_worker(_worker_name(call))
+    return {}
+
+
+@endpoint("workers.get_all")
+def get_all(call):
+    alive_after = timezone.now().timestamp() - settings.CLEARML_WORKER_TIMEOUT_SECONDS
+    rows = []
+    queues = {q.name: q.id for q in Queue.objects.all()}
+    for worker in Worker.objects.select_related("current_task"):
+        if worker.last_seen.timestamp() < alive_after:
+            continue
+        task = worker.current_task
+        rows.append(
+            {
+                "id": worker.name,
+                "user": {},
+                "company": {"id": "pipelines", "name": "pipelines"},
+                "ip": "",
+                "register_time": iso(worker.registered),
+                "last_activity_time": iso(worker.last_seen),
+                "last_report_time": iso(worker.last_seen),
+                "task": {"id": task.id, "name": task.name} if task else None,
+                "queues": [{"id": queues.get(n), "name": n} for n in worker.queues],
+            }
+        )
+    return {"workers": rows}

@@ -1,0 +1,99 @@
+"""ClearML-only data: the parts of ClearML's documents our core models have no column for.
+
+Everything ClearML and we both know (status, script, hyperparameters, configuration, runtime,
+tags, artifacts, console, scalars, plots) lives in the core models, so our dashboard shows a
+ClearML task like our own. Only what ClearML alone uses is kept here.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from webapp.core.models import Project, Task, new_id
+
+
+class TaskExtra(models.Model):
+    """A task's ClearML-only fields (container, execution extras, models, output...)."""
+
+    task = models.OneToOneField(
+        Task, primary_key=True, on_delete=models.CASCADE, related_name="clearml"
+    )
+    # {image, arguments, setup_shell_script}
+    container = models.JSONField(default=dict, blank=True)
+    # execution minus queue and artifacts (those are Task.queue and Artifact rows)
+    execution = models.JSONField(default=dict, blank=True)
+    # ClearML's `models`: {input: [{name, model, updated}], output: [...]}
+    task_models = models.JSONField(default=dict, blank=True)
+    # {destination, ...}
+    output = models.JSONField(default=dict, blank=True)
+    # script fields with no place in Task.script (tag, the requirements object as sent)
+    script = models.JSONField(default=dict, blank=True)
+    last_worker = models.CharField(max_length=255, blank=True, default="")
+    last_iteration = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"ClearML fields of {self.task_id}"
+
+
+class ProjectExtra(models.Model):
+    """A project's ClearML-only fields: system tags (`hidden`, `pipeline`) and the like."""
+
+    project = models.OneToOneField(
+        Project, primary_key=True, on_delete=models.CASCADE, related_name="clearml"
+    )
+    tags = models.JSONField(default=list, blank=True)
+    system_tags = models.JSONField(default=list, blank=True)
+    default_output_destination = models.CharField(max_length=1024, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"ClearML fields of project {self.project_id}"
+
+
+class RegisteredModel(models.Model):
+    """A model registered through `models.*` (the SDK records trained weights' URIs here)."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    name = models.CharField(max_length=255, blank=True, default="")
+    uri = models.CharField(max_length=2048, blank=True, default="")
+    framework = models.CharField(max_length=100, blank=True, default="")
+    design = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    system_tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    ready = models.BooleanField(default=False)
+    public = models.BooleanField(default=False)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="registered_models"
+    )
+    parent = models.CharField(max_length=32, blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(default=timezone.now)
+    last_update = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"model {self.name} ({self.id[:8]})"
+
+
+class StoredFile(models.Model):
+    """An object on the ClearML file server: its path as the SDK named it, and its bytes'
+    key in our artifact storage (so an artifact row can point at the same bytes)."""
+
+    path_hash = models.CharField(max_length=64, unique=True)
+    path = models.TextField()
+    storage_key = models.CharField(max_length=1024)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.path

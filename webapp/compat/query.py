@@ -1,0 +1,132 @@
+"""Query options shared by the `*.get_all` endpoints: regex names, tag filters, projections,
+ordering and pages, as ClearML's server applies them."""
+
+import re
+
+from .envelope import bad_request
+
+MAX_PAGE_SIZE = 10_000
+
+
+def as_list(value) -> list:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return [item for item in value if item not in (None, "")]
+    return [value]
+
+
+def checked_regex(pattern: str) -> str:
+    """The SDK sends names as regexes (`^` + re.escape(name) + `$`), matched ignoring case."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise bad_request(f"invalid regular expression {pattern!r}: {error}") from error
+    return pattern
+
+
+def name_filter(queryset, field: str, pattern):
+    if pattern in (None, ""):
+        return queryset
+    if isinstance(pattern, list):
+        return queryset.filter(**{f"{field}__in": [str(p) for p in pattern]})
+    return queryset.filter(**{f"{field}__iregex": checked_regex(str(pattern))})
+
+
+def split_tags(wanted) -> tuple[list, list]:
+    """ClearML tag filters: plain tags are required (any of them), `-tag` excludes a tag."""
+    include, exclude = [], []
+    for tag in as_list(wanted):
+        tag = str(tag)
+        if tag.startswith("-"):
+            exclude.append(tag[1:])
+        elif tag.startswith("__$"):
+            continue  # operators (__$all, __$not...) of the web UI; not used by clients
+        else:
+            include.append(tag)
+    return include, exclude
+
+
+def tags_match(tags, wanted) -> bool:
+    include, exclude = split_tags(wanted)
+    tags = set(tags or [])
+    if exclude and tags & set(exclude):
+        return False
+    return not include or bool(tags & set(include))
+
+
+def page_slice(body: dict) -> slice:
+    page_size = body.get("page_size")
+    if page_size in (None, ""):
+        page_size = body.get("size")
+    try:
+        size = int(page_size) if page_size not in (None, "") else None
+        page = int(body.get("page") or 0)
+    except (TypeError, ValueError) as error:
+        raise bad_request("page and page_size must be integers") from error
+    if size is None:
+        return slice(0, MAX_PAGE_SIZE)
+    size = max(1, min(size, MAX_PAGE_SIZE))
+    page = max(page, 0)
+    return slice(page * size, (page + 1) * size)
+
+
+def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list[str]:
+    """ClearML's order_by (`-created`, `name`) as ORM fields; unknown fields are ignored."""
+    fields = []
+    for item in as_list(order_by):
+        item = str(item)
+        descending = item.startswith("-")
+        name = allowed.get(item.lstrip("-"))
+        if name:
+            fields.append(f"-{name}" if descending else name)
+    return fields or default
+
+
+def project(doc: dict, only_fields) -> dict:
+    """Keep only the dotted `only_fields` of a document (and always its id)."""
+    fields = as_list(only_fields)
+    if not fields:
+        return doc
+    result: dict = {"id": doc.get("id")}
+    for dotted in fields:
+        parts = str(dotted).split(".")
+        source, target = doc, result
+        for index, part in enumerate(parts):
+            if not isinstance(source, dict) or part not in source:
+                break
+            if index == len(parts) - 1:
+                target[part] = source[part]
+            else:
+                source = source[part]
+                existing = target.get(part)
+                target = target.setdefault(part, {}) if isinstance(existing, dict | None) else {}
+    return result
+
+
+def dotted_values(doc: dict, dotted: str) -> list:
+    value = doc
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return []
+        value = value.get(part)
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def matches_all_any(doc: dict, body: dict) -> bool:
+    """`_all_` / `_any_`: {fields: [...], pattern: regex} over dotted fields (step caching)."""
+    for key, combine in (("_all_", all), ("_any_", any)):
+        spec = body.get(key)
+        if not isinstance(spec, dict) or not spec.get("pattern"):
+            continue
+        pattern = re.compile(checked_regex(str(spec["pattern"])), re.IGNORECASE)
+        fields = as_list(spec.get("fields"))
+        results = [
+            any(pattern.search(str(value)) for value in dotted_values(doc, field))
+            for field in fields
+        ]
+        if not results or not combine(results):
+            return False
+    return True
