@@ -29,9 +29,15 @@ def measure(steps_count: int, shape: str) -> dict:
     from webapp.core import engine, services
 
     user, _ = get_user_model().objects.get_or_create(username=f"bench-{shape}-{steps_count}")
-    base = services.create_task(user=user, project_name="bench", name="step", script={"code": ""})
+    base = services.create_task(
+        user=user, project_name=user.username, name="step", script={"code": ""}
+    )
     controller = services.create_task(
-        user=user, project_name="bench", name="pipe", task_type="controller", start_running=True
+        user=user,
+        project_name=user.username,
+        name="pipe",
+        task_type="controller",
+        start_running=True,
     )
     steps = []
     for i in range(steps_count):

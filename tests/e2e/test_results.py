@@ -88,3 +88,32 @@ def test_a_server_outage_while_reporting_loses_nothing(tmp_path):
     finally:
         server.stop()
         server.drop_database()
+
+
+@pytest.mark.execution
+def test_the_same_reports_from_a_step_on_a_real_worker_arrive_exactly_once(cluster):
+    script = (SCRIPTS / "report_results.py").read_text()
+    queue = cluster.queue("results")
+    cluster.start_worker(queue, MPLBACKEND="Agg")
+    task = cluster.post(
+        "tasks/",
+        {
+            "project_name": "e2e",
+            "name": "reporter on a worker",
+            "script": {"entry_point": "report_results.py", "code": script},
+        },
+    )
+    cluster.post(f"tasks/{task['id']}/enqueue/", {"queue": queue})
+    done = cluster.wait_for_status(task["id"], "completed", "failed", timeout=120)
+    assert done["status"] == "completed", cluster.console_text(task["id"])[-2000:]
+
+    scalars = cluster.get(f"tasks/{task['id']}/scalars/")["train"]
+    assert sum(len(series["x"]) for series in scalars.values()) == 10_000
+    odd = dict(zip(scalars["odd"]["x"], scalars["odd"]["y"], strict=True))
+    assert {odd[i] for i in range(2, 14, 3)} == {"NaN", "Infinity", "-Infinity", 1.5}
+    plots = {(p["title"], p["series"]) for p in cluster.get(f"tasks/{task['id']}/plots/")}
+    assert plots == {("custom", "bars"), ("A curve", "plot"), ("table", "frame")}
+    samples = cluster.get(f"tasks/{task['id']}/samples/")
+    assert [(s["title"], s["iteration"]) for s in samples] == [("samples", 3)]
+    # the worker captured the step's console, once
+    assert cluster.console_text(task["id"]).count("reported everything") == 1
