@@ -166,11 +166,13 @@ class PipelineController:
     def start_locally(self, run_pipeline_steps_locally: bool = False) -> bool:
         """Run the launch loop in this process (callbacks run here); returns at the end."""
         self.validate()
-        self._submit(driver="client")
         if run_pipeline_steps_locally:
-            from .local_runner import LocalStepRunner
-
-            self._local_runner = LocalStepRunner(self._client)
+            # Checked before anything is submitted, so nothing is left half-started.
+            raise NotImplementedError(
+                "run_pipeline_steps_locally=True is not supported yet: run a step worker "
+                "on this machine instead (`pipelines worker -q default`)"
+            )
+        self._submit(driver="client")
         self._drive()
         return self.is_successful()
 
@@ -195,7 +197,6 @@ class PipelineController:
 
     def _drive(self) -> None:
         seen: dict[str, str] = {}
-        runner = getattr(self, "_local_runner", None)
         while True:
             run = self._refresh(advance=True)
             nodes = {node["name"]: node for node in run["nodes"]}
@@ -209,11 +210,6 @@ class PipelineController:
             states = {name: node["status"] for name, node in nodes.items()}
             for name in dag.next_actions(self._steps, states).launch:
                 self._launch(name)
-                if runner is not None:
-                    node = self._refresh()["nodes"]
-                    task_id = next(n["task"] for n in node if n["name"] == name)
-                    if task_id:
-                        runner.run(task_id)
             time.sleep(POLL_SECONDS)
         self._close_controller(run["status"])
 
