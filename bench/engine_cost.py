@@ -26,7 +26,7 @@ def setup_django(data_dir: str) -> None:
 def measure(steps_count: int, shape: str) -> dict:
     from django.contrib.auth import get_user_model
 
-    from webapp.core import engine, services
+    from webapp.core import engine, execution, services
 
     user, _ = get_user_model().objects.get_or_create(username=f"bench-{shape}-{steps_count}")
     base = services.create_task(
@@ -61,9 +61,9 @@ def measure(steps_count: int, shape: str) -> dict:
             break
         for node in queued:
             task = node.task
-            services.claim_task(task.id, task.attempt, "bench")
+            execution.claim_task(task.id, task.attempt, "bench")
             timed_advance(task.id)
-            services.finish_task(task, task.attempt, "completed")
+            execution.finish_task(task, task.attempt, "completed")
             timed_advance(task.id)
     run.refresh_from_db()
     assert run.status == "completed", run.status

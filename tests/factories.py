@@ -3,7 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from webapp.core import services
+from webapp.core import execution, services
 from webapp.core.choices import ArtifactState
 from webapp.core.models import Artifact, Task
 
@@ -34,7 +34,7 @@ def make_controller(user, name="pipeline demo"):
 def run_as_worker(task: Task, outcome="completed", artifacts=None, worker="test-worker"):
     """What a step worker does through the API: claim the attempt, then report its end."""
     task.refresh_from_db()
-    claimed = services.claim_task(task.id, task.attempt, worker)
+    claimed = execution.claim_task(task.id, task.attempt, worker)
     assert claimed is not None, f"task {task.id} was not claimable ({task.status})"
     for name in artifacts or []:
         Artifact.objects.create(
@@ -47,4 +47,4 @@ def run_as_worker(task: Task, outcome="completed", artifacts=None, worker="test-
             sha256="0" * 64,
             updated=timezone.now(),
         )
-    return services.finish_task(task, task.attempt, outcome, reason=f"exit {outcome}")
+    return execution.finish_task(task, task.attempt, outcome, reason=f"exit {outcome}")

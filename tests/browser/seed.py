@@ -10,7 +10,7 @@ import json
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from webapp.core import events, services
+from webapp.core import events, execution, services
 from webapp.core.choices import NodeStatus, PipelineStatus, TaskType
 from webapp.core.models import Artifact, PipelineNode, PipelineRun
 
@@ -26,7 +26,7 @@ print("training", args)
 def _finished(task, *, lines=(), scalars=0):
     services.mark_started(task)
     if lines:
-        services.append_log(task, [{"text": line} for line in lines])
+        execution.append_log(task, [{"text": line} for line in lines])
     if scalars:
         batch = [
             {"type": "scalar", "title": "loss", "series": series, "iteration": i, "value": v}

@@ -3,7 +3,7 @@
 import plotly
 import pytest
 
-from webapp.core import services
+from webapp.core import execution, services
 from webapp.core.choices import NodeStatus, PipelineStatus, TaskType
 from webapp.core.models import PipelineNode, PipelineRun
 
@@ -135,7 +135,7 @@ def test_workers_page_marks_live_and_gone_workers(admin_client, task):
 
     from webapp.core.models import Worker
 
-    services.worker_heartbeat("w-live", ["default"])
+    execution.worker_heartbeat("w-live", ["default"])
     Worker.objects.create(name="w-gone", last_seen=timezone.now() - timedelta(hours=1))
     rows = {r["worker"].name: r["alive"] for r in admin_client.get("/workers/").context["rows"]}
     assert rows == {"w-live": True, "w-gone": False}

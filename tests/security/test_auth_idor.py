@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
-from webapp.core import services
+from webapp.core import execution, services
 from webapp.core.keys import authenticate_api_key
 from webapp.core.models import DebugSample, Task
 
@@ -276,11 +276,11 @@ def test_a_step_key_is_revoked_when_the_worker_reports_the_end(world):
     task = services.create_task(user=world.alice, project_name="red/private", name="step")
     services.enqueue_task(task, "default")
     task.refresh_from_db()
-    task, secret = services.claim_task(task.id, task.attempt, "w")
+    task, secret = execution.claim_task(task.id, task.attempt, "w")
     client = world.client()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     assert client.get("/api/v1/me/").json()["key_task"] == task.id
-    services.finish_task(task, task.attempt, "completed")
+    execution.finish_task(task, task.attempt, "completed")
     assert client.get("/api/v1/me/").status_code == 401
 
 

@@ -4,7 +4,7 @@ same claim/finish verbs that the worker's REST calls reach."""
 import pytest
 
 from tests.factories import make_base_task, make_controller, make_user, run_as_worker
-from webapp.core import engine, services
+from webapp.core import engine, execution
 from webapp.core.errors import InvalidInput
 from webapp.core.models import Plot, Task
 
@@ -321,7 +321,7 @@ def test_stop_aborts_running_steps_and_skips_the_rest(user):
     run = engine.start_run(user=user, controller=controller, steps=steps)
     engine.advance(run.id)
     task = _node(run, "a").task
-    services.claim_task(task.id, task.attempt, "w")
+    execution.claim_task(task.id, task.attempt, "w")
     engine.stop_run(run.id)
     run.refresh_from_db()
     controller.refresh_from_db()

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.factories import make_user
-from webapp.core import services
+from webapp.core import execution, services
 from webapp.core.choices import TASK_TRANSITIONS, TaskStatus
 from webapp.core.errors import Conflict
 
@@ -27,9 +27,9 @@ def test_claim_is_a_compare_and_set_per_attempt():
     task = _task(make_user())
     services.enqueue_task(task, "default")
     task.refresh_from_db()
-    assert services.claim_task(task.id, task.attempt + 1, "w1") is None
-    first = services.claim_task(task.id, task.attempt, "w1")
-    second = services.claim_task(task.id, task.attempt, "w2")
+    assert execution.claim_task(task.id, task.attempt + 1, "w1") is None
+    first = execution.claim_task(task.id, task.attempt, "w1")
+    second = execution.claim_task(task.id, task.attempt, "w2")
     assert first is not None and second is None
     assert first[0].worker == "w1"
 
@@ -38,11 +38,11 @@ def test_a_late_report_from_a_superseded_attempt_is_refused():
     task = _task(make_user())
     services.enqueue_task(task, "default")
     task.refresh_from_db()
-    services.claim_task(task.id, task.attempt, "w1")
+    execution.claim_task(task.id, task.attempt, "w1")
     services.abort_task(task)
     with pytest.raises(Conflict):
-        services.finish_task(task, task.attempt, "completed")
-    assert services.heartbeat(task, task.attempt) is False
+        execution.finish_task(task, task.attempt, "completed")
+    assert execution.heartbeat(task, task.attempt) is False
 
 
 def test_clone_is_a_draft_with_deep_copied_definition_and_the_source_as_parent():
@@ -71,9 +71,9 @@ def test_the_reaper_fails_a_running_task_whose_worker_went_silent(settings):
     task = _task(make_user())
     services.enqueue_task(task, "default")
     task.refresh_from_db()
-    services.claim_task(task.id, task.attempt, "w1")
-    assert services.reap_expired_leases() == []
+    execution.claim_task(task.id, task.attempt, "w1")
+    assert execution.reap_expired_leases() == []
     later = timezone.now() + timedelta(seconds=5)
-    assert services.reap_expired_leases(now=later) == [task.id]
+    assert execution.reap_expired_leases(now=later) == [task.id]
     task.refresh_from_db()
     assert task.status == "failed" and "stopped heartbeating" in task.status_reason

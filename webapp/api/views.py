@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, secrets, services
+from webapp.core import access, artifacts, events, execution, secrets, services
 from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import HashingUploadHandler
@@ -241,7 +241,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsWorker])
     def claim(self, request, pk=None):
         data = self._input(s.ClaimSerializer)
-        claimed = services.claim_task(pk, data["attempt"], data["worker"], data["claim_id"])
+        claimed = execution.claim_task(pk, data["attempt"], data["worker"], data["claim_id"])
         if claimed is None:
             current = Task.objects.filter(pk=pk).values("status", "attempt").first()
             if current is None:
@@ -259,7 +259,7 @@ class TaskViewSet(
     def heartbeat(self, request, pk=None):
         data = self._input(s.HeartbeatSerializer)
         task = get_object_or_404(Task, pk=pk)
-        alive = services.heartbeat(task, data["attempt"], data["worker"])
+        alive = execution.heartbeat(task, data["attempt"], data["worker"])
         task.refresh_from_db(fields=["status", "attempt"])
         return Response({"keep_running": alive, "status": task.status, "attempt": task.attempt})
 
@@ -268,7 +268,7 @@ class TaskViewSet(
     def finish(self, request, pk=None):
         data = self._input(s.FinishSerializer)
         task = get_object_or_404(Task, pk=pk)
-        task = services.finish_task(
+        task = execution.finish_task(
             task, data["attempt"], data["status"], data["reason"], data["message"]
         )
         return self._respond(task)
@@ -279,7 +279,7 @@ class TaskViewSet(
         task = self.get_object()
         if request.method == "POST":
             data = self._input(s.ConsoleAppendSerializer)
-            added = services.append_log(task, data["lines"], data["batch_id"])
+            added = execution.append_log(task, data["lines"], data["batch_id"])
             return Response({"added": added})
         since = _int_param(request, "since", -1)
         limit = min(_int_param(request, "limit", 1000), 10_000)

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core import access, keys, services
+from webapp.core import access, execution, keys, services
 from webapp.core.models import ApiKey, DebugSample, Queue, Worker
 from webapp.core.storage import artifact_storage
 
@@ -56,13 +56,13 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         for queue_name in data.validated_data["queues"]:
             services.get_or_create_queue(queue_name)
-        worker = services.worker_heartbeat(**data.validated_data)
+        worker = execution.worker_heartbeat(**data.validated_data)
         return Response(self.get_serializer(worker).data)
 
     @extend_schema(request=s.WorkerHeartbeatSerializer, responses=None)
     @action(detail=False, methods=["post"], permission_classes=[IsWorker])
     def unregister(self, request):
-        services.unregister_worker(str(request.data.get("name", "")))
+        execution.unregister_worker(str(request.data.get("name", "")))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

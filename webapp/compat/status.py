@@ -9,7 +9,7 @@ drops the queue entry and revokes step keys), `transition` where our table agree
 
 from django.utils import timezone
 
-from webapp.core import services
+from webapp.core import compat_verbs, services
 from webapp.core.choices import TaskStatus, can_transition
 from webapp.core.models import Task
 
@@ -59,11 +59,11 @@ def change_status(
     if target == S.IN_PROGRESS and current != S.IN_PROGRESS and not task.started:
         extra.setdefault("started", timezone.now())
     if current == target:
-        return services.force_transition(task, target, reason=reason, message=message)
+        return compat_verbs.force_transition(task, target, reason=reason, message=message)
     if target == S.STOPPED and current in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
         return services.abort_task(task, reason or "stopped")
     if can_transition(current, target) and current != S.QUEUED:
         return services.transition(
             task, target, reason=reason, message=message, expected=(current,), extra=extra
         )
-    return services.force_transition(task, target, reason=reason, message=message, extra=extra)
+    return compat_verbs.force_transition(task, target, reason=reason, message=message, extra=extra)

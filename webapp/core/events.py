@@ -7,8 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .errors import InvalidInput, TooLarge
+from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
-from .services import append_log
 
 MAX_EVENTS_PER_BATCH = 50_000
 MAX_SERIES_PER_TASK = getattr(settings, "MAX_SERIES_PER_TASK", 2_000)

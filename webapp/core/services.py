@@ -6,29 +6,24 @@ second delivery, the reaper and a late heartbeat) cannot both win.
 
 import copy
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import access, broker, secrets
 from .choices import (
     TASK_TRANSITIONS,
-    ApiKeyKind,
     TaskStatus,
     TaskType,
     can_transition,
 )
 from .errors import Conflict, InvalidInput, NotFound
-from .keys import create_api_key, revoke_task_keys, system_user
+from .keys import revoke_task_keys
 from .models import (
-    LogLine,
     Project,
     Queue,
     QueueEntry,
-    ReceivedBatch,
     Task,
     Worker,
 )
@@ -282,11 +277,11 @@ def transition(
             f"task {task.pk} is {current.status}; cannot move it to {target}",
             status=current.status,
         )
-    _after_status_change(current)
+    after_status_change(current)
     return current
 
 
-def _after_status_change(task: Task) -> None:
+def after_status_change(task: Task) -> None:
     """Let the pipeline engine advance when a step task changes state."""
     from . import engine_hooks
 
@@ -382,11 +377,11 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
                 "last_published": now,
             },
         )
-        _publish_on_commit(task)
+        publish_on_commit(task)
     return task
 
 
-def _publish_on_commit(task: Task) -> None:
+def publish_on_commit(task: Task) -> None:
     """Publish after commit. Callers stamp the entry as published when they write it (one
     write fewer on the hot path); a publish that fails clears the stamp, so the reconciler
     sends it again at its next sweep."""
@@ -450,216 +445,6 @@ def reset_task(task: Task) -> Task:
         QueueEntry.objects.filter(task=task).delete()
         delete_task_outputs(task)
     return task
-
-
-# ---------------------------------------------------------------- execution on workers
-
-
-def claim_task(
-    task_id: str, attempt: int, worker_name: str, claim_id: str = ""
-) -> tuple[Task, str] | None:
-    """queued -> in_progress for exactly this attempt; None if someone else has it.
-
-    Returns the task and a fresh key scoped to it, which the step subprocess uses.
-    `claim_id` (one per message the worker handles) makes a retried claim whose answer was
-    lost get the same answer, where a second delivery, with its own id, gets nothing.
-    """
-    now = timezone.now()
-    reason = (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
-    with transaction.atomic():
-        claimed = Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED, attempt=attempt).update(
-            status=TaskStatus.IN_PROGRESS,
-            status_reason=reason,
-            worker=worker_name,
-            started=now,
-            last_heartbeat=now,
-            last_update=now,
-        )
-        if not claimed:
-            retried = claim_id and Task.objects.filter(
-                pk=task_id,
-                status=TaskStatus.IN_PROGRESS,
-                attempt=attempt,
-                worker=worker_name,
-                status_reason=reason,
-            )
-            if not retried or not retried.exists():
-                return None
-        QueueEntry.objects.filter(task_id=task_id).delete()
-        task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
-        Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=now)
-        _, secret = create_api_key(
-            task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
-        )
-    if claimed:
-        _after_status_change(task)
-    return task, secret
-
-
-def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
-    """Extend the lease of a running attempt. False means the worker must kill the step."""
-    now = timezone.now()
-    updated = Task.objects.filter(
-        pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt
-    ).update(last_heartbeat=now)
-    if worker_name:
-        Worker.objects.filter(name=worker_name).update(last_seen=now)
-    return bool(updated)
-
-
-def finish_task(task: Task, attempt: int, status: str, reason: str = "", message: str = "") -> Task:
-    """A worker reports the end of its attempt: completed, failed or stopped."""
-    if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
-        raise InvalidInput("status must be completed, failed or stopped")
-    with transaction.atomic():
-        try:
-            task = transition(
-                task,
-                status,
-                reason=reason,
-                message=message,
-                expected=(TaskStatus.IN_PROGRESS,),
-                attempt=attempt,
-            )
-        except Conflict:
-            # The same report again (its answer was lost): it already happened, say so.
-            current = Task.objects.filter(pk=task.pk, status=status, attempt=attempt).first()
-            if current is None or current.status_reason != reason[:255]:
-                raise
-            return current
-        revoke_task_keys(task)
-        Worker.objects.filter(current_task=task).update(current_task=None)
-    return task
-
-
-def reap_expired_leases(now=None) -> list[str]:
-    """Fail (or re-queue, while attempts remain) running tasks whose worker went silent."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
-    reaped = []
-    stale = Task.objects.filter(status=TaskStatus.IN_PROGRESS, last_heartbeat__lt=cutoff)
-    for task in stale.select_related("queue"):
-        lost = f"worker {task.worker or '?'} stopped heartbeating (attempt {task.attempt})"
-        try:
-            with transaction.atomic():
-                if task.attempt < task.max_attempts and task.queue is not None:
-                    task = transition(
-                        task,
-                        TaskStatus.QUEUED,
-                        reason=f"re-queued: {lost}",
-                        expected=(TaskStatus.IN_PROGRESS,),
-                        attempt=task.attempt,
-                        extra={"attempt": F("attempt") + 1, "worker": ""},
-                    )
-                    QueueEntry.objects.update_or_create(
-                        task=task,
-                        defaults={
-                            "queue": task.queue,
-                            "position": 0.0,
-                            "last_published": timezone.now(),
-                        },
-                    )
-                    _publish_on_commit(task)
-                else:
-                    task = transition(
-                        task,
-                        TaskStatus.FAILED,
-                        reason=lost,
-                        expected=(TaskStatus.IN_PROGRESS,),
-                        attempt=task.attempt,
-                    )
-                revoke_task_keys(task)
-                Worker.objects.filter(current_task=task).update(current_task=None)
-                append_system_log(task, f"[pipelines] {lost}")
-        except Conflict:
-            continue  # the worker reported in the meantime
-        reaped.append(task.id)
-    return reaped
-
-
-def republish_queued(older_than_seconds: float | None = None) -> list[str]:
-    """Publish again the queued tasks no worker has claimed, in case the broker lost them.
-
-    Safe because a claim is per attempt: an extra message for a claimed attempt is dropped.
-    """
-    if older_than_seconds is None:
-        older_than_seconds = getattr(settings, "QUEUED_REPUBLISH_SECONDS", 10.0)
-    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    entries = QueueEntry.objects.filter(
-        Q(last_published__isnull=True) | Q(last_published__lt=cutoff),
-        task__status=TaskStatus.QUEUED,
-    ).select_related("task", "queue")
-    published = []
-    for entry in entries:
-        if broker.publish_run(entry.task_id, entry.task.attempt, entry.queue.name):
-            QueueEntry.objects.filter(pk=entry.pk).update(last_published=timezone.now())
-            published.append(entry.task_id)
-    return published
-
-
-def worker_heartbeat(name: str, queues: list[str], hostname: str = "", pid=None) -> Worker:
-    now = timezone.now()
-    worker, _ = Worker.objects.update_or_create(
-        name=name,
-        defaults={"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now},
-    )
-    return worker
-
-
-def unregister_worker(name: str) -> None:
-    Worker.objects.filter(name=name).delete()
-
-
-# ---------------------------------------------------------------- console
-
-
-def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
-    """Append console lines in order; over CONSOLE_MAX_LINES the middle is dropped.
-
-    A batch sent again under the same `batch_id` (its answer was lost) is stored once.
-    """
-    if not lines:
-        return 0
-    with transaction.atomic():
-        Task.objects.select_for_update().filter(pk=task.pk).first()
-        if batch_id:
-            # The task row lock above serialises two copies of one batch.
-            if ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
-                return 0
-            ReceivedBatch.objects.create(task=task, batch_id=batch_id)
-        last = LogLine.objects.filter(task=task).aggregate(m=Max("seq"))["m"]
-        seq = -1 if last is None else last
-        now = timezone.now()
-        rows = []
-        # Redacted before storing: a credential a step prints is never kept.
-        known = secrets.secret_values(task)
-        for line in lines:
-            seq += 1
-            rows.append(
-                LogLine(
-                    task=task,
-                    seq=seq,
-                    stream=line.get("stream") or "stdout",
-                    text=secrets.mask_text(str(line.get("text", ""))[:10_000], known),
-                    timestamp=now,
-                )
-            )
-        LogLine.objects.bulk_create(rows, batch_size=1000)
-        _trim_console(task, seq)
-    return len(rows)
-
-
-def _trim_console(task: Task, last_seq: int) -> None:
-    limit = settings.CONSOLE_MAX_LINES
-    if last_seq < limit:
-        return
-    head = limit // 2
-    tail_start = last_seq - (limit - head) + 1
-    LogLine.objects.filter(task=task, seq__gte=head, seq__lt=tail_start).delete()
-
-
-def append_system_log(task: Task, text: str) -> None:
-    append_log(task, [{"stream": "system", "text": text}])
 
 
 def can_transition_to(task: Task, target: str) -> bool:
@@ -728,125 +513,3 @@ def move_queue_entry(task: Task, direction: str) -> QueueEntry:
                 QueueEntry.objects.filter(pk=item.pk).update(position=float(position))
                 item.position = float(position)
     return entry
-
-
-# ---------------------------------------------------------------- ClearML compatibility verbs
-# Added for webapp/compat (the ClearML wire protocol). ClearML's `force` flag bypasses the
-# transition table and the draft-only edit rule, and its agents poll a queue instead of
-# receiving broker messages; these verbs do that on the same rows, with the same
-# conditional updates and engine hooks as the verbs above.
-
-FORCE_EDITABLE = EDITABLE_WHILE_DRAFT | EDITABLE_ALWAYS | {"system_tags"}
-
-
-def force_transition(task: Task, target: str, *, reason: str = "", message: str = "", extra=None):
-    """Move a task to `target` whatever the table says (ClearML's `force`).
-
-    Conditional on the status read, like `transition`; a same-state call only refreshes the
-    reason and message (ClearML allows it, e.g. `started` on a running task).
-    """
-    if target not in TaskStatus.values:
-        raise InvalidInput(f"unknown status {target!r}")
-    current = task.status
-    now = timezone.now()
-    fields = {"status": target, "status_reason": reason[:255], "last_update": now}
-    if message:
-        fields["status_message"] = message
-    if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED) and (
-        current != target
-    ):
-        fields["completed"] = now
-    fields.update(extra or {})
-    with transaction.atomic():
-        updated = Task.objects.filter(pk=task.pk, status=current).update(**fields)
-        fresh = Task.objects.filter(pk=task.pk).first()
-        if fresh is None:
-            raise NotFound(f"task {task.pk} does not exist")
-        if not updated:
-            raise Conflict(
-                f"task {task.pk} changed to {fresh.status} meanwhile", status=fresh.status
-            )
-        if current != target and target != TaskStatus.QUEUED:
-            QueueEntry.objects.filter(task=fresh).delete()
-    if current != target:
-        _after_status_change(fresh)
-    return fresh
-
-
-def edit_task_forced(task: Task, changes: dict) -> Task:
-    """`edit_task` without its status rule (ClearML's `force`), plus system tags."""
-    unknown = set(changes) - FORCE_EDITABLE
-    if unknown:
-        raise InvalidInput(f"cannot edit field(s): {', '.join(sorted(unknown))}")
-    with transaction.atomic():
-        task = Task.objects.select_for_update().get(pk=task.pk)
-        for field, value in changes.items():
-            if field == "hyperparameters":
-                value = normalize_hyperparameters(value)
-            elif field == "configuration":
-                value = normalize_configuration(value)
-            elif field in ("tags", "system_tags"):
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise InvalidInput(f"{field} must be a list of strings")
-            elif field in ("script", "runtime") and not isinstance(value, dict):
-                raise InvalidInput(f"{field} must be an object")
-            elif field == "type" and value not in TaskType.values:
-                raise InvalidInput(f"unknown task type {value!r}")
-            elif field == "name" and not str(value or "").strip():
-                raise InvalidInput("task name must not be empty")
-            setattr(task, field, value)
-        task.last_update = timezone.now()
-        task.save()
-    return task
-
-
-def take_next_task(queue: Queue, worker_name: str) -> Task | None:
-    """Pop the first entry of `queue` whose task is still queued and mark it running.
-
-    For workers that poll (ClearML's `queues.get_next_task`). The pop and the status change
-    are conditional, so a poller and a broker-fed worker never both get one attempt. No
-    lease is started: such workers do not heartbeat through our API, so the reaper leaves
-    their tasks alone (last_heartbeat stays empty).
-    """
-    candidates = list(
-        QueueEntry.objects.filter(queue=queue)
-        .order_by("position", "added")
-        .values_list("pk", "task_id")[:50]
-    )
-    for entry_pk, task_id in candidates:
-        now = timezone.now()
-        with transaction.atomic():
-            if not QueueEntry.objects.filter(pk=entry_pk).delete()[0]:
-                continue  # another poller took it
-            claimed = Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED).update(
-                status=TaskStatus.IN_PROGRESS,
-                status_reason=f"pulled by {worker_name}"[:255],
-                worker=worker_name[:255],
-                started=now,
-                last_heartbeat=None,
-                last_update=now,
-            )
-            if not claimed:
-                continue  # no longer queued: its entry was stale
-            Worker.objects.filter(name=worker_name).update(current_task_id=task_id, last_seen=now)
-            task = Task.objects.get(pk=task_id)
-        _after_status_change(task)
-        return task
-    return None
-
-
-def attach_artifact_bytes(artifact, storage_key: str, size: int, sha256: str):
-    """Mark an artifact ready whose bytes were stored under `storage_key` by another route
-    (ClearML's file server), recording the size and sha256 of the bytes actually stored."""
-    from .choices import ArtifactState
-    from .models import Artifact
-
-    Artifact.objects.filter(pk=artifact.pk).update(
-        state=ArtifactState.READY,
-        storage_key=storage_key,
-        size=size,
-        sha256=sha256,
-        updated=timezone.now(),
-    )
-    artifact.refresh_from_db()
-    return artifact

@@ -7,7 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import services
+from . import execution
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ def sweep() -> dict:
     """The periodic safety net: reap lost leases, re-publish lost messages, advance runs."""
     from . import engine
 
-    reaped = services.reap_expired_leases()
-    republished = services.republish_queued()
+    reaped = execution.reap_expired_leases()
+    republished = execution.republish_queued()
     advanced = engine.advance_all_running()
     return {"reaped": reaped, "republished": republished, "advanced": advanced}
 

@@ -8,7 +8,7 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import services
+from webapp.core import compat_verbs, services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
@@ -169,7 +169,7 @@ def create(call):
         )
         changes.pop("name", None)
         if changes:
-            task = services.edit_task_forced(task, changes)
+            task = compat_verbs.edit_task_forced(task, changes)
         save_extra(task, body, leftovers)
     return {"id": task.id, "new_project": None}
 
@@ -182,7 +182,7 @@ def edit(call):
     with transaction.atomic():
         task = apply_archived(task, changes)
         if changes:
-            task = services.edit_task_forced(task, changes)
+            task = compat_verbs.edit_task_forced(task, changes)
         save_extra(task, call.body, leftovers)
     return {"updated": 1, "fields": _fields(changes)}
 
@@ -198,7 +198,7 @@ def update(call):
     }
     task = apply_archived(task, changes)
     if changes:
-        services.edit_task_forced(task, changes)
+        compat_verbs.edit_task_forced(task, changes)
     return {"updated": 1, "fields": changes}
 
 
@@ -208,7 +208,7 @@ def set_requirements(call):
     requirements = call.get("requirements", {})
     script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
     with transaction.atomic():
-        services.edit_task_forced(task, {"script": script})
+        compat_verbs.edit_task_forced(task, {"script": script})
         save_extra(task, {}, leftovers)
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
@@ -231,7 +231,7 @@ def edit_hyper_params(call):
         params.setdefault(section, {})[str(item.get("name"))] = hyperparams_to_ours(
             {section: {"x": item}}
         )[section]["x"]
-    services.edit_task_forced(task, {"hyperparameters": params})
+    compat_verbs.edit_task_forced(task, {"hyperparameters": params})
     return {"updated": 1}
 
 
@@ -246,7 +246,7 @@ def delete_hyper_params(call):
             params.get(section, {}).pop(str(item["name"]), None)
         else:
             params.pop(section, None)
-    services.edit_task_forced(task, {"hyperparameters": params})
+    compat_verbs.edit_task_forced(task, {"hyperparameters": params})
     return {"deleted": 1}
 
 
@@ -276,7 +276,7 @@ def edit_configuration(call):
     for item in as_list(call.get("configuration")):
         if isinstance(item, dict) and item.get("name"):
             config.update(configuration_to_ours({str(item["name"]): item}))
-    services.edit_task_forced(task, {"configuration": config})
+    compat_verbs.edit_task_forced(task, {"configuration": config})
     return {"updated": 1}
 
 
@@ -419,7 +419,7 @@ def clone(call):
             changes["hyperparameters"] = hyperparams_to_ours(body["new_task_hyperparams"])
         if body.get("new_task_configuration") is not None:
             changes["configuration"] = configuration_to_ours(body["new_task_configuration"])
-        task = services.edit_task_forced(task, changes)
+        task = compat_verbs.edit_task_forced(task, changes)
         execution = {**(source_extra.execution or {}), **(body.get("execution_overrides") or {})}
         extra = extra_of(task)
         extra.container = body.get("new_task_container") or source_extra.container or {}

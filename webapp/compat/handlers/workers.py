@@ -5,7 +5,7 @@ import socket
 from django.conf import settings
 from django.utils import timezone
 
-from webapp.core import services
+from webapp.core import execution
 from webapp.core.models import Queue, Worker
 
 from ..documents import iso
@@ -33,7 +33,7 @@ def _worker_name(call) -> str:
 def register(call):
     name = _worker_name(call)
     host = name.split(":", 1)[0] if ":" in name else socket.gethostname()
-    services.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
+    execution.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
     return {}
 
 
@@ -44,7 +44,9 @@ def status_report(call):
     queues = _queue_names(call.get("queues") or call.get("queue"))
     if not queues and existing is not None:
         queues = existing.queues
-    worker = services.worker_heartbeat(name, queues, hostname=existing.hostname if existing else "")
+    worker = execution.worker_heartbeat(
+        name, queues, hostname=existing.hostname if existing else ""
+    )
     task_id = call.get("task")
     Worker.objects.filter(pk=worker.pk).update(current_task_id=task_id or None)
     return {}
@@ -52,7 +54,7 @@ def status_report(call):
 
 @endpoint("workers.unregister")
 def unregister(call):
-    services.unregister_worker(_worker_name(call))
+    execution.unregister_worker(_worker_name(call))
     return {}
 
 

@@ -1,0 +1,230 @@
+"""Verbs for tasks on workers: claiming an attempt, heartbeats, finishing, the lease reaper,
+the reconciler that republishes lost messages, and the console.
+
+Like every verb in services.py, status changes are conditional UPDATEs, so a worker's
+second delivery, the reaper and a late heartbeat cannot both win.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from . import broker, secrets
+from .choices import ApiKeyKind, TaskStatus
+from .errors import Conflict, InvalidInput
+from .keys import create_api_key, revoke_task_keys, system_user
+from .models import LogLine, QueueEntry, ReceivedBatch, Task, Worker
+from .services import after_status_change, publish_on_commit, transition
+
+logger = logging.getLogger(__name__)
+
+
+def claim_task(
+    task_id: str, attempt: int, worker_name: str, claim_id: str = ""
+) -> tuple[Task, str] | None:
+    """queued -> in_progress for exactly this attempt; None if someone else has it.
+
+    Returns the task and a fresh key scoped to it, which the step subprocess uses.
+    `claim_id` (one per message the worker handles) makes a retried claim whose answer was
+    lost get the same answer, where a second delivery, with its own id, gets nothing.
+    """
+    now = timezone.now()
+    reason = (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
+    with transaction.atomic():
+        claimed = Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED, attempt=attempt).update(
+            status=TaskStatus.IN_PROGRESS,
+            status_reason=reason,
+            worker=worker_name,
+            started=now,
+            last_heartbeat=now,
+            last_update=now,
+        )
+        if not claimed:
+            retried = claim_id and Task.objects.filter(
+                pk=task_id,
+                status=TaskStatus.IN_PROGRESS,
+                attempt=attempt,
+                worker=worker_name,
+                status_reason=reason,
+            )
+            if not retried or not retried.exists():
+                return None
+        QueueEntry.objects.filter(task_id=task_id).delete()
+        task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
+        Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=now)
+        _, secret = create_api_key(
+            task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
+        )
+    if claimed:
+        after_status_change(task)
+    return task, secret
+
+
+def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
+    """Extend the lease of a running attempt. False means the worker must kill the step."""
+    now = timezone.now()
+    updated = Task.objects.filter(
+        pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt
+    ).update(last_heartbeat=now)
+    if worker_name:
+        Worker.objects.filter(name=worker_name).update(last_seen=now)
+    return bool(updated)
+
+
+def finish_task(task: Task, attempt: int, status: str, reason: str = "", message: str = "") -> Task:
+    """A worker reports the end of its attempt: completed, failed or stopped."""
+    if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
+        raise InvalidInput("status must be completed, failed or stopped")
+    with transaction.atomic():
+        try:
+            task = transition(
+                task,
+                status,
+                reason=reason,
+                message=message,
+                expected=(TaskStatus.IN_PROGRESS,),
+                attempt=attempt,
+            )
+        except Conflict:
+            # The same report again (its answer was lost): it already happened, say so.
+            current = Task.objects.filter(pk=task.pk, status=status, attempt=attempt).first()
+            if current is None or current.status_reason != reason[:255]:
+                raise
+            return current
+        revoke_task_keys(task)
+        Worker.objects.filter(current_task=task).update(current_task=None)
+    return task
+
+
+def reap_expired_leases(now=None) -> list[str]:
+    """Fail (or re-queue, while attempts remain) running tasks whose worker went silent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    reaped = []
+    stale = Task.objects.filter(status=TaskStatus.IN_PROGRESS, last_heartbeat__lt=cutoff)
+    for task in stale.select_related("queue"):
+        lost = f"worker {task.worker or '?'} stopped heartbeating (attempt {task.attempt})"
+        try:
+            with transaction.atomic():
+                if task.attempt < task.max_attempts and task.queue is not None:
+                    task = transition(
+                        task,
+                        TaskStatus.QUEUED,
+                        reason=f"re-queued: {lost}",
+                        expected=(TaskStatus.IN_PROGRESS,),
+                        attempt=task.attempt,
+                        extra={"attempt": F("attempt") + 1, "worker": ""},
+                    )
+                    QueueEntry.objects.update_or_create(
+                        task=task,
+                        defaults={
+                            "queue": task.queue,
+                            "position": 0.0,
+                            "last_published": timezone.now(),
+                        },
+                    )
+                    publish_on_commit(task)
+                else:
+                    task = transition(
+                        task,
+                        TaskStatus.FAILED,
+                        reason=lost,
+                        expected=(TaskStatus.IN_PROGRESS,),
+                        attempt=task.attempt,
+                    )
+                revoke_task_keys(task)
+                Worker.objects.filter(current_task=task).update(current_task=None)
+                append_system_log(task, f"[pipelines] {lost}")
+        except Conflict:
+            continue  # the worker reported in the meantime
+        reaped.append(task.id)
+    return reaped
+
+
+def republish_queued(older_than_seconds: float | None = None) -> list[str]:
+    """Publish again the queued tasks no worker has claimed, in case the broker lost them.
+
+    Safe because a claim is per attempt: an extra message for a claimed attempt is dropped.
+    """
+    if older_than_seconds is None:
+        older_than_seconds = getattr(settings, "QUEUED_REPUBLISH_SECONDS", 10.0)
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    entries = QueueEntry.objects.filter(
+        Q(last_published__isnull=True) | Q(last_published__lt=cutoff),
+        task__status=TaskStatus.QUEUED,
+    ).select_related("task", "queue")
+    published = []
+    for entry in entries:
+        if broker.publish_run(entry.task_id, entry.task.attempt, entry.queue.name):
+            QueueEntry.objects.filter(pk=entry.pk).update(last_published=timezone.now())
+            published.append(entry.task_id)
+    return published
+
+
+def worker_heartbeat(name: str, queues: list[str], hostname: str = "", pid=None) -> Worker:
+    now = timezone.now()
+    worker, _ = Worker.objects.update_or_create(
+        name=name,
+        defaults={"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now},
+    )
+    return worker
+
+
+def unregister_worker(name: str) -> None:
+    Worker.objects.filter(name=name).delete()
+
+
+# ---------------------------------------------------------------- console
+
+
+def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
+    """Append console lines in order; over CONSOLE_MAX_LINES the middle is dropped.
+
+    A batch sent again under the same `batch_id` (its answer was lost) is stored once.
+    """
+    if not lines:
+        return 0
+    with transaction.atomic():
+        Task.objects.select_for_update().filter(pk=task.pk).first()
+        if batch_id:
+            # The task row lock above serialises two copies of one batch.
+            if ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
+                return 0
+            ReceivedBatch.objects.create(task=task, batch_id=batch_id)
+        last = LogLine.objects.filter(task=task).aggregate(m=Max("seq"))["m"]
+        seq = -1 if last is None else last
+        now = timezone.now()
+        rows = []
+        # Redacted before storing: a credential a step prints is never kept.
+        known = secrets.secret_values(task)
+        for line in lines:
+            seq += 1
+            rows.append(
+                LogLine(
+                    task=task,
+                    seq=seq,
+                    stream=line.get("stream") or "stdout",
+                    text=secrets.mask_text(str(line.get("text", ""))[:10_000], known),
+                    timestamp=now,
+                )
+            )
+        LogLine.objects.bulk_create(rows, batch_size=1000)
+        _trim_console(task, seq)
+    return len(rows)
+
+
+def _trim_console(task: Task, last_seq: int) -> None:
+    limit = settings.CONSOLE_MAX_LINES
+    if last_seq < limit:
+        return
+    head = limit // 2
+    tail_start = last_seq - (limit - head) + 1
+    LogLine.objects.filter(task=task, seq__gte=head, seq__lt=tail_start).delete()
+
+
+def append_system_log(task: Task, text: str) -> None:
+    append_log(task, [{"stream": "system", "text": text}])
