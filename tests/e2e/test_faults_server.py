@@ -13,7 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import TcpProxy, fresh_database_url, pid_alive, start_cluster, wait_until
+from tests.support import fresh_database_url, pid_alive, start_cluster, wait_until
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
 SCRIPTS = Path(__file__).parent / "scripts"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TcpProxy
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
 SCRIPTS = Path(__file__).parent / "scripts"
