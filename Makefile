@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run up test test-unit test-e2e lint format bench clean venv browser
+.PHONY: run up test test-unit test-e2e lint format bench bench-peers clean venv browser
 
 venv: $(STAMP)
 
@@ -51,5 +51,13 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## Prefect and MLflow in their own venv, so `make bench` compares against them too.
+bench-peers: .venv-peers/.installed
+
+.venv-peers/.installed: requirements-peers.txt
+	@test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet -r requirements-peers.txt
+	@touch $@
+
 clean:
-	rm -rf $(VENV) .pipelines-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-peers .pipelines-data .pytest_cache .ruff_cache

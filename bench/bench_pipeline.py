@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.support import REPO, run_script, start_cluster
 
+from . import peers
 from .common import line, machine, summarize, write_result
 
 EXAMPLE = REPO / "examples" / "pipeline_from_tasks"
@@ -79,20 +80,17 @@ def run(repeats: int = 3) -> dict:
         "pipeline_seconds": pipe,
         "direct_seconds": direct,
         "ratio": ratio,
-        "prefect": _prefect_note(),
+        "prefect": peers.prefect_seed(repeats),
     }
     print("seed pipeline (3 steps, one worker, embedded Redis, SQLite)")
     print(line("pipeline wall time (controller script), p50", pipe["median"], "s"))
     print(line("sum of the 3 scripts run directly, p50", direct["median"], "s"))
     print(line("ratio", ratio, "x", "<= 1.15"))
-    print(f"  Prefect: {result['prefect']}")
+    if result["prefect"].get("seconds_median"):
+        prefect = result["prefect"]["seconds_median"]
+        print(line("the same work as a 3-task Prefect flow, p50", prefect, "s"))
+        print(line("ratio to Prefect", pipe["median"] / prefect, "x"))
+    else:
+        print(f"  Prefect: {result['prefect']['note']}")
     write_result("pipeline", result)
     return result
-
-
-def _prefect_note() -> str:
-    try:
-        import prefect  # noqa: F401
-    except ImportError:
-        return "not installed (pip install prefect to compare)"
-    return "installed; the 3-task Prefect flow comparison is not automated yet"

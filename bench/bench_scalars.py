@@ -6,6 +6,7 @@ from pathlib import Path
 
 from tests.support import start_server
 
+from . import peers
 from .common import line, machine, run_python, summarize, write_result
 
 REPORTER = """
@@ -49,7 +50,7 @@ def run(n: int = 100_000, repeats: int = 3) -> dict:
         "scalars_per_second": rates,
         "report_scalar_us": per_call_us,
         "flush_10k_seconds": flush,
-        "mlflow": _mlflow(n),
+        "mlflow": peers.mlflow_log_batch(n, repeats),
     }
     print("scalars (end to end over HTTP, SQLite)")
     print(line("scalars/s (median)", rates["median"], "/s", ">= 20000"))
@@ -62,11 +63,3 @@ def run(n: int = 100_000, repeats: int = 3) -> dict:
         print(f"  MLflow: {result['mlflow']['note']}")
     write_result("scalars", result)
     return result
-
-
-def _mlflow(n: int) -> dict:
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        return {"note": "not installed (pip install mlflow to compare)"}
-    return {"note": "installed, but the side-by-side server run is not automated yet"}
