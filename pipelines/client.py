@@ -60,6 +60,10 @@ class Client:
         if json_body is not None:
             data = json.dumps(json_body, allow_nan=False)
             headers["Content-Type"] = "application/json"
+        if method == "POST":
+            # One key for this call and all its retries: the server replays the answer to a
+            # retry whose first attempt it already applied (the answer was lost).
+            headers.setdefault("Idempotency-Key", uuid.uuid4().hex)
         deadline = time.monotonic() + self.retry_for
         delay = 0.1
         while True:

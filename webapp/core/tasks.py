@@ -21,12 +21,16 @@ def advance_pipeline(run_id: str, task_id: str | None = None) -> None:
 
 @shared_task(name="core.sweep")
 def sweep() -> dict:
-    """The periodic safety net: reap lost leases, re-publish lost messages, advance runs."""
+    """The periodic safety net: reap lost leases, re-publish lost messages, advance runs,
+    forget stored answers to idempotent requests once no retry can come for them."""
+    from webapp.api.idempotency import forget_old_requests
+
     from . import engine
 
     reaped = execution.reap_expired_leases()
     republished = execution.republish_queued()
     advanced = engine.advance_all_running()
+    forget_old_requests()
     return {"reaped": reaped, "republished": republished, "advanced": advanced}
 
 
