@@ -13,6 +13,7 @@ from typing import Any
 
 from . import dag
 from .client import ApiError, get_client
+from .liveness import Pinger
 from .task import Task
 
 TERMINAL = {"completed", "failed", "stopped"}
@@ -173,7 +174,16 @@ class PipelineController:
                 "on this machine instead (`pipelines worker -q default`)"
             )
         self._submit(driver="client")
-        self._drive()
+        # Nothing but this process launches the steps: ping, so that if it dies the
+        # server stops the run instead of leaving it running for ever.
+        pinger = None if self._task._running_remotely else Pinger(self._client, self._task.id)
+        if pinger is not None:
+            pinger.start()
+        try:
+            self._drive()
+        finally:
+            if pinger is not None:
+                pinger.stop()
         return self.is_successful()
 
     def _submit(self, driver: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from . import autocapture, console, parameters
 from .artifacts import Artifacts
 from .client import ApiError, Client, get_client
+from .liveness import Pinger
 from .script_info import capture_script
 from .serialization import serialize, sha256_of_file
 
@@ -82,6 +83,7 @@ class Task:
                 task = cls(data, client)
                 task._install_exit_hooks()
                 console.capture(task)
+                Pinger(client, task.id, done=lambda: task._finished).start()
             cls._current = task
             autocapture.install()
             return task

@@ -527,6 +527,7 @@ def start_cluster(
                 "CELERY_BROKER_URL": broker_url,
                 "PIPELINES_SERVER_QUEUE": f"{prefix}-server",
                 "TASK_LEASE_SECONDS": "2",
+                "LOCAL_RUN_LEASE_SECONDS": "2",
                 "SWEEP_INTERVAL_SECONDS": "0.5",
                 **server_env,
             },

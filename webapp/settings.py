@@ -253,6 +253,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # Liveness: a running task whose worker has not heartbeated for this long is reaped.
 TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 30.0)
+# Tasks a user's own process runs (Task.init outside a worker, start_locally) ping instead
+# of heartbeating; a laptop that sleeps should not lose its run, so their lease is longer.
+LOCAL_RUN_LEASE_SECONDS = env_float("LOCAL_RUN_LEASE_SECONDS", 600.0)
 # How often the server worker reaps leases, re-publishes lost messages and advances runs
 # (0 turns its built-in sweeper off, e.g. when `celery beat` schedules core.sweep instead).
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)

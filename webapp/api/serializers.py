@@ -179,6 +179,12 @@ class HeartbeatSerializer(serializers.Serializer):
     worker = serializers.CharField(max_length=255, required=False, default="")
 
 
+class PingSerializer(serializers.Serializer):
+    keep_running = serializers.BooleanField()
+    status = serializers.CharField()
+    lease_seconds = serializers.FloatField()
+
+
 class FinishSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(min_value=1)
     status = serializers.ChoiceField(choices=["completed", "failed", "stopped"])

@@ -1,5 +1,6 @@
 """Thin viewsets: parse, check access, call one service, serialise."""
 
+from django.conf import settings
 from django.db.models import Count
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
@@ -169,6 +170,20 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def started(self, request, pk=None):
         return self._respond(services.mark_started(self.get_object()))
+
+    @extend_schema(request=None, responses=s.PingSerializer)
+    @action(detail=True, methods=["post"])
+    def ping(self, request, pk=None):
+        task = self.get_object()
+        alive = execution.ping_local_run(task)
+        task.refresh_from_db(fields=["status"])
+        return Response(
+            {
+                "keep_running": alive,
+                "status": task.status,
+                "lease_seconds": settings.LOCAL_RUN_LEASE_SECONDS,
+            }
+        )
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])

@@ -14,7 +14,7 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from . import broker, secrets
-from .choices import ApiKeyKind, TaskStatus
+from .choices import ApiKeyKind, PipelineDriver, TaskStatus
 from .errors import Conflict, InvalidInput
 from .keys import create_api_key, revoke_task_keys, system_user
 from .models import LogLine, QueueEntry, ReceivedBatch, Task, Worker
@@ -75,6 +75,16 @@ def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
     return bool(updated)
 
 
+def ping_local_run(task: Task) -> bool:
+    """A process running its own task (Task.init outside a worker, a pipeline driven by
+    start_locally) says it is alive. False once the task is no longer its to run."""
+    return bool(
+        Task.objects.filter(pk=task.pk, status=TaskStatus.IN_PROGRESS, worker="").update(
+            last_heartbeat=timezone.now()
+        )
+    )
+
+
 def finish_task(task: Task, attempt: int, status: str, reason: str = "", message: str = "") -> Task:
     """A worker reports the end of its attempt: completed, failed or stopped."""
     if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
@@ -104,10 +114,23 @@ def reap_expired_leases(now=None) -> list[str]:
     """Fail (or re-queue, while attempts remain) running tasks whose worker went silent."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TASK_LEASE_SECONDS)
+    # A process on someone's laptop may pause (sleep, a debugger) far longer than a worker.
+    local_cutoff = now - timedelta(seconds=settings.LOCAL_RUN_LEASE_SECONDS)
     reaped = []
-    stale = Task.objects.filter(status=TaskStatus.IN_PROGRESS, last_heartbeat__lt=cutoff)
+    # A server-driven run's controller needs no process once started, pings or not.
+    local = Q(worker="", last_heartbeat__lt=local_cutoff) & ~Q(
+        pipeline_run__driver=PipelineDriver.SERVER
+    )
+    on_worker = ~Q(worker="") & Q(last_heartbeat__lt=cutoff)
+    stale = Task.objects.filter(local | on_worker, status=TaskStatus.IN_PROGRESS)
     for task in stale.select_related("queue"):
-        lost = f"worker {task.worker or '?'} stopped heartbeating (attempt {task.attempt})"
+        if task.worker:
+            lost = f"worker {task.worker} stopped heartbeating (attempt {task.attempt})"
+        else:
+            lost = (
+                "the process running it stopped pinging for "
+                f"{settings.LOCAL_RUN_LEASE_SECONDS:g} s (killed, or its machine went away)"
+            )
         try:
             with transaction.atomic():
                 if task.attempt < task.max_attempts and task.queue is not None:

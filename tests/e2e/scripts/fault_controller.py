@@ -2,7 +2,8 @@
 
 argv: base task id, step queue, handshake dir, mode, services queue. Mode `server` hands the
 run to the server (start(); wait(); stop()); mode `callbacks` adds a pre-execute callback,
-so start() enqueues this script on the services queue and a worker drives the run.
+so start() enqueues this script on the services queue and a worker drives the run; mode
+`local` drives it from this process (start_locally()); mode `detach` calls start() and exits.
 """
 
 import sys
@@ -38,7 +39,13 @@ for name, parents, mode in (("a", [], "wait"), ("b", ["a"], "wait"), ("c", ["b"]
         },
         **callbacks,
     )
-pipe.start(queue=args["services"] or "services")
-pipe.wait()
+if args["mode"] == "local":
+    pipe.start_locally()
+else:
+    pipe.start(queue=args["services"] or "services")
+    if args["mode"] == "detach":
+        print("DETACHED", flush=True)
+        raise SystemExit(0)
+    pipe.wait()
 pipe.stop()
 print("PIPELINE ENDED", flush=True)
