@@ -1,10 +1,12 @@
 """The SDK's only HTTP code: JSON calls, streamed uploads and downloads, retries."""
 
+import hashlib
 import json
 import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -13,7 +15,11 @@ import requests
 from .config import ClientConfig, load_config
 
 RETRY_STATUSES = {502, 503, 504}
+# Downloads read 1 MiB at a time: measured against 256 KiB and 4 MiB for a 1 GiB file, it
+# took the least CPU (larger reads cost more in fresh memory than they save in calls).
 CHUNK = 1 << 20
+# Raw uploads send from one reused buffer, so a larger block only saves calls.
+UPLOAD_CHUNK = 4 << 20
 
 
 class ApiError(RuntimeError):
@@ -156,17 +162,67 @@ class Client:
                 continue
             return self._result(response)
 
+    def put_file(self, path: str, file_path: Path, headers: dict | None = None):
+        """PUT a file as the raw request body (application/octet-stream, Content-Length),
+        streamed from disk in large blocks, never read whole; retried like upload()."""
+        size = file_path.stat().st_size
+        url = f"{self.api}/{path.lstrip('/')}"
+        deadline = time.monotonic() + self.retry_for
+        while True:
+            try:
+                response = self.session.request(
+                    "PUT",
+                    url,
+                    data=_FileBody(file_path, size) if size else b"",
+                    headers={"Content-Type": "application/octet-stream", **(headers or {})},
+                    timeout=max(self.timeout, 600),
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if time.monotonic() > deadline:
+                    raise ApiError(0, f"upload to {self.base} failed: {error}") from error
+                time.sleep(0.5)
+                continue
+            if response.status_code in RETRY_STATUSES and time.monotonic() < deadline:
+                time.sleep(0.5)
+                continue
+            return self._result(response)
+
     def download(self, url: str, dest: Path, expected_sha256: str | None = None) -> Path:
-        """Stream `url` into `dest` (atomically). Credentials go only to our own server."""
+        """Stream `url` into `dest` (atomically). Credentials go only to our own server.
+
+        With `expected_sha256` the bytes are hashed as they arrive (no second pass over the
+        file) and a mismatch leaves nothing at `dest` (ApiError code "sha256_mismatch").
+        """
         session = self.session if self.owns_url(url) else requests.Session()
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with session.get(url, stream=True, timeout=max(self.timeout, 600)) as response:
-            if response.status_code >= 400:
-                self._result(response)
-            with open(tmp, "wb") as handle:
-                for chunk in response.iter_content(CHUNK):
-                    handle.write(chunk)
+        digest = hashlib.sha256() if expected_sha256 else None
+        try:
+            with (
+                session.get(url, stream=True, timeout=max(self.timeout, 600)) as response,
+                ThreadPoolExecutor(1, thread_name_prefix="download-hash") as hasher,
+            ):
+                if response.status_code >= 400:
+                    self._result(response)
+                hashing = None
+                with open(tmp, "wb", buffering=0) as handle:
+                    for chunk in response.iter_content(CHUNK):
+                        if digest is not None:
+                            # hashed on another core while the next block is read and
+                            # written; one block in flight keeps the updates in order
+                            if hashing is not None:
+                                hashing.result()
+                            hashing = hasher.submit(digest.update, chunk)
+                        handle.write(chunk)
+                if hashing is not None:
+                    hashing.result()
+            if digest is not None and digest.hexdigest() != expected_sha256:
+                raise ApiError(
+                    0, f"downloaded bytes of {url} do not match their sha256", "sha256_mismatch"
+                )
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         tmp.replace(dest)
         return dest
 
@@ -212,6 +268,26 @@ class _MultipartStream:
                 return part
             self._index += 1
         return b""
+
+
+class _FileBody:
+    """A file as an iterable request body of known length: requests sends it with a
+    Content-Length, one large block per send, and can start it over on a retry."""
+
+    def __init__(self, path: Path, size: int):
+        self._path = path
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        buffer = bytearray(UPLOAD_CHUNK)
+        view = memoryview(buffer)
+        with open(self._path, "rb", buffering=0) as handle:
+            # Each block is sent before the next is read into the same buffer.
+            while count := handle.readinto(buffer):
+                yield view[:count]
 
 
 _default_client: Client | None = None

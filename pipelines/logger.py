@@ -90,6 +90,7 @@ class Logger:
 
     def __init__(self, task_id: str):
         self._task_id = task_id
+        self._cached_sender: _Sender | None = None
 
     @classmethod
     def for_task(cls, task) -> "Logger":
@@ -105,10 +106,15 @@ class Logger:
         return cls(task.id)
 
     def _sender(self) -> _Sender:
+        # report_scalar() is called in tight loops: skip the lock once this logger knows it.
+        sender = self._cached_sender
+        if sender is not None:
+            return sender
         with self._senders_lock:
             sender = self._senders.get(self._task_id)
             if sender is None:
                 sender = self._senders[self._task_id] = _Sender(self._task_id)
+            self._cached_sender = sender
             return sender
 
     @classmethod

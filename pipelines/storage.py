@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .client import get_client
+from .client import ApiError, get_client
 from .config import cache_dir
 
 
@@ -41,10 +41,13 @@ class StorageManager:
         target = _cache_path(remote_url, content_hash)
         if target.exists() and content_hash and not force_download:
             return str(target)
-        client.download(remote_url, target)
-        if content_hash and _sha256(target) != content_hash:
-            target.unlink(missing_ok=True)
-            raise StorageError(f"downloaded bytes of {remote_url} do not match their sha256")
+        try:
+            # hashed as it arrives: a mismatch leaves nothing at target
+            client.download(remote_url, target, expected_sha256=content_hash)
+        except ApiError as error:
+            if error.code != "sha256_mismatch":
+                raise
+            raise StorageError(str(error.detail)) from error
         return str(target)
 
     @staticmethod
@@ -71,14 +74,6 @@ class StorageManager:
 
 def _local_path(url: str, scheme: str) -> Path:
     return Path(unquote(urlsplit(url).path)) if scheme == "file" else Path(url)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _s3_parts(url: str) -> tuple[str, str]:

@@ -337,9 +337,7 @@ class Task:
                     "content_type": packed.content_type,
                 },
             )
-            self._client.upload(
-                f"artifacts/{declared['id']}/upload/", packed.path, filename=packed.filename
-            )
+            self._client.put_file(f"artifacts/{declared['id']}/content/", packed.path)
         return True
 
     def get_logger(self):

@@ -2,6 +2,63 @@
 
 import argparse
 import os
+import re
+
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.receiver import FixedStreamReceiver
+
+# Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
+# sees it; for these the body goes straight to a file under the artifact storage root,
+# hashed as it arrives, so the view can rename it into place: the bytes are written once.
+RAW_UPLOAD_PATH = re.compile(r"^/api/v1/artifacts/[0-9a-f]{32}/content/?$")
+# Bigger reads than waitress's 8 KiB: a 1 GiB body in 8 KiB pieces costs more in Python
+# calls than in copying. Not much bigger: each recv() allocates this much, and past a few
+# hundred KiB every allocation is fresh memory the kernel has to fault in.
+RECV_BYTES = 256 * 1024
+# What waitress reads from a file response per send(); it re-reads what the socket did not
+# take, so its default (the socket buffer, MBs on loopback) reads a large download many times.
+SEND_BYTES = 256 * 1024
+
+
+class SpoolingParser(HTTPRequestParser):
+    """Waitress's parser, spooling raw artifact upload bodies into the storage's folder."""
+
+    spool_dir = None  # set by main() when the artifact storage is local
+
+    def parse_header(self, header_plus):
+        super().parse_header(header_plus)
+        if (
+            self.spool_dir is not None
+            and self.command == "PUT"
+            and isinstance(self.body_rcv, FixedStreamReceiver)
+            and 0 < self.content_length < self.adj.max_request_body_size
+            # unauthenticated bodies are refused anyway: keep them off the storage disk
+            and "AUTHORIZATION" in self.headers
+            and RAW_UPLOAD_PATH.match(self.path or "")
+        ):
+            from webapp.core.storage import SpooledBody
+
+            try:
+                spool = SpooledBody(self.spool_dir)
+            except OSError:
+                return  # waitress's own buffer; the view copies from it instead
+            self.body_rcv = FixedStreamReceiver(self.content_length, spool)
+
+
+class SpoolingChannel(HTTPChannel):
+    parser_class = SpoolingParser
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sendbuf_len = min(self.sendbuf_len, SEND_BYTES)
+
+    def handle_close(self):
+        # A client that hangs up mid-body leaves a half-read request: drop its spool now.
+        request = self.request
+        if request is not None:
+            request.close()
+        super().handle_close()
 
 
 def main() -> None:
@@ -13,22 +70,31 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
     from django.conf import settings
-    from waitress import serve
+    from waitress.server import BaseWSGIServer, create_server
 
+    from webapp.core.storage import incoming_dir, sweep_incoming
     from webapp.wsgi import application
 
-    print(f"pipelines server on http://{args.host}:{args.port}/", flush=True)
-    serve(
+    SpoolingParser.spool_dir = incoming_dir()
+    sweep_incoming()
+    server = create_server(
         application,
         host=args.host,
         port=args.port,
         threads=args.threads,
-        # The artifact limit is enforced by the upload handler with a clear 413; waitress only
-        # needs to let such a body through.
+        # The artifact limit is enforced by the views with a clear 413; waitress only needs
+        # to let such a body through.
         max_request_body_size=settings.ARTIFACT_MAX_BYTES + 1024 * 1024,
+        recv_bytes=RECV_BYTES,
         channel_timeout=600,
         ident="pipelines",
     )
+    listeners = [server, *getattr(server, "map", {}).values()]
+    for listener in listeners:
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = SpoolingChannel
+    print(f"pipelines server on http://{args.host}:{args.port}/", flush=True)
+    server.run()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from webapp.core import access, artifacts, events, execution, secrets, services
 from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
-from webapp.core.storage import HashingUploadHandler
+from webapp.core.storage import HashingUploadHandler, SpooledBody
 
 from . import serializers as s
 from .permissions import IsWorker, TaskKeyWritesOwnTask
@@ -437,11 +437,40 @@ class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         artifact = artifacts.store_artifact_content(artifact, uploaded)
         return Response(s.ArtifactSerializer(artifact).data)
 
+    @extend_schema(
+        request={"application/octet-stream": {"type": "string", "format": "binary"}},
+        responses=s.ArtifactSerializer,
+    )
+    @action(detail=True, methods=["put"], parser_classes=[])
+    def content(self, request, pk=None):
+        """The artifact's bytes as the raw request body (no multipart): stored in one pass."""
+        artifact = self.get_object()
+        django_request = request._request
+        # webapp/serve.py hands over a body already spooled under the storage root.
+        raw = django_request.META.get("wsgi.input")
+        body = raw if isinstance(raw, SpooledBody) else django_request
+        length = _content_length(django_request)
+        artifact = artifacts.receive_artifact_body(artifact, body, length)
+        return Response(s.ArtifactSerializer(artifact).data)
+
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
         artifact = self.get_object()
         return _artifact_file_response(artifact)
+
+
+def _content_length(request) -> int | None:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+# Blocks of a file response where the WSGI server iterates it (waitress sends the open file
+# itself, see webapp/serve.py): larger than Django's 4 KiB, small enough to reuse memory.
+DOWNLOAD_BLOCK = 1 << 20
 
 
 def _artifact_file_response(artifact):
@@ -451,6 +480,7 @@ def _artifact_file_response(artifact):
         filename=artifact.filename,
         content_type=artifact.content_type or "application/octet-stream",
     )
+    response.block_size = DOWNLOAD_BLOCK
     response["X-Content-SHA256"] = artifact.sha256
     response["Content-Length"] = str(artifact.size)
     return response

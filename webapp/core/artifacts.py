@@ -11,7 +11,14 @@ from django.utils import timezone
 from .choices import ArtifactKind, ArtifactState, TaskStatus
 from .errors import Conflict, InvalidInput, TooLarge
 from .models import Artifact, Task
-from .storage import artifact_key, artifact_storage, delete_key, safe_filename, save_bytes
+from .storage import (
+    artifact_key,
+    artifact_storage,
+    delete_key,
+    safe_filename,
+    save_bytes,
+    store_verified_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +93,42 @@ def store_artifact_content(artifact: Artifact, uploaded) -> Artifact:
         raise InvalidInput(f"artifact {artifact.name!r}: sha256 of the received bytes differs")
     storage = artifact_storage()
     key = artifact_key(artifact.task_id, artifact.id, artifact.filename)
-    old_key = artifact.storage_key
     if storage.exists(key):
         storage.delete(key)
     saved_key = save_bytes(key, File(uploaded, name=artifact.filename))
+    return _publish(artifact, saved_key)
+
+
+class LengthRequired(InvalidInput):
+    status_code = 411
+    code = "length_required"
+
+
+def receive_artifact_body(artifact: Artifact, body, content_length: int | None) -> Artifact:
+    """Store a raw request body as the artifact's bytes, verified, then publish it `ready`.
+
+    The length is checked before a byte of the body is read: more than declared is 413, less
+    is 400. The bytes are hashed once as they stream into storage (see storage.py); a
+    mismatch, a short body or a failed write leaves the artifact pending and nothing stored.
+    """
+    if content_length is None:
+        raise LengthRequired("a raw upload needs a Content-Length")
+    if content_length > artifact.size:
+        raise TooLarge(
+            f"artifact {artifact.name!r}: body is {content_length} bytes, declared {artifact.size}"
+        )
+    if content_length < artifact.size:
+        raise InvalidInput(
+            f"artifact {artifact.name!r}: body is {content_length} bytes, declared {artifact.size}"
+        )
+    key = artifact_key(artifact.task_id, artifact.id, artifact.filename)
+    saved_key = store_verified_body(key, body, artifact.size, artifact.sha256)
+    return _publish(artifact, saved_key)
+
+
+def _publish(artifact: Artifact, saved_key: str) -> Artifact:
+    """Mark verified bytes at `saved_key` ready, unless the artifact was re-declared."""
+    old_key = artifact.storage_key
     with transaction.atomic():
         updated = Artifact.objects.filter(
             pk=artifact.pk, sha256=artifact.sha256, size=artifact.size

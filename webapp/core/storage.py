@@ -2,14 +2,23 @@
 
 import errno
 import hashlib
+import io
 import logging
+import os
 import re
+import tempfile
+import time
+import uuid
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from django.conf import settings
-from django.core.files.storage import storages
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, storages
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 
-from .errors import DomainError
+from .errors import DomainError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +70,7 @@ def save_bytes(key: str, content) -> str:
         return storage.save(name, content)
     except Exception as error:
         delete_key(name)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            logger.error("artifact storage is full, could not store %s: %s", name, error)
-            raise StorageFull(
-                "artifact storage is full (no space left on the device): nothing was stored"
-            ) from error
-        logger.exception("artifact storage could not store %s", name)
-        raise StorageUnavailable(f"artifact storage failed: {error}") from error
+        raise storage_error(error, name) from error
 
 
 def delete_key(key: str) -> None:
@@ -147,3 +150,226 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         if uploaded is not None:
             uploaded.sha256 = self.sha256.hexdigest()
         return uploaded
+
+
+# ---------------------------------------------------------------- raw-body uploads
+
+# Request bodies of raw uploads to the local storage are spooled here, under the storage
+# root, so a verified body is renamed into place instead of being copied a second time.
+INCOMING = ".incoming"
+STREAM_CHUNK = 4 << 20
+
+
+def incoming_dir() -> Path | None:
+    """The spool folder of a FileSystemStorage; None for remote backends."""
+    storage = artifact_storage()
+    if not isinstance(storage, FileSystemStorage):
+        return None
+    return Path(storage.location) / INCOMING
+
+
+# hashlib releases the GIL on large blocks: hashing here overlaps receiving and writing.
+_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload-hash")
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class SpooledBody:
+    """A request body written once to a file in `folder`, hashed as it arrives.
+
+    It is both the body buffer waitress fills (append/getfile/close, see webapp/serve.py) and
+    the file-like Django reads. Nothing stays behind: unless `adopt()` renames the file into
+    place, it is removed on close() or when the object is dropped (a client that hangs up).
+    A write error (a full disk) is kept in `error` and the rest of the body is dropped, so
+    the view can answer 507 instead of the connection being cut.
+    """
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, self.path = tempfile.mkstemp(dir=folder, prefix="body-", suffix=".part")
+        self.folder = folder
+        self.file = os.fdopen(fd, "w+b", buffering=0)
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.error: OSError | None = None
+        self._hashing = None  # the previous block's hash update, still running
+        self._finalizer = weakref.finalize(self, _discard, self.path)
+
+    # waitress buffer protocol
+    def append(self, data) -> None:
+        self.size += len(data)
+        if self.error is not None:
+            return
+        # Hash this block on another core while the next one is received and written;
+        # one block in flight keeps the updates in order.
+        self._hashed()
+        self._hashing = _HASHERS.submit(self.digest.update, data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self.file.write(view) :]
+        except OSError as error:
+            self.error = error
+
+    def _hashed(self) -> None:
+        if self._hashing is not None:
+            self._hashing.result()
+            self._hashing = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def getfile(self):
+        self._hashed()
+        self.file.seek(0)
+        return self
+
+    # file-like, for Django's request stream
+    def read(self, size: int = -1) -> bytes:
+        return self.file.read(size)
+
+    def readinto(self, buffer) -> int:
+        return self.file.readinto(buffer)
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.file.readline(size)
+
+    @property
+    def sha256(self) -> str:
+        self._hashed()
+        return self.digest.hexdigest()
+
+    def fill_from(self, stream, size: int) -> None:
+        """Copy exactly `size` bytes (or fewer, if the stream ends) from `stream`."""
+        remaining = size
+        while remaining > 0:
+            chunk = stream.read(min(STREAM_CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            self.append(chunk)
+
+    def adopt(self, path: str, mode: int | None) -> None:
+        """Rename the spooled file to `path` (atomically replacing what is there)."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if mode is not None:
+            os.chmod(self.path, mode)
+        os.replace(self.path, path)
+        self._finalizer.detach()
+        self.file.close()
+
+    def close(self) -> None:
+        self.file.close()
+        self._finalizer()
+
+
+def storage_error(error: Exception, key: str) -> Exception:
+    """The DomainError for a failed write: 507 when storage is full, 503 otherwise."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        logger.error("artifact storage is full, could not store %s: %s", key, error)
+        return StorageFull(
+            "artifact storage is full (no space left on the device): nothing was stored"
+        )
+    logger.error("artifact storage could not store %s", key, exc_info=error)
+    return StorageUnavailable(f"artifact storage failed: {error}")
+
+
+def store_verified_body(key: str, body, size: int, sha256: str) -> str:
+    """Store a raw request body of `size` bytes at `key` only if its sha256 matches.
+
+    Local storage: the body is (or is first spooled to) a file under the storage root and
+    renamed into place once verified, so the bytes are written to disk once. Remote storage:
+    the body streams into a fresh key while hashed, which is deleted if it does not match.
+    Returns the key used; raises InvalidInput on a mismatch, StorageFull/Unavailable on a
+    failed write. Nothing is left behind on any failure.
+    """
+    folder = incoming_dir()
+    if folder is None:
+        return _store_remote(key, body, size, sha256)
+    spool = body if isinstance(body, SpooledBody) and body.folder == folder else None
+    try:
+        if spool is None:
+            spool = SpooledBody(folder)
+            spool.fill_from(body, size)
+        _verify(spool.error, spool.size, spool.sha256, size, sha256, key)
+        storage = artifact_storage()
+        spool.adopt(storage.path(key), storage.file_permissions_mode)
+    except OSError as error:
+        raise storage_error(error, key) from error
+    finally:
+        if spool is not None:
+            spool.close()
+    return key
+
+
+def _verify(error, received: int, digest: str, size: int, sha256: str, key: str) -> None:
+    if error is not None:
+        raise storage_error(error, key) from error
+    if received != size:
+        raise InvalidInput(f"received {received} bytes, declared {size}: nothing was stored")
+    if digest != sha256:
+        raise InvalidInput("sha256 of the received bytes differs from the declared one")
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only, unseekable view of a stream that hashes and counts what is read, up to
+    `size` (backends such as S3 stream it in parts without holding it whole)."""
+
+    def __init__(self, stream, size: int):
+        super().__init__()
+        self.stream, self.remaining = stream, size
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, amount: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        amount = self.remaining if amount is None or amount < 0 else min(amount, self.remaining)
+        data = self.stream.read(amount)
+        self.remaining -= len(data)
+        self.size += len(data)
+        self.digest.update(data)
+        return data
+
+
+def _store_remote(key: str, body, size: int, sha256: str) -> str:
+    # A fresh key per upload: unverified bytes never replace a verified object.
+    head, _, name = key.rpartition("/")
+    fresh = f"{head}/{uuid.uuid4().hex[:12]}-{name}"
+    reader = _HashingReader(body, size)
+    saved = save_bytes(fresh, File(reader, name=name))
+    try:
+        _verify(None, reader.size, reader.digest.hexdigest(), size, sha256, key)
+    except Exception:
+        delete_key(saved)
+        raise
+    return saved
+
+
+def sweep_incoming(older_than: float = 3600.0) -> int:
+    """Remove spooled bodies left by a server that died mid-upload; returns how many."""
+    folder = incoming_dir()
+    if folder is None or not folder.is_dir():
+        return 0
+    removed = 0
+    cutoff = time.time() - older_than
+    for path in folder.glob("body-*.part"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
