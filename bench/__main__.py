@@ -25,12 +25,19 @@ def _engine() -> dict:
         check=True,
     ).stdout
     rows = json.loads(output.strip().splitlines()[-1])
-    print("engine cost per step (server engine, SQLite; workers simulated)")
+    print("engine cost per step (server engine, SQLite; workers simulated, not counted)")
     for row in rows:
         print(
-            f"  {row['shape']:<5} {row['steps']:>6} steps  {row['ms_per_step']:>8.3f} ms/step"
-            "   target <= 5 ms, linear"
+            f"  {row['shape']:<5} {row['steps']:>6} steps  {row['ms_per_step']:>7.3f} ms/step"
+            f" (x{row['growth']:.2f})  cpu {row['cpu_ms_per_step']:.3f} ms"
+            f" (x{row['cpu_growth']:.2f})  {row['queries_per_step']:.1f} queries"
+            f" (x{row['queries_growth']:.2f})   target <= 5 ms, linear"
         )
+        print(
+            f"        plot refresh job: {row['plot_refreshes']} runs,"
+            f" {row['plot_refresh_ms']:.1f} ms each, {row['plot_share']:.1%} of engine time"
+        )
+    print("  (xN: per-step cost relative to the smallest size of the same shape)")
     write_result("engine", {"rows": rows})
     return {"rows": rows}
 

@@ -535,9 +535,15 @@ def decide_step(index: GraphIndex, name: str, states: Mapping[str, str]) -> str:
 
 def descendants(index: GraphIndex, name: str) -> list[str]:
     """Every step below `name`, breadth first, each once."""
+    return descendants_of(index, [name])
+
+
+def descendants_of(index: GraphIndex, names: Sequence[str]) -> list[str]:
+    """Every step below any of `names`, each once: O(size of the union), however much the
+    subtrees overlap (a fan-out whose root failed skips each child's subtree at once)."""
     seen: set[str] = set()
     order: list[str] = []
-    frontier = list(index.children.get(name, ()))
+    frontier = [child for name in names for child in index.children.get(name, ())]
     while frontier:
         current = frontier.pop()
         if current in seen:

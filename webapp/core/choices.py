@@ -101,6 +101,17 @@ class PipelineStatus(models.TextChoices):
     STOPPED = "stopped", "Stopped"
 
 
+class PipelineDriver(models.TextChoices):
+    """Who launches a run's steps (PipelineRun.driver)."""
+
+    SERVER = "server", "Server engine"
+    # The SDK process running start_locally() (it has the user's Python callbacks).
+    CLIENT = "client", "SDK process"
+    # A ClearML PipelineController launches the steps itself; the run only mirrors its DAG
+    # (webapp/compat/mirror.py) and the engine never acts on it.
+    CLEARML = "clearml", "Mirrored from a ClearML controller"
+
+
 PIPELINE_TERMINAL = frozenset(
     {PipelineStatus.COMPLETED, PipelineStatus.FAILED, PipelineStatus.STOPPED}
 )

@@ -4,37 +4,39 @@ All decisions (what may launch, what is skipped, the outcome) come from the pure
 in `pipelines/dag.py`; this module only applies them to rows. `advance()` holds the run's
 row lock, and a node records its task in the same transaction that clones it, so a second
 advance (a duplicate message, a sweep, a restarted server) never launches a step twice.
+
+What one event costs does not grow with the run: with a hint, `advance()` reads the changed
+node, its children and their other parents; the run's definition is decoded once per
+process; the run row counts its open nodes instead of the engine counting them; the
+children a step releases are cloned and enqueued together in a few statements; and the
+run's plot is only marked due, for a throttled job to rebuild (engine_plot.py). The
+periodic sweep's full passes repair whatever an event missed, the count included.
 """
 
 import copy
-import hashlib
-import json
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from pipelines import dag, parameters
+from pipelines import dag
 
-from . import services
+from . import engine_plot, services
 from .choices import (
     NODE_STATUS_FOR_TASK,
     NODE_TERMINAL,
     PIPELINE_TERMINAL,
-    ArtifactState,
     NodeStatus,
+    PipelineDriver,
     PipelineStatus,
     TaskStatus,
 )
+from .engine_launch import Nodes, Pass, launch, locked, nodes_with_tasks, one, set_node, shape_of
 from .errors import Conflict, InvalidInput, NotFound
-from .models import Artifact, PipelineNode, PipelineRun, Plot, Task
-from .pipeline_figure import build_pipeline_figure, build_pipeline_table
+from .models import PipelineNode, PipelineRun, Task
 
 logger = logging.getLogger(__name__)
 
-PLOT_TITLE = "Pipeline"
-PLOT_MIN_INTERVAL = timedelta(seconds=1)
 STEP_KEYS = {
     "name",
     "parents",
@@ -94,6 +96,7 @@ def start_run(
             default_queue=default_queue or "default",
             abort_on_failure=abort_on_failure,
             driver=driver,
+            open_nodes=len(clean),
         )
         PipelineNode.objects.bulk_create(
             [
@@ -170,6 +173,17 @@ def _resolve_base_task(tasks, step: dict) -> Task:
     return task
 
 
+def _mirrored(run: PipelineRun) -> bool:
+    """A ClearML controller drives its own steps: its run is only shown, never advanced here
+    (webapp/compat/mirror.py keeps it up to date), and its plots are the controller's own."""
+    return run.driver == PipelineDriver.CLEARML
+
+
+def _refuse_mirrored(run: PipelineRun) -> None:
+    if _mirrored(run):
+        raise Conflict(f"pipeline run {run.pk} is driven by its ClearML controller")
+
+
 def _schedule(run_id: str) -> None:
     from .engine_hooks import _advance_soon
 
@@ -179,125 +193,179 @@ def _schedule(run_id: str) -> None:
 # ---------------------------------------------------------------- advancing
 
 
-_INDEXES: dict[str, dag.GraphIndex] = {}
-
-
-def _index(run: PipelineRun) -> dag.GraphIndex:
-    """A run's steps never change, so its graph index is built once per process."""
-    index = _INDEXES.get(run.pk)
-    if index is None:
-        if len(_INDEXES) > 256:
-            _INDEXES.clear()
-        index = _INDEXES[run.pk] = dag.index_graph(run.steps)
-    return index
-
-
-class _Nodes(dict):
-    """Nodes by name, loaded from the database on first use (reference lookups)."""
-
-    def __init__(self, run: PipelineRun, preloaded=()):
-        super().__init__((node.name, node) for node in preloaded)
-        self.run = run
-
-    def __missing__(self, name):
-        node = self.run.nodes.select_related("task").filter(name=name).first()
-        self[name] = node
-        return node
-
-    def get(self, name, default=None):
-        node = self[name]
-        return default if node is None else node
-
-
 def advance(run_id: str, changed_task_id: str | None = None, now=None) -> PipelineRun | None:
     """Bring a run up to date after a step's task changed (or, with no hint, entirely).
 
-    With a hint only that node, its children and their parents are read, so the cost per
-    event does not grow with the size of the pipeline; the periodic sweep does full passes.
+    With a hint only that node, its children and their other parents are read, so the cost
+    per event does not grow with the size of the pipeline; the periodic sweep does full
+    passes, which also recount the run's open nodes.
     """
+    if changed_task_id is not None and _mark_running(run_id, changed_task_id, now):
+        return None
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status in PIPELINE_TERMINAL:
+        run = locked(run_id)
+        if run is None or run.status in PIPELINE_TERMINAL or _mirrored(run):
             return run
+        work = Pass(run, now)
         if changed_task_id is None:
-            _advance_full(run, now)
+            _advance_full(work)
         else:
-            _advance_from(run, changed_task_id, now)
+            _advance_from(work, changed_task_id)
+        work.flush()
     return run
 
 
-def _advance_full(run: PipelineRun, now=None) -> None:
-    nodes = {n.name: n for n in run.nodes.select_related("task")}
-    changed = _sync_nodes(run, nodes)
+def _mark_running(run_id: str, task_id: str, now=None) -> bool:
+    """A step whose task a worker claimed only needs to show as running: a conditional
+    UPDATE instead of a locked pass, for half of all events. The conditions (the node still
+    queued, its task running) keep it safe beside a locked pass, which never moves a node
+    back to queued; anything else is left to the locked pass."""
+    row = one(
+        PipelineNode.objects.filter(run_id=run_id, task_id=task_id).values_list(
+            "status",
+            "task__status",
+            "task__status_reason",
+            "run__status",
+            "run__driver",
+            "run__plot_due",
+            "run__plot_updated",
+        )
+    )
+    if row is None:
+        return False
+    status, task_status, reason, run_status, driver, plot_due, plot_updated = row
+    if (
+        status != NodeStatus.QUEUED
+        or task_status != TaskStatus.IN_PROGRESS
+        or run_status != PipelineStatus.RUNNING
+        or driver == PipelineDriver.CLEARML
+    ):
+        return False
+    marked = PipelineNode.objects.filter(
+        run_id=run_id, task_id=task_id, status=NodeStatus.QUEUED
+    ).update(status=NodeStatus.RUNNING, message=reason, updated=timezone.now())
+    if marked:
+        engine_plot.request_unlocked(run_id, plot_due, plot_updated, now or timezone.now())
+    return bool(marked)
+
+
+def _advance_full(work: Pass) -> None:
+    run, steps = work.run, work.shape.steps
+    nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
+    _sync_nodes(work, nodes)
     states = {name: node.status for name, node in nodes.items()}
-    if dag.should_abort(run.steps, states, run.abort_on_failure):
-        changed |= _abort_remaining(nodes, "a step failed and abort_on_failure is set")
+    if dag.should_abort(steps, states, run.abort_on_failure):
+        _abort_remaining(work, nodes, "a step failed and abort_on_failure is set")
     else:
-        changed |= _launch_ready(run, nodes, launch=run.driver == "server")
+        actions = dag.next_actions(steps, states)
+        for name in actions.skip:
+            set_node(work, nodes[name], NodeStatus.SKIPPED, "a parent failed or was skipped")
+        if run.driver == "server" and actions.launch:
+            ended = launch(work, [nodes[name] for name in actions.launch], nodes)
+            _release(work, ended, nodes)
+        if work.fatal and run.abort_on_failure:
+            _abort_remaining(work, nodes, "a step failed and abort_on_failure is set")
     states = {name: node.status for name, node in nodes.items()}
-    outcome = dag.pipeline_outcome(run.steps, states, run.abort_on_failure)
+    run.open_nodes = sum(1 for status in states.values() if status not in NODE_TERMINAL)
+    outcome = dag.pipeline_outcome(steps, states, run.abort_on_failure)
     if outcome is not None:
-        _finish_run(run, nodes, outcome)
-    _report_plot(run, nodes, force=outcome is not None, now=now)
+        _finish_run(work, nodes, outcome)
 
 
-def _advance_from(run: PipelineRun, task_id: str, now=None) -> None:
-    node = run.nodes.select_related("task").filter(task_id=task_id).first()
+def _advance_from(work: Pass, task_id: str) -> None:
+    run = work.run
+    node = one(nodes_with_tasks(run).filter(task_id=task_id))
     if node is None:
         return
     before = node.status
-    _sync_nodes(run, {node.name: node})
+    _sync_nodes(work, {node.name: node})
     if node.status == before:
         return
-    index = _index(run)
-    step = index.steps[node.name]
     if node.status == NodeStatus.PENDING:  # a retry
         if run.driver == "server":
-            _launch(run, step, node, _Nodes(run, [node]))
+            _release(work, launch(work, [node], Nodes(run, [node])))
     elif node.status in NODE_TERMINAL:
-        if run.abort_on_failure and dag.fails_pipeline(step, node.status):
-            _advance_full(run, now)
-            return
-        _advance_children(run, index, node)
-        if not run.nodes.exclude(status__in=NODE_TERMINAL).exists():
-            _advance_full(run, now)
-            return
-    _report_plot(run, None, now=now)
+        if not (work.fatal and run.abort_on_failure):
+            _release(work, [node])
+    else:
+        return
+    if (work.fatal and run.abort_on_failure) or run.open_nodes <= 0:
+        # The run may be over: a full pass settles the outcome (once per run) and, should
+        # the count have drifted, corrects it.
+        _advance_full(work)
 
 
-def _advance_children(run: PipelineRun, index: dag.GraphIndex, node: PipelineNode) -> None:
+def _release(work: Pass, ended: list, nodes: dict | None = None) -> None:
+    """Decide the children of steps that just ended, and theirs in turn when launching one
+    ends it at once (a cache hit, a reference that cannot be resolved)."""
+    ended = list(ended)
+    while ended:
+        ended.extend(_advance_children(work, ended.pop(), nodes))
+
+
+def _advance_children(work: Pass, node: PipelineNode, nodes: dict | None) -> list:
+    """Skip or launch the waiting children of `node`; returns the nodes that ended at once.
+
+    `nodes` is every node of the run when a full pass has them in memory; otherwise only
+    the children and their other parents are read.
+    """
+    run, index = work.run, work.shape.index
     children = index.children.get(node.name, ())
     if not children:
+        return []
+    if nodes is not None:
+        states = {name: n.status for name, n in nodes.items()}
+        waiting = {
+            name: nodes[name]
+            for name in children
+            if nodes[name].status == NodeStatus.PENDING and nodes[name].task_id is None
+        }
+    else:
+        others = {p for child in children for p in index.parents[child]} - {node.name}
+        states = {node.name: node.status}
+        if others:
+            states.update(
+                run.nodes.filter(name__in=others).order_by().values_list("name", "status")
+            )
+        waiting = {
+            n.name: n
+            for n in run.nodes.filter(
+                name__in=children, status=NodeStatus.PENDING, task__isnull=True
+            ).order_by()
+        }
+    ready, skip = [], []
+    for child in children:
+        if child in waiting:
+            decision = dag.decide_step(index, child, states)
+            if decision == "skip":
+                skip.append(child)
+            elif decision == "launch":
+                ready.append(waiting[child])
+    if skip:
+        _skip_subtrees(work, skip, nodes)
+    if not ready or run.driver != "server":
+        return []
+    return launch(work, ready, nodes if nodes is not None else Nodes(run, [node]))
+
+
+def _skip_subtrees(work: Pass, names: list, nodes: dict | None) -> None:
+    targets = [*names, *dag.descendants_of(work.shape.index, names)]
+    reason = "a parent failed or was skipped"
+    if nodes is not None:
+        for name in targets:
+            target = nodes[name]
+            if target.status == NodeStatus.PENDING and target.task_id is None:
+                set_node(work, target, NodeStatus.SKIPPED, reason)
         return
-    involved = set(children)
-    for child in children:
-        involved.update(index.parents[child])
-    states = dict(run.nodes.filter(name__in=involved).values_list("name", "status"))
-    waiting = {
-        n.name: n
-        for n in run.nodes.filter(name__in=children, status=NodeStatus.PENDING, task__isnull=True)
-    }
-    lookup_nodes = _Nodes(run, [node])
-    for child in children:
-        if child not in waiting:
-            continue
-        decision = dag.decide_step(index, child, states)
-        if decision == "skip":
-            _skip_subtree(run, index, child)
-        elif decision == "launch" and run.driver == "server":
-            _launch(run, index.steps[child], waiting[child], lookup_nodes)
+    skipped = work.run.nodes.filter(
+        name__in=targets, status=NodeStatus.PENDING, task__isnull=True
+    ).update(status=NodeStatus.SKIPPED, message=reason, updated=timezone.now())
+    work.run.open_nodes -= skipped
+    work.changed = True
 
 
-def _skip_subtree(run: PipelineRun, index: dag.GraphIndex, name: str) -> None:
-    names = [name, *dag.descendants(index, name)]
-    run.nodes.filter(name__in=names, status=NodeStatus.PENDING, task__isnull=True).update(
-        status=NodeStatus.SKIPPED, message="a parent failed or was skipped", updated=timezone.now()
-    )
-
-
-def _sync_nodes(run: PipelineRun, nodes: dict) -> bool:
-    changed = False
-    steps = {step["name"]: step for step in run.steps}
+def _sync_nodes(work: Pass, nodes: dict) -> None:
+    steps = work.shape.index.steps
     for node in nodes.values():
         if node.task is None or node.status in (NodeStatus.CACHED, NodeStatus.SKIPPED):
             continue
@@ -306,37 +374,15 @@ def _sync_nodes(run: PipelineRun, nodes: dict) -> bool:
             status = NodeStatus.QUEUED  # dequeued by hand: keep waiting, not relaunched
         if status == NodeStatus.FAILED and node.attempts <= steps[node.name]["retry_on_failure"]:
             node.task = None
-            _set(node, NodeStatus.PENDING, f"retrying after attempt {node.attempts} failed")
-            changed = True
+            set_node(
+                work, node, NodeStatus.PENDING, f"retrying after attempt {node.attempts} failed"
+            )
             continue
         if status != node.status:
-            _set(node, status, node.task.status_reason)
-            changed = True
-    return changed
+            set_node(work, node, status, node.task.status_reason)
 
 
-def _set(node: PipelineNode, status: str, message: str = "") -> None:
-    node.status = status
-    node.message = message or ""
-    node.updated = timezone.now()
-    node.save(update_fields=["status", "message", "updated", "task", "attempts"])
-
-
-def _launch_ready(run: PipelineRun, nodes: dict, launch: bool = True) -> bool:
-    states = {name: node.status for name, node in nodes.items()}
-    actions = dag.next_actions(run.steps, states)
-    steps = {step["name"]: step for step in run.steps}
-    for name in actions.skip:
-        _set(nodes[name], NodeStatus.SKIPPED, "a parent failed or was skipped")
-    if not launch:
-        return bool(actions.skip)
-    for name in actions.launch:
-        _launch(run, steps[name], nodes[name], nodes)
-    return bool(actions.skip or actions.launch)
-
-
-def _abort_remaining(nodes: dict, reason: str) -> bool:
-    changed = False
+def _abort_remaining(work: Pass, nodes: dict, reason: str) -> None:
     for node in nodes.values():
         if node.status in NODE_TERMINAL:
             continue
@@ -349,17 +395,17 @@ def _abort_remaining(nodes: dict, reason: str) -> bool:
                 services.abort_task(node.task, reason)
             except Conflict:
                 pass
-            _set(node, NodeStatus.ABORTED, reason)
+            set_node(work, node, NodeStatus.ABORTED, reason)
         else:
-            _set(node, NodeStatus.SKIPPED, reason)
-        changed = True
-    return changed
+            set_node(work, node, NodeStatus.SKIPPED, reason)
 
 
-def _finish_run(run: PipelineRun, nodes: dict, outcome: str) -> None:
+def _finish_run(work: Pass, nodes: dict, outcome: str) -> None:
+    run = work.run
     run.status = PipelineStatus.COMPLETED if outcome == "completed" else PipelineStatus.FAILED
     run.completed = timezone.now()
     run.save(update_fields=["status", "completed"])
+    work.before.update(status=run.status, completed=run.completed)
     controller = Task.objects.get(pk=run.controller_id)
     # A client-driven run's controller is a live process: it reports its own end.
     if run.driver == "server" and controller.status == TaskStatus.IN_PROGRESS:
@@ -370,140 +416,46 @@ def _finish_run(run: PipelineRun, nodes: dict, outcome: str) -> None:
             services.mark_failed(
                 controller, reason=f"pipeline step failed: {', '.join(failed) or 'aborted'}"
             )
+    engine_plot.write_final(run, work.shape, nodes, work.now)
 
 
-# ---------------------------------------------------------------- launching one step
+# ---------------------------------------------------------------- launching
 
 
 def launch_step(run: PipelineRun, name: str) -> PipelineNode:
     """Launch one pending step now (the SDK's start_locally() decides when)."""
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run.pk)
-        nodes = {n.name: n for n in run.nodes.select_related("task")}
-        _sync_nodes(run, nodes)
-        if name not in nodes:
+        run = locked(run.pk)
+        if run is None:
+            raise NotFound("pipeline run not found")
+        _refuse_mirrored(run)
+        work = Pass(run)
+        node = one(nodes_with_tasks(run).filter(name=name))
+        if node is None:
             raise NotFound(f"pipeline has no step {name!r}")
-        node = nodes[name]
-        if node.status != NodeStatus.PENDING or node.task_id:
-            return node  # already launched: launching twice is a no-op
-        step = next(s for s in run.steps if s["name"] == name)
-        _launch(run, step, node, nodes)
-        _report_plot(run, nodes)
+        _sync_nodes(work, {name: node})
+        if node.status == NodeStatus.PENDING and not node.task_id:
+            _release(work, launch(work, [node], Nodes(run, [node])))
+        # else: already launched, and launching twice is a no-op
+        work.flush()
     return node
 
 
 def skip_step(run: PipelineRun, name: str, reason: str = "skipped by callback") -> PipelineNode:
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run.pk)
-        node = run.nodes.filter(name=name).first()
+        run = locked(run.pk)
+        if run is None:
+            raise NotFound("pipeline run not found")
+        _refuse_mirrored(run)
+        work = Pass(run)
+        node = one(run.nodes.filter(name=name))
         if node is None:
             raise NotFound(f"pipeline has no step {name!r}")
         if node.status == NodeStatus.PENDING and node.task_id is None:
-            _set(node, NodeStatus.SKIPPED, reason)
+            set_node(work, node, NodeStatus.SKIPPED, reason)
+        work.flush()
     _schedule(run.pk)
     return node
-
-
-def _launch(run: PipelineRun, step: dict, node: PipelineNode, nodes: dict) -> None:
-    base = Task.objects.filter(pk=step["base_task_id"]).first()
-    if base is None:
-        _set(node, NodeStatus.FAILED, f"base task {step['base_task_id']} no longer exists")
-        return
-    try:
-        lookup = _reference_lookup(run, nodes)
-        params = dag.resolve_overrides(step["parameter_override"], lookup)
-        config = dag.resolve_overrides(step["configuration_overrides"], lookup)
-    except dag.UnresolvedReference as error:
-        _set(node, NodeStatus.FAILED, f"cannot resolve {error.ref.text}: {error.reason}")
-        return
-    overrides = services.normalize_hyperparameters(parameters.nest(params))
-    node.resolved_overrides = {**params, **{f"configuration:{k}": v for k, v in config.items()}}
-    node.attempts += 1
-    if step.get("cache_executed_step"):
-        node.cache_key = _cache_key(base, overrides, config)
-        cached = _cached_task(node.cache_key)
-        if cached is not None:
-            node.task = cached
-            node.save(update_fields=["resolved_overrides", "cache_key", "attempts"])
-            _set(node, NodeStatus.CACHED, f"reused task {cached.id}")
-            return
-    controller = run.controller
-    task = services.clone_task(
-        base,
-        user=controller.created_by,
-        name=step["name"],
-        project=controller.project,
-        parent=controller,
-        hyperparameters=overrides,
-        configuration=config,
-        time_limit=float(step["time_limit"]) if step.get("time_limit") else None,
-    )
-    node.task = task
-    node.save(update_fields=["task", "resolved_overrides", "cache_key", "attempts"])
-    queue = step.get("execution_queue") or run.default_queue
-    services.enqueue_task(task, queue)
-    _set(node, NodeStatus.QUEUED, f"enqueued on {queue}")
-
-
-def _reference_lookup(run: PipelineRun, nodes: dict):
-    def lookup(ref: dag.Reference):
-        if ref.kind == "pipeline":
-            if ref.name not in run.parameters:
-                raise dag.UnresolvedReference(ref, f"no pipeline parameter {ref.name!r}")
-            return run.parameters[ref.name]
-        node = nodes.get(ref.step)
-        if node is None or node.task is None:
-            raise dag.UnresolvedReference(ref, f"step {ref.step!r} has no task")
-        task = node.task
-        if ref.kind == "id":
-            return task.id
-        if ref.kind == "task_field":
-            return getattr(task, ref.field)
-        if ref.kind == "parameter":
-            section, _, key = ref.name.partition("/")
-            entry = task.hyperparameters.get(section, {}).get(key)
-            if entry is None:
-                raise dag.UnresolvedReference(ref, f"task {task.id} has no parameter {ref.name}")
-            return entry["value"]
-        if ref.kind == "artifact":
-            artifact = Artifact.objects.filter(task=task, name=ref.name).first()
-            if artifact is None:
-                raise dag.UnresolvedReference(
-                    ref, f"step {ref.step!r} has no artifact {ref.name!r}"
-                )
-            if artifact.state != ArtifactState.READY:
-                raise dag.UnresolvedReference(ref, f"artifact {ref.name!r} is not ready")
-            if not hasattr(artifact, ref.field) or ref.field in ("task", "storage_key"):
-                raise dag.UnresolvedReference(ref, f"artifacts have no field {ref.field!r}")
-            return getattr(artifact, ref.field)
-        raise dag.UnresolvedReference(ref, "unsupported reference")
-
-    return lookup
-
-
-def _cache_key(base: Task, overrides: dict, config: dict) -> str:
-    params = copy.deepcopy(base.hyperparameters)
-    for section, values in overrides.items():
-        params.setdefault(section, {}).update(values)
-    script = {k: base.script.get(k) for k in ("code", "entry_point", "commit", "diff")}
-    merged_config = {**base.configuration, **services.normalize_configuration(config)}
-    payload = json.dumps(
-        {"script": script, "params": params, "config": merged_config}, sort_keys=True
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _cached_task(cache_key: str) -> Task | None:
-    node = (
-        PipelineNode.objects.filter(
-            cache_key=cache_key,
-            task__status__in=(TaskStatus.COMPLETED, TaskStatus.PUBLISHED),
-        )
-        .select_related("task")
-        .order_by("-updated")
-        .first()
-    )
-    return node.task if node else None
 
 
 # ---------------------------------------------------------------- stopping and the plot
@@ -512,55 +464,31 @@ def _cached_task(cache_key: str) -> Task | None:
 def stop_run(run_id: str, reason: str = "pipeline stopped") -> PipelineRun:
     """Abort what is still running, skip what has not started, mark the run stopped."""
     with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run_id)
+        run = PipelineRun.objects.select_for_update().defer("steps", "parameters").get(pk=run_id)
         if run.status in PIPELINE_TERMINAL:
             return run
-        nodes = {n.name: n for n in run.nodes.select_related("task")}
-        _sync_nodes(run, nodes)
-        _abort_remaining(nodes, reason)
+        if _mirrored(run):
+            from .engine_hooks import stop_mirrored_run
+
+            return stop_mirrored_run(run, reason)
+        work = Pass(run)
+        nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
+        _sync_nodes(work, nodes)
+        _abort_remaining(work, nodes, reason)
         run.status = PipelineStatus.STOPPED
         run.completed = timezone.now()
-        run.save(update_fields=["status", "completed"])
+        run.open_nodes = 0
         controller = Task.objects.get(pk=run.controller_id)
         if controller.status in (TaskStatus.IN_PROGRESS, TaskStatus.QUEUED):
             services.abort_task(controller, reason)
-        _report_plot(run, nodes, force=True)
+        engine_plot.write_final(run, work.shape, nodes, work.now)
+        work.flush()
     return run
 
 
-def _report_plot(run: PipelineRun, nodes: dict | None, force: bool = False, now=None) -> None:
-    """Upsert the DAG figure and the details table on the controller task, throttled."""
-    now = now or timezone.now()
-    if not force and run.plot_updated and now - run.plot_updated < PLOT_MIN_INTERVAL:
-        return
-    if nodes is None:
-        nodes = {n.name: n for n in run.nodes.all()}
-    view = {
-        name: {
-            "status": node.status,
-            "task_id": node.task_id,
-            "overrides": node.resolved_overrides or _declared_overrides(run, name),
-        }
-        for name, node in nodes.items()
-    }
-    for series, figure in (
-        ("Execution Flow", build_pipeline_figure(run.steps, view)),
-        ("Execution Details", build_pipeline_table(run.steps, view)),
-    ):
-        Plot.objects.update_or_create(
-            task_id=run.controller_id,
-            title=PLOT_TITLE,
-            series=series,
-            iteration=0,
-            defaults={"figure": figure, "timestamp": now},
-        )
-    PipelineRun.objects.filter(pk=run.pk).update(plot_updated=now)
-    run.plot_updated = now
-
-
-def _declared_overrides(run: PipelineRun, name: str) -> dict:
-    step = next((s for s in run.steps if s["name"] == name), {})
-    return dict(step.get("parameter_override") or {})
+def refresh_plot(run_id: str) -> bool:
+    """The throttled job behind a run's plot (see engine_plot)."""
+    return engine_plot.refresh(run_id, shape_of)
 
 
 def advance_all_running() -> list[str]:

@@ -365,6 +365,13 @@ class PipelineRun(models.Model):
     # start_locally() (it has the user's Python callbacks) through the same launch verb.
     driver = models.CharField(max_length=16, default="server")
     plot_updated = models.DateTimeField(null=True, blank=True)
+    # When a refresh of the run's plot is due (None: none asked for). The engine only sets
+    # it; a throttled job rebuilds the figure, so the cost of a re-plot, which grows with the
+    # run, stays off the path that reacts to each step.
+    plot_due = models.DateTimeField(null=True, blank=True)
+    # Nodes not in a terminal state, kept by the engine so that "anything left to run?" is
+    # not a count over the run's nodes on each event; every full pass recounts it.
+    open_nodes = models.IntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]
@@ -387,7 +394,8 @@ class PipelineNode(models.Model):
     )
     status = models.CharField(max_length=16, choices=NodeStatus.choices, default=NodeStatus.PENDING)
     resolved_overrides = models.JSONField(default=dict, blank=True)
-    cache_key = models.CharField(max_length=64, blank=True, default="")
+    # Looked up across all runs when a step is cached (cache_executed_step).
+    cache_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True, default="")
     updated = models.DateTimeField(default=timezone.now)

@@ -8,6 +8,7 @@ stored pipeline should still be visible, and validation is ``pipelines.dag``'s j
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -150,11 +151,19 @@ def _status_rank(status: str) -> tuple[int, str]:
         return (len(STATUS_ORDER), status)
 
 
-def build_pipeline_figure(
-    steps: Sequence[Mapping[str, Any]], nodes: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The DAG drawn left to right, one marker trace per status so the legend explains
-    the colours, and task ids in ``customdata`` so a click can open the step's task."""
+@dataclasses.dataclass(frozen=True)
+class PipelineLayout:
+    """Everything in the figures that depends on the steps only, not on their states: a
+    caller that re-plots one run many times computes it once (layout_pipeline)."""
+
+    order: list[str]
+    depth: dict[str, int]
+    pos: dict[str, tuple[float, float]]
+    edges: dict[str, Any]
+    layout: dict[str, Any]
+
+
+def layout_pipeline(steps: Sequence[Mapping[str, Any]]) -> PipelineLayout:
     names, parents = _graph(steps)
     order, depth = _layers(names, parents)
     pos = _positions(order, depth, parents)
@@ -167,18 +176,48 @@ def build_pipeline_figure(
             x0, y0 = pos[parent]
             edge_x.extend((x0, x1, None))
             edge_y.extend((y0, y1, None))
-    data: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "dependencies",
-            "x": edge_x,
-            "y": edge_y,
-            "line": {"color": EDGE_COLOR, "width": 1.5},
-            "hoverinfo": "skip",
-            "showlegend": False,
-        }
-    ]
+    edges = {
+        "type": "scatter",
+        "mode": "lines",
+        "name": "dependencies",
+        "x": edge_x,
+        "y": edge_y,
+        "line": {"color": EDGE_COLOR, "width": 1.5},
+        "hoverinfo": "skip",
+        "showlegend": False,
+    }
+    column_sizes: dict[int, int] = {}
+    for name in order:
+        column_sizes[depth[name]] = column_sizes.get(depth[name], 0) + 1
+    widest = max(column_sizes.values(), default=1)
+    hidden_axis = {"visible": False, "showgrid": False, "zeroline": False, "fixedrange": False}
+    layout = {
+        "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
+        "hovermode": "closest",
+        "clickmode": "event",
+        "margin": {"l": 20, "r": 20, "t": 40, "b": 20},
+        "height": max(320, min(2400, 70 * widest + 80)),
+        "xaxis": {**hidden_axis, "range": [-0.5, max(column_sizes, default=0) + 0.5]},
+        "yaxis": dict(hidden_axis),
+        "plot_bgcolor": "rgba(0,0,0,0)",
+        "paper_bgcolor": "rgba(0,0,0,0)",
+    }
+    return PipelineLayout(order, depth, pos, edges, layout)
+
+
+def build_pipeline_figure(
+    steps: Sequence[Mapping[str, Any]],
+    nodes: Mapping[str, Mapping[str, Any]],
+    layout: PipelineLayout | None = None,
+) -> dict[str, Any]:
+    """The DAG drawn left to right, one marker trace per status so the legend explains
+    the colours, and task ids in ``customdata`` so a click can open the step's task."""
+    if layout is None:
+        layout = layout_pipeline(steps)
+    order, pos = layout.order, layout.pos
+    # Shallow copies: the cached layout's lists are shared, never mutated.
+    data: list[dict[str, Any]] = [dict(layout.edges)]
 
     groups: dict[str, dict[str, list[Any]]] = {}
     for name in order:
@@ -212,33 +251,21 @@ def build_pipeline_figure(
             }
         )
 
-    column_sizes: dict[int, int] = {}
-    for name in order:
-        column_sizes[depth[name]] = column_sizes.get(depth[name], 0) + 1
-    widest = max(column_sizes.values(), default=1)
-    hidden_axis = {"visible": False, "showgrid": False, "zeroline": False, "fixedrange": False}
-    layout = {
-        "showlegend": True,
-        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-        "hovermode": "closest",
-        "clickmode": "event",
-        "margin": {"l": 20, "r": 20, "t": 40, "b": 20},
-        "height": max(320, min(2400, 70 * widest + 80)),
-        "xaxis": {**hidden_axis, "range": [-0.5, max(column_sizes, default=0) + 0.5]},
-        "yaxis": dict(hidden_axis),
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "paper_bgcolor": "rgba(0,0,0,0)",
-    }
-    return {"data": data, "layout": layout}
+    return {"data": data, "layout": dict(layout.layout)}
 
 
 def build_pipeline_table(
-    steps: Sequence[Mapping[str, Any]], nodes: Mapping[str, Mapping[str, Any]]
+    steps: Sequence[Mapping[str, Any]],
+    nodes: Mapping[str, Mapping[str, Any]],
+    layout: PipelineLayout | None = None,
 ) -> dict[str, Any]:
     """The same run as a table, for pipelines too large to read as a graph; rows follow
     the graph's topological order."""
-    names, parents = _graph(steps)
-    order, _ = _layers(names, parents)
+    if layout is not None:
+        order = layout.order
+    else:
+        names, parents = _graph(steps)
+        order, _ = _layers(names, parents)
     columns: list[list[str]] = [[], [], [], []]
     status_fill: list[str] = []
     for name in order:

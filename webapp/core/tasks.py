@@ -7,6 +7,11 @@ from celery import shared_task
 from django.conf import settings
 from django.db import close_old_connections
 
+# The configured app must exist before a shared task is first sent: otherwise `.delay()` in a
+# process that has not published a run yet (the web server answering a step's finish) goes to
+# Celery's unconfigured default app, not our broker, and the engine waits for the next sweep.
+from webapp.celery import app as _app  # noqa: F401
+
 from . import execution
 
 logger = logging.getLogger(__name__)
@@ -17,6 +22,13 @@ def advance_pipeline(run_id: str, task_id: str | None = None) -> None:
     from . import engine
 
     engine.advance(run_id, changed_task_id=task_id)
+
+
+@shared_task(name="core.refresh_pipeline_plot", acks_late=True)
+def refresh_pipeline_plot(run_id: str) -> None:
+    from . import engine
+
+    engine.refresh_plot(run_id)
 
 
 @shared_task(name="core.sweep")
