@@ -140,6 +140,15 @@ class TaskHeartbeat(threading.Thread):
         self._halt.set()
 
 
+def step_python(task: dict) -> str:
+    """The interpreter for a step: the worker's own, except for tasks created by the official
+    `clearml` SDK, which need an environment with `clearml` (and their own packages) in it:
+    PIPELINES_CLEARML_PYTHON names it, as `--python` does for pipelines.clearml_runner."""
+    if clearml_runner.is_clearml_task(task):
+        return os.environ.get("PIPELINES_CLEARML_PYTHON") or sys.executable
+    return sys.executable
+
+
 class StepRun:
     """One claimed attempt: set up, run, supervise, report."""
 
@@ -190,7 +199,7 @@ class StepRun:
     def _run(
         self, cwd: Path, entry: str, console: ConsoleStream, heartbeat: "TaskHeartbeat"
     ) -> tuple[str, str, str] | None:
-        command = [sys.executable, "-u", entry]
+        command = [step_python(self.task), "-u", entry]
         console.system(f"$ python -u {entry}")
         try:
             process = subprocess.Popen(

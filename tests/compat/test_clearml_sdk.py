@@ -7,6 +7,7 @@ by side, so the whole module stays within a few minutes on a 2-core machine.
 
 import hashlib
 import io
+import re
 
 import numpy as np
 import pytest
@@ -18,8 +19,11 @@ from tests.support import start_process, wait_until
 pytestmark = [pytest.mark.compat, pytest.mark.e2e]
 
 STEPS = ("step1_dataset_artifact.py", "step2_data_processing.py", "step3_train_model.py")
+PIPELINES = ("pipeline_from_tasks.py", "pipeline_broken_step.py", "pipeline_secret_step.py")
 PIPELINE = "pipeline demo"
 BROKEN = "pipeline broken step"
+SECRET = "pipeline secret step"
+MASK = "********"
 TERMINAL = ("completed", "failed", "stopped")
 
 
@@ -29,7 +33,7 @@ def launched(clearml_world):
     controller on `services` and exits, as on a dev machine)."""
     world = clearml_world
     # Independent scripts, so each group runs side by side (the SDK takes ~10 s per run).
-    for group in (STEPS, ("pipeline_from_tasks.py", "pipeline_broken_step.py")):
+    for group in ((*STEPS, "secret_parameter_check.py"), PIPELINES):
         for script, result in zip(group, world.run_all(group), strict=True):
             assert result.returncode == 0, f"{script}:\n{result.stdout}\n{result.stderr}"
             # execute_remotely() / start() ended the local process after registering
@@ -165,6 +169,114 @@ def test_a_failing_step_fails_the_pipeline_and_its_child_is_never_created(launch
     assert "exit code" in steps["stage_process"]["status_reason"]
     assert "stage_train" not in steps
     assert "Traceback" in _console(world, steps["stage_process"]["id"])
+
+
+def _mirrored_run(world, controller_id: str) -> dict:
+    """Our pipeline run for a ClearML controller, once it has followed the controller's end
+    (the mirror is refreshed right after the controller's own status change commits)."""
+    api = world.server.api()
+
+    def ended():
+        rows = api.get(f"{world.server.url}/api/v1/pipelines/", params={"page_size": 100}).json()
+        rows = [r for r in rows["results"] if r["controller"] == controller_id]
+        assert len(rows) <= 1, rows
+        return rows[0] if rows and rows[0]["status"] in TERMINAL else None
+
+    run = wait_until(ended, timeout=30, interval=0.2, message="the mirrored run to end")
+    return api.get(f"{world.server.url}/api/v1/pipelines/{run['id']}/").json()
+
+
+def _dashboard(world) -> requests.Session:
+    """A browser-like session logged in to the dashboard as the admin."""
+    session = requests.Session()
+    form = session.get(f"{world.server.url}/login/", timeout=30)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    response = session.post(
+        f"{world.server.url}/login/",
+        data={"username": "admin", "password": world.server.password, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{world.server.url}/login/"},
+        timeout=30,
+    )
+    assert response.ok and "/login/" not in response.url, response.url
+    return session
+
+
+def test_sdk_pipelines_are_mirrored_as_our_pipeline_runs(launched):
+    world = launched
+    # given the seed's pipeline completed under its own ClearML controller
+    controller = _finished(world, PIPELINE)
+    steps = {t["name"]: t for t in _tasks(world, parent=controller["id"])}
+    # then it is one of our pipeline runs, driven by that controller
+    run = _mirrored_run(world, controller["id"])
+    assert (run["driver"], run["status"]) == ("clearml", "completed"), run
+    # with one node per node of the controller's DAG, each linked to the step task it ran
+    nodes = {node["name"]: node for node in run["nodes"]}
+    assert list(nodes) == ["stage_data", "stage_process", "stage_train"]
+    for name, node in nodes.items():
+        assert (node["task"], node["status"]) == (steps[name]["id"], "completed"), node
+    assert {s["name"]: s["parents"] for s in run["steps"]} == {
+        "stage_data": [],
+        "stage_process": ["stage_data"],
+        "stage_train": ["stage_process"],
+    }
+    # the controller's own pipeline plot is still the one it reported (not ours)
+    plots = world.server.api().get(f"{world.server.url}/api/v1/tasks/{controller['id']}/plots/")
+    flow = [p for p in plots.json() if (p["title"], p["series"]) == ("Pipeline", "Execution Flow")]
+    assert [p["figure"]["data"][0]["type"] for p in flow] == ["sankey"]
+    # and the dashboard lists it and draws its DAG, each node opening its step's task
+    dashboard = _dashboard(world)
+    listing = dashboard.get(f"{world.server.url}/pipelines/", timeout=30)
+    assert listing.status_code == 200 and f"/pipelines/runs/{run['id']}/" in listing.text
+    page = dashboard.get(f"{world.server.url}/pipelines/runs/{run['id']}/", timeout=30)
+    assert page.status_code == 200
+    for name, step in steps.items():
+        assert name in page.text and step["id"] in page.text
+    state = dashboard.get(f"{world.server.url}/pipelines/runs/{run['id']}/state/", timeout=30)
+    drawn = {
+        task_id
+        for trace in state.json()["figure"]["data"]
+        for task_id in trace.get("customdata") or []
+    }
+    assert drawn == {step["id"] for step in steps.values()}
+
+
+def test_a_failed_sdk_pipeline_is_mirrored_with_its_failed_and_unrun_steps(launched):
+    world = launched
+    controller = _finished(world, BROKEN)
+    steps = {t["name"]: t for t in _tasks(world, parent=controller["id"])}
+    run = _mirrored_run(world, controller["id"])
+    assert (run["driver"], run["status"]) == ("clearml", "failed"), run
+    nodes = {node["name"]: node for node in run["nodes"]}
+    assert (nodes["stage_data"]["task"], nodes["stage_data"]["status"]) == (
+        steps["stage_data"]["id"],
+        "completed",
+    )
+    assert (nodes["stage_process"]["task"], nodes["stage_process"]["status"]) == (
+        steps["stage_process"]["id"],
+        "failed",
+    )
+    # the step the controller never created did not run
+    assert (nodes["stage_train"]["task"], nodes["stage_train"]["status"]) == (None, "skipped")
+
+
+def test_a_remote_step_reads_its_secret_parameter_unmasked_and_others_see_a_mask(launched):
+    world = launched
+    # given a pipeline whose step has a secret-looking parameter (db_password); its
+    # controller reads the step's clone masked, overrides `note` and saves it whole
+    controller = _finished(world, SECRET)
+    steps = {t["name"]: t for t in _tasks(world, parent=controller["id"])}
+    check = steps["check"]
+    console = _console(world, check["id"])
+    # then the step, run by the runner's key, read the real password and the override
+    assert controller["status"] == "completed", (controller, console)
+    assert check["status"] == "completed", console
+    assert "password intact" in console and "note: 'set by the pipeline'" in console
+    # and once it has ended, any other caller reads the value masked
+    doc = world.compat("tasks.get_by_id", task=check["id"])["task"]
+    assert doc["hyperparams"]["General"]["db_password"]["value"] == MASK
+    assert doc["hyperparams"]["General"]["note"]["value"] == "set by the pipeline"
+    params = world.compat("tasks.get_hyper_params", tasks=[check["id"]])["params"][0]
+    assert {p["name"]: p["value"] for p in params["hyperparams"]}["db_password"] == MASK
 
 
 def test_the_real_clearml_agent_runs_the_seed_pipeline_too(launched, clearml_agent):

@@ -9,4 +9,10 @@ class CompatConfig(AppConfig):
 
     def ready(self):
         # Importing the handler modules registers every endpoint in the dispatch table.
+        from webapp.core import engine_hooks
+
         from . import handlers  # noqa: F401
+        from .mirror import task_status_changed
+
+        # Pipelines run by ClearML's own controller show as our pipeline runs (mirror.py).
+        engine_hooks.add_status_listener(task_status_changed)

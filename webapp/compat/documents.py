@@ -14,6 +14,7 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
+from .masking import mask_document, reveals_secrets
 from .models import ProjectExtra, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
@@ -64,6 +65,22 @@ def extra_of(task: Task) -> TaskExtra:
         return TaskExtra(task=task)
 
 
+def record_runner(task: Task, worker: str = "", key=None) -> None:
+    """Who runs the task: clearml-server keeps the caller's X-ClearML-Worker as its last
+    worker; the caller's key is the one its SDK will read its parameters with (masking.py)."""
+    extra = extra_of(task)
+    changed = []
+    if worker and extra.last_worker != worker[:255]:
+        extra.last_worker = worker[:255]
+        changed.append("last_worker")
+    if key is not None and extra.run_key_id != key.pk:
+        extra.run_key = key
+        changed.append("run_key")
+    if changed:
+        # Only these columns: a concurrent edit of the task's other ClearML fields stays.
+        extra.save(update_fields=None if extra._state.adding else changed)
+
+
 def project_extra_of(project: Project) -> ProjectExtra:
     try:
         return project.clearml
@@ -100,7 +117,9 @@ def artifact_doc(artifact: Artifact) -> dict:
     }
 
 
-def task_doc(task: Task, artifacts=None) -> dict:
+def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
+    """The task as ClearML's document, secret-looking values masked unless `key` (the caller's)
+    runs the task (masking.py)."""
     extra = extra_of(task)
     if artifacts is None:
         artifacts = list(task.artifacts.all())
@@ -109,7 +128,7 @@ def task_doc(task: Task, artifacts=None) -> dict:
     execution["artifacts"] = [artifact_doc(a) for a in artifacts]
     execution.setdefault("parameters", {})
     models = extra.task_models or {}
-    return {
+    doc = {
         "id": task.id,
         "name": task.name,
         "user": str(task.created_by_id or ""),
@@ -143,6 +162,9 @@ def task_doc(task: Task, artifacts=None) -> dict:
         "runtime": dict(task.runtime or {}),
         "last_worker": extra.last_worker or task.worker,
     }
+    if reveals_secrets(task, key, extra.run_key_id):
+        return doc
+    return mask_document(doc, task)
 
 
 def _active_duration(task: Task) -> int | None:

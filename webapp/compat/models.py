@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from webapp.core.models import Project, Task, new_id
+from webapp.core.models import ApiKey, Project, Task, new_id
 
 
 class TaskExtra(models.Model):
@@ -30,6 +30,12 @@ class TaskExtra(models.Model):
     script = models.JSONField(default=dict, blank=True)
     last_worker = models.CharField(max_length=255, blank=True, default="")
     last_iteration = models.BigIntegerField(default=0)
+    # The key that pulled the task from its queue or marked it started: an agent's, a
+    # runner's, or a dev machine's. While the task runs, that key reads its secret-looking
+    # parameters unmasked, since the SDK inside the task acts with it (see masking.py).
+    run_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"ClearML fields of {self.task_id}"

@@ -8,6 +8,7 @@ rows, with the same conditional updates and engine hooks as the verbs in service
 from django.db import transaction
 from django.utils import timezone
 
+from . import secrets
 from .choices import TaskStatus, TaskType
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Queue, QueueEntry, Task, Worker
@@ -64,10 +65,14 @@ def edit_task_forced(task: Task, changes: dict) -> Task:
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)
         for field, value in changes.items():
+            # A client that read a task masked (it does not run it) and saves it whole, as a
+            # pipeline controller does with the steps it clones, keeps the stored secrets.
             if field == "hyperparameters":
-                value = normalize_hyperparameters(value)
+                value = secrets.keep_masked_hyperparameters(
+                    normalize_hyperparameters(value), task.hyperparameters
+                )
             elif field == "configuration":
-                value = normalize_configuration(value)
+                value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
             elif field in ("tags", "system_tags"):
                 if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
                     raise InvalidInput(f"{field} must be a list of strings")

@@ -3,7 +3,7 @@
 from webapp.core import compat_verbs, services
 from webapp.core.models import Queue, QueueEntry
 
-from ..documents import get_queue, iso, queue_doc
+from ..documents import get_queue, iso, queue_doc, record_runner
 from ..query import as_list, name_filter, page_slice, project, tags_match
 from ..registry import endpoint
 
@@ -64,6 +64,7 @@ def get_next_task(call):
     task = compat_verbs.take_next_task(queue, worker)
     if task is None:
         return {}
+    record_runner(task, call.worker, call.key)
     return {
         "entry": {"task": task.id, "added": iso(task.last_update)},
         "task_info": {"company": "pipelines", "user": str(task.created_by_id or "")},

@@ -7,7 +7,7 @@ from webapp.core import compat_verbs, services
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task
 
-from ..documents import extra_of, get_task, iso
+from ..documents import extra_of, get_task, iso, record_runner
 from ..envelope import ApiError
 from ..registry import endpoint
 from ..status import change_status, check_allowed
@@ -27,15 +27,6 @@ def _result(task: Task, **more) -> dict:
     return {"updated": 1, "fields": fields, **more}
 
 
-def _record_worker(task: Task, worker: str) -> None:
-    # clearml-server keeps the caller's X-ClearML-Worker as the task's last worker.
-    if worker:
-        extra = extra_of(task)
-        if extra.last_worker != worker:
-            extra.last_worker = worker[:255]
-            extra.save()
-
-
 def _set_status(call, target: str, default_reason: str) -> dict:
     task = get_task(call, call.require("task"), write=True)
     task = change_status(
@@ -46,7 +37,7 @@ def _set_status(call, target: str, default_reason: str) -> dict:
         message=str(call.get("status_message", "")),
     )
     if target == S.IN_PROGRESS:
-        _record_worker(task, call.worker)
+        record_runner(task, call.worker, call.key)
     return _result(task)
 
 
@@ -81,7 +72,7 @@ def publish(call):
 
 @endpoint("tasks.ping")
 def ping(call):
-    _record_worker(get_task(call, call.require("task")), call.worker)
+    record_runner(get_task(call, call.require("task")), call.worker)
     return {}
 
 

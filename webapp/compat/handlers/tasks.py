@@ -12,6 +12,7 @@ from webapp.core import compat_verbs, services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
+from .. import mirror
 from ..convert import (
     CLEARML_SYSTEM_TAG,
     configuration_to_clearml,
@@ -28,6 +29,7 @@ from ..documents import (
     visible_tasks,
 )
 from ..envelope import ApiError, bad_request
+from ..masking import mask_configuration, mask_hyperparam_items, reveals_secrets
 from ..query import (
     as_list,
     matches_all_any,
@@ -184,6 +186,8 @@ def edit(call):
         if changes:
             task = compat_verbs.edit_task_forced(task, changes)
         save_extra(task, call.body, leftovers)
+        if "configuration" in changes:
+            mirror.configuration_written(task, changes["configuration"])
     return {"updated": 1, "fields": _fields(changes)}
 
 
@@ -252,20 +256,27 @@ def delete_hyper_params(call):
 
 @endpoint("tasks.get_hyper_params")
 def get_hyper_params(call):
-    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
-    return {
-        "params": [
-            {
-                "task": task.id,
-                "hyperparams": [
-                    entry
-                    for section in hyperparams_to_clearml(task.hyperparameters).values()
-                    for entry in section.values()
-                ],
-            }
-            for task in tasks
+    tasks = _listed(call, "tasks")
+    result = []
+    for task in tasks:
+        items = [
+            entry
+            for section in hyperparams_to_clearml(task.hyperparameters).values()
+            for entry in section.values()
         ]
-    }
+        if not _reveals(call, task):
+            items = mask_hyperparam_items(items)
+        result.append({"task": task.id, "hyperparams": items})
+    return {"params": result}
+
+
+def _listed(call, field: str):
+    ids = [str(t) for t in as_list(call.get(field))]
+    return visible_tasks(call).filter(pk__in=ids).select_related("clearml")
+
+
+def _reveals(call, task: Task) -> bool:
+    return reveals_secrets(task, call.key, extra_of(task).run_key_id)
 
 
 @endpoint("tasks.edit_configuration")
@@ -276,27 +287,23 @@ def edit_configuration(call):
     for item in as_list(call.get("configuration")):
         if isinstance(item, dict) and item.get("name"):
             config.update(configuration_to_ours({str(item["name"]): item}))
-    compat_verbs.edit_task_forced(task, {"configuration": config})
+    with transaction.atomic():
+        task = compat_verbs.edit_task_forced(task, {"configuration": config})
+        mirror.configuration_written(task, config)
     return {"updated": 1}
 
 
 @endpoint("tasks.get_configurations")
 def get_configurations(call):
     names = set(as_list(call.get("names")))
-    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
-    return {
-        "configurations": [
-            {
-                "task": task.id,
-                "configuration": [
-                    item
-                    for name, item in configuration_to_clearml(task.configuration).items()
-                    if not names or name in names
-                ],
-            }
-            for task in tasks
-        ]
-    }
+    result = []
+    for task in _listed(call, "tasks"):
+        configuration = configuration_to_clearml(task.configuration)
+        if not _reveals(call, task):
+            configuration = mask_configuration(configuration)
+        items = [item for name, item in configuration.items() if not names or name in names]
+        result.append({"task": task.id, "configuration": items})
+    return {"configurations": result}
 
 
 @endpoint("tasks.get_configuration_names")
@@ -317,7 +324,7 @@ def check_editable_or_running(task: Task, force: bool) -> None:
 @endpoint("tasks.get_by_id")
 def get_by_id(call):
     task = get_task(call, call.require("task"))
-    return {"task": task_doc(task)}
+    return {"task": task_doc(task, key=call.key)}
 
 
 @endpoint("tasks.get_all", "tasks.get_all_ex")
@@ -355,7 +362,7 @@ def get_all(call):
     rows = list(queryset) if python_filters else list(queryset[window])
     docs = []
     for row in rows:
-        doc = task_doc(row, list(row.artifacts.all()) if with_artifacts else [])
+        doc = task_doc(row, list(row.artifacts.all()) if with_artifacts else [], key=call.key)
         if python_filters and not _wanted(doc, body, call.flag("search_hidden", True)):
             continue
         docs.append(doc)
