@@ -89,16 +89,18 @@ def seed() -> dict:
         start_running=True,
     )
     steps = [
-        {"name": "stage_data", "parents": [], "parameter_override": {}},
+        {"name": "stage_data", "parents": [], "parameter_override": {}, "base_task_id": base.id},
         {
             "name": "stage_process",
             "parents": ["stage_data"],
             "parameter_override": {"General/dataset_url": "${stage_data.artifacts.dataset.url}"},
+            "base_task_id": base.id,
         },
         {
             "name": "stage_train",
             "parents": ["stage_process"],
             "parameter_override": {"General/dataset_task_id": "${stage_process.id}"},
+            "base_task_id": base.id,
         },
     ]
     run = PipelineRun.objects.create(

@@ -276,6 +276,17 @@ def test_pipeline_run_page_draws_the_dag_with_hover_and_click_through(page, dash
     expect(page.locator(".actions button:has-text('Abort')")).to_be_disabled()
     assert _api_task(dashboard_server, ids["process_task"])["status"] == "stopped"
 
+    # Run it again: a new run of the same steps starts (this server has no engine worker,
+    # so its first step waits for one)
+    page.click(".actions button:has-text('Run again')")
+    page.wait_for_url(re.compile(r".*/pipelines/runs/(?!" + ids["run"] + r")[0-9a-f]{32}/$"))
+    expect(page.locator("#run-status")).to_have_text("Running")
+    expect(page.locator(".messages, .message").first).to_contain_text("Started a new run")
+    steps = page.locator("table").last
+    expect(steps).to_contain_text("stage_data")
+    expect(steps).to_contain_text(re.compile("Pending|Queued"))
+    screenshot(page, "pipeline-run-again", narrow=False)
+
 
 def test_a_post_without_the_csrf_token_is_refused(page, dashboard_server):
     url, task_id = dashboard_server.url, dashboard_server.extra["task"]

@@ -3,7 +3,7 @@
 import plotly
 import pytest
 
-from webapp.core import execution, services
+from webapp.core import engine, execution, services
 from webapp.core.choices import NodeStatus, PipelineStatus, TaskType
 from webapp.core.models import PipelineNode, PipelineRun
 
@@ -102,30 +102,37 @@ def test_run_state_feed_changes_version_only_when_the_figure_changes(admin_clien
     assert admin_client.get(url).json()["version"] != first["version"]
 
 
-def test_aborting_a_run_uses_the_engine_or_else_aborts_the_controller(
-    admin_client, run, monkeypatch
-):
-    from webapp.core import engine
-
-    calls = []
-    monkeypatch.setattr(engine, "stop_run", lambda run_id, reason: calls.append(run_id))
-    admin_client.post(f"/pipelines/runs/{run.id}/abort/")
-    assert calls == [run.id]
-    monkeypatch.delattr(engine, "stop_run")
-    admin_client.post(f"/pipelines/runs/{run.id}/abort/")
+def test_aborting_a_run_stops_it_and_its_controller(admin_client, run):
+    response = admin_client.post(f"/pipelines/runs/{run.id}/abort/", follow=True)
+    assert b"Pipeline run aborted." in response.content
+    run.refresh_from_db()
     run.controller.refresh_from_db()
-    assert run.controller.status == "stopped"
+    assert run.status == PipelineStatus.STOPPED and run.controller.status == "stopped"
 
 
-def test_run_again_is_offered_only_when_the_engine_can(admin_client, run, monkeypatch):
-    from webapp.core import engine
-
-    PipelineRun.objects.filter(pk=run.pk).update(status=PipelineStatus.COMPLETED)
+def test_run_again_is_offered_for_ended_server_runs_and_starts_a_new_one(admin_client, admin_user):
+    base = services.create_task(user=admin_user, project_name="dash", name="step")
+    controller = services.create_task(
+        user=admin_user, project_name="dash", name="ctl", task_type=TaskType.CONTROLLER,
+        start_running=True,
+    )  # fmt: skip
+    run = engine.start_run(
+        user=admin_user, controller=controller, steps=[{"name": "a", "base_task_id": base.id}]
+    )
     page = admin_client.get(f"/pipelines/runs/{run.id}/")
-    assert (b"Run again" in page.content) == hasattr(engine, "rerun")
-    if not hasattr(engine, "rerun"):
-        response = admin_client.post(f"/pipelines/runs/{run.id}/rerun/", follow=True)
-        assert b"cannot run a pipeline again" in response.content
+    assert b"Run again" not in page.content  # still running
+    engine.stop_run(run.id)
+    page = admin_client.get(f"/pipelines/runs/{run.id}/")
+    assert b"Run again" in page.content
+    response = admin_client.post(f"/pipelines/runs/{run.id}/rerun/")
+    new_run = PipelineRun.objects.exclude(pk=run.pk).get(controller__parent=controller)
+    assert response.status_code == 302 and response["Location"].endswith(f"/{new_run.id}/")
+    assert new_run.status == PipelineStatus.RUNNING
+    # a run its script drove (Python callbacks) can only be run again by that script
+    PipelineRun.objects.filter(pk=run.pk).update(driver="client")
+    assert b"Run again" not in admin_client.get(f"/pipelines/runs/{run.id}/").content
+    refused = admin_client.post(f"/pipelines/runs/{run.id}/rerun/", follow=True)
+    assert b"run the script again" in refused.content
 
 
 def test_workers_page_marks_live_and_gone_workers(admin_client, task):

@@ -211,3 +211,33 @@ def test_an_interrupted_upload_leaves_the_artifact_pending_and_unusable(cluster,
     )
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "ready"
+
+
+def test_an_ended_run_runs_again_with_new_step_tasks_on_real_workers(cluster, base, tmp_path):
+    queue = cluster.queue("again")
+    cluster.start_worker(queue)
+    steps = [
+        _step("a", base, tmp_path, "record"),
+        _step("b", base, tmp_path, "record", ["a"]),
+    ]
+    controller_id = _start_pipeline(cluster, steps, queue)
+    first = _wait_for_run_end(cluster, controller_id)
+    assert first["status"] == "completed"
+    # when it is run again through the API
+    again = cluster.post(f"pipelines/{first['id']}/rerun/")
+    # then a new run under a new controller completes, with a fresh task for every step
+    assert again["id"] != first["id"] and again["controller"] != controller_id
+    second = _wait_for_run_end(cluster, again["controller"])
+    assert second["status"] == "completed"
+    old_tasks = {node["task"] for node in first["nodes"]}
+    new_tasks = {node["task"] for node in second["nodes"]}
+    assert len(new_tasks) == 2 and not old_tasks & new_tasks
+    assert cluster.task(again["controller"])["parent"] == controller_id
+    assert len(_runs(tmp_path)) == 4
+    # and a run that is still going is refused, saying so
+    waiting = _start_pipeline(cluster, [_step("w", base, tmp_path, "wait")], queue)
+    running = _wait_for_nodes(cluster, waiting, w="running")
+    api = cluster.server.api()
+    refused = api.post(f"{cluster.server.url}/api/v1/pipelines/{running['id']}/rerun/")
+    assert refused.status_code == 409 and "still running" in refused.json()["detail"]
+    (tmp_path / "go-w").touch()

@@ -5,8 +5,8 @@ import pytest
 
 from tests.factories import make_base_task, make_controller, make_user, run_as_worker
 from webapp.core import engine, execution
-from webapp.core.errors import InvalidInput
-from webapp.core.models import Plot, Task
+from webapp.core.errors import Conflict, InvalidInput
+from webapp.core.models import PipelineRun, Plot, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -330,3 +330,45 @@ def test_stop_aborts_running_steps_and_skips_the_rest(user):
     assert _node(run, "b").status == "skipped"
     engine.advance(run.id)
     assert _node(run, "b").task is None
+
+
+def test_run_again_starts_a_fresh_run_of_the_same_steps_under_a_new_controller(user):
+    make_base_task(user, "step1")
+    make_base_task(user, "step2", params={"dataset_url": "", "test_size": 0.2})
+    make_base_task(user, "step3", params={"dataset_task_id": "REPLACE"})
+    controller = make_controller(user)
+    first = engine.start_run(
+        user=user, controller=controller, steps=seed_steps(), parameters={"seed": "1"}
+    )
+    engine.advance(first.id)
+    # a run that is still going cannot be run again
+    with pytest.raises(Conflict, match="still running"):
+        engine.rerun(first.id, user=user)
+    engine.stop_run(first.id)
+
+    again = engine.rerun(first.id, user=user)
+    engine.advance(again.id)
+    # a new controller, child of the old one, running the same steps from the same bases
+    assert again.id != first.id and again.controller_id != controller.id
+    assert again.controller.parent_id == controller.id
+    assert (again.controller.name, again.controller.project_id) == (
+        controller.name,
+        controller.project_id,
+    )
+    assert again.parameters == {"seed": "1"} and again.status == "running"
+    assert [s["name"] for s in again.steps] == ["stage_data", "stage_process", "stage_train"]
+    data = _node(again, "stage_data")
+    assert data.status == "queued" and data.task.parent_id == again.controller_id
+    assert data.task_id != _node(first, "stage_data").task_id
+
+
+def test_run_again_is_refused_for_runs_driven_by_a_script_or_a_clearml_controller(user):
+    make_base_task(user, "a")
+    for driver, reason in (("client", "callbacks"), ("clearml", "ClearML controller")):
+        controller = make_controller(user, name=f"ctl-{driver}")
+        run = engine.start_run(
+            user=user, controller=controller, steps=[{"name": "a", "base_task_name": "a"}]
+        )
+        PipelineRun.objects.filter(pk=run.pk).update(driver=driver, status="completed")
+        with pytest.raises(Conflict, match=reason):
+            engine.rerun(run.id, user=user)

@@ -35,6 +35,7 @@ IDEMPOTENT_ROUTES = {
     "api:pipeline-stop",
     "api:pipeline-launch",
     "api:pipeline-skip",
+    "api:pipeline-rerun",
 }
 KEEP_FOR = timedelta(hours=24)
 _VALID_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")

@@ -141,6 +141,15 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(request=None, responses=PipelineRunSerializer)
     @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """Run an ended server-driven pipeline again: a new run of the same steps."""
+        run = self.get_object()
+        self.check_object_permissions(request, run.controller)
+        new_run = engine.rerun(run.pk, user=request.user)
+        return Response(self._read(new_run.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=PipelineRunSerializer)
+    @action(detail=True, methods=["post"])
     def advance(self, request, pk=None):
         run = self.get_object()
         engine.advance(run.pk)

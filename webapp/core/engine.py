@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from pipelines import dag
 
-from . import engine_plot, services
+from . import access, engine_plot, services
 from .choices import (
     NODE_STATUS_FOR_TASK,
     NODE_TERMINAL,
@@ -30,6 +30,7 @@ from .choices import (
     PipelineDriver,
     PipelineStatus,
     TaskStatus,
+    TaskType,
 )
 from .engine_launch import Nodes, Pass, launch, locked, nodes_with_tasks, one, set_node, shape_of
 from .errors import Conflict, InvalidInput, NotFound
@@ -484,6 +485,44 @@ def stop_run(run_id: str, reason: str = "pipeline stopped") -> PipelineRun:
         engine_plot.write_final(run, work.shape, nodes, work.now)
         work.flush()
     return run
+
+
+def rerun(run_id: str, *, user) -> PipelineRun:
+    """Run an ended pipeline again on the server: a new controller task (same project, name,
+    parameters and tags, its parent the old controller) and a new run of the same steps from
+    the same base tasks, with the same pipeline parameters."""
+    run = PipelineRun.objects.select_related("controller__project").get(pk=run_id)
+    if _mirrored(run):
+        raise Conflict("this run follows a ClearML controller: run its controller script again")
+    if run.driver == PipelineDriver.CLIENT:
+        raise Conflict(
+            "this run was driven by its script's Python callbacks, which only that script "
+            "can run: run the script again"
+        )
+    if run.status not in PIPELINE_TERMINAL:
+        raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
+    old = run.controller
+    controller = services.create_task(
+        user=user,
+        project_name=old.project.name,
+        name=old.name,
+        task_type=TaskType.CONTROLLER,
+        hyperparameters=copy.deepcopy(old.hyperparameters),
+        configuration=copy.deepcopy(old.configuration),
+        tags=list(old.tags),
+        parent=old,
+        start_running=True,
+    )
+    return start_run(
+        user=user,
+        controller=controller,
+        steps=copy.deepcopy(run.steps),
+        parameters=dict(run.parameters),
+        default_queue=run.default_queue,
+        abort_on_failure=run.abort_on_failure,
+        driver=PipelineDriver.SERVER,
+        visible_tasks=access.visible_tasks(user),
+    )
 
 
 def refresh_plot(run_id: str) -> bool:

@@ -12,8 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core import access, engine, secrets, services
-from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL
+from webapp.core import access, engine, secrets
+from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL, PipelineDriver
 from webapp.core.errors import DomainError
 from webapp.core.models import PipelineRun
 from webapp.core.pipeline_figure import build_pipeline_figure
@@ -103,10 +103,6 @@ def run_view(run) -> dict:
     }
 
 
-def _can_rerun() -> bool:
-    return hasattr(engine, "rerun")
-
-
 @login_required
 def pipeline_run(request, run_id: str):
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
@@ -114,7 +110,9 @@ def pipeline_run(request, run_id: str):
         "run": run,
         **run_view(run),
         "can_abort": run.status not in PIPELINE_TERMINAL,
-        "can_rerun": _can_rerun() and run.status in PIPELINE_TERMINAL,
+        # Callbacks live in the user's script, and ClearML runs in their controller: only
+        # runs the server drove can be run again from here.
+        "can_rerun": run.status in PIPELINE_TERMINAL and run.driver == PipelineDriver.SERVER,
         "nav_section": "pipelines",
     }
     return render(request, "dashboard/pipeline_run.html", context)
@@ -150,10 +148,7 @@ def pipeline_run_abort(request, run_id: str):
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
     reason = f"pipeline aborted by {request.user.get_username()}"
     try:
-        if hasattr(engine, "stop_run"):
-            engine.stop_run(run.pk, reason)
-        else:
-            services.abort_task(run.controller, reason)
+        engine.stop_run(run.pk, reason)
     except DomainError as error:
         messages.error(request, error.message)
     else:
@@ -165,13 +160,10 @@ def pipeline_run_abort(request, run_id: str):
 @require_POST
 def pipeline_run_rerun(request, run_id: str):
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
-    if not _can_rerun():
-        messages.error(request, "This server cannot run a pipeline again yet.")
-        return redirect("dashboard:pipeline_run", run_id=run.pk)
     try:
         new_run = engine.rerun(run.pk, user=request.user)
     except DomainError as error:
         messages.error(request, error.message)
         return redirect("dashboard:pipeline_run", run_id=run.pk)
     messages.success(request, "Started a new run.")
-    return redirect("dashboard:pipeline_run", run_id=getattr(new_run, "pk", run.pk))
+    return redirect("dashboard:pipeline_run", run_id=new_run.pk)
