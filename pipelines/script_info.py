@@ -1,10 +1,14 @@
 """What a task records about the code that created it: script text, git state, packages."""
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+
+from .config import cache_dir
 
 GIT_TIMEOUT = 5
 MAX_SCRIPT_BYTES = 5 * 1024 * 1024
@@ -48,7 +52,7 @@ def imported_requirements() -> list[str]:
     """`name==version` for every installed distribution the process has imported."""
     stdlib = set(sys.stdlib_module_names)
     try:
-        by_module = importlib.metadata.packages_distributions()
+        by_module = _packages_distributions()
     except Exception:  # noqa: BLE001 - broken metadata must not stop Task.init
         return []
     found: dict[str, str] = {}
@@ -64,6 +68,37 @@ def imported_requirements() -> list[str]:
             except importlib.metadata.PackageNotFoundError:
                 continue
     return sorted(f"{name}=={version}" for name, version in found.items())
+
+
+def _packages_distributions() -> dict[str, list[str]]:
+    """importlib.metadata.packages_distributions(), kept on disk between runs.
+
+    Computing it reads the metadata of every installed distribution: a few hundred ms of each
+    Task.init in a large environment. The copy is keyed by the path entries and their
+    modification times, which change whenever a distribution is installed or removed.
+    """
+    key = []
+    for entry in sys.path:
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            continue
+    path = cache_dir() / "packages_distributions.json"
+    try:
+        stored = json.loads(path.read_text())
+        if stored["key"] == key:
+            return stored["packages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    packages = importlib.metadata.packages_distributions()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+        partial.write_text(json.dumps({"key": key, "packages": packages}))
+        partial.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the next run the same lookup again
+    return packages
 
 
 def capture_script() -> dict:

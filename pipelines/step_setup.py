@@ -1,15 +1,19 @@
 """A step on a worker's disk and in its own process group: the script, its environment,
-the guard that leads its group, and how its end is read."""
+how it is started (limits, the supervisor that forks it), how its end is read."""
 
+import itertools
 import os
-import select
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
+
+from . import step_supervisor
 
 # Variables a step must not inherit: the worker's own credentials and the server's secrets.
 PRIVATE_ENV = {"PIPELINES_API_KEY", "PIPELINES_TASK_ID", "DATABASE_URL", "SECRET_KEY"}
@@ -90,8 +94,8 @@ def step_env(api_url: str, task_key: str, task_id: str) -> dict:
 
 
 # ---------------------------------------------------------------- step resource limits
-# Set by the worker's environment, applied by the guard to the step only (after its fork,
-# before exec), so a step that hits one fails while the guard and the worker are untouched.
+# Set by the worker's environment, applied to the step only (in its process, after the fork
+# and before the exec), so a step that hits one fails while the worker is untouched.
 # Unset or empty means no limit. RLIMIT_NPROC counts every process of the user and is not
 # enforced for root; run workers as an unprivileged user for it to bite.
 STEP_RLIMITS = {
@@ -101,95 +105,200 @@ STEP_RLIMITS = {
     "PIPELINES_STEP_RLIMIT_NPROC": ("RLIMIT_NPROC", 1),
     "PIPELINES_STEP_RLIMIT_CPU_SECONDS": ("RLIMIT_CPU", 1),
 }
-_STEP_RLIMITS_CODE = f"""
-def apply_rlimits():
-    import resource
-    for var, (name, scale) in {STEP_RLIMITS!r}.items():
-        raw = os.environ.get(var, "").strip()
+_LIMIT_SIGNALS = {"SIGXFSZ": "file size limit exceeded", "SIGXCPU": "CPU time limit exceeded"}
+
+
+def step_rlimits(environ=None) -> list[tuple[int, int]]:
+    """(resource, value) for each PIPELINES_STEP_RLIMIT_* set; ValueError for a bad value."""
+    environ = os.environ if environ is None else environ
+    limits = []
+    for var, (name, scale) in STEP_RLIMITS.items():
+        raw = environ.get(var, "").strip()
         if not raw:
             continue
-        value = int(raw) * scale
+        try:
+            value = int(raw) * scale
+        except ValueError:
+            value = 0
         if value <= 0:
-            raise ValueError(var + " must be a positive integer")
+            raise ValueError(f"{var} must be a positive integer, not {raw!r}")
         kind = getattr(resource, name)
         hard = resource.getrlimit(kind)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(kind, (value, value))
-"""
-_LIMIT_SIGNALS = {"SIGXFSZ": "file size limit exceeded", "SIGXCPU": "CPU time limit exceeded"}
+        limits.append((kind, value))
+    return limits
 
 
-# The step's process-group leader. It stays between the worker and the step so that a worker
-# killed with SIGKILL still takes its step down: the guard sees it has been re-parented and
-# kills the whole group. It ignores the SIGTERM the worker sends to the group (the step gets
-# it) and exits as the step did, so the worker reads the step's own exit code or signal.
-_GUARD = """
-import os, signal, sys, time
-parent, argv = int(sys.argv[1]), sys.argv[2:]
-caught = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-for number in caught:
-    signal.signal(number, signal.SIG_IGN)
-pid = os.fork()
-if pid == 0:
-    for number in (*caught, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(number, signal.SIG_DFL)
-    try:
-        apply_rlimits()
-    except (ValueError, OSError) as error:
-        os.write(2, f"cannot apply the step resource limits: {error}\\n".encode())
-        os._exit(126)
-    try:
-        os.execv(argv[0], argv)
-    except OSError as error:
-        os.write(2, f"cannot run {argv[0]}: {error}\\n".encode())
-    os._exit(127)
-# A pidfd wakes us the moment the step exits (no polling delay); every 0.1 s we also check
-# that the worker is still our parent.
-try:
-    import select
-    pidfd = os.pidfd_open(pid)
-except (AttributeError, OSError, ImportError):
-    pidfd = None
-while True:
-    if pidfd is not None:
-        select.select([pidfd], [], [], 0.1)
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if done:
-        break
-    if os.getppid() != parent:
-        os.killpg(0, signal.SIGKILL)
-    if pidfd is None:
-        time.sleep(0.1)
-if os.WIFSIGNALED(status):
-    number = os.WTERMSIG(status)
-    if number not in (signal.SIGKILL, signal.SIGSTOP):  # these two cannot be handled
-        signal.signal(number, signal.SIG_DFL)
-    os.kill(os.getpid(), number)
-    os._exit(128 + number)
-os._exit(os.waitstatus_to_exitcode(status))
-"""
+# ---------------------------------------------------------------- starting and watching steps
+# Steps are forked by the worker's step supervisor (step_supervisor.py: why, and how a killed
+# worker still takes its steps down, is explained there). This is the worker's side of it.
+SUPERVISOR_SCRIPT = Path(__file__).with_name("step_supervisor.py")
 
 
-_GUARD = _STEP_RLIMITS_CODE + _GUARD
+class StepProcess:
+    """A running step: its pid (which is also its process group), its output, its end."""
+
+    def __init__(self, supervisor: "StepSupervisor", pid: int):
+        self.pid = pid
+        self.stdout = None
+        self.stderr = None
+        self.returncode: int | None = None
+        self._supervisor = supervisor
+        self._exited = threading.Event()
+        self._owner: socket.socket | None = None  # the connection of the supervisor that forked it
+
+    def has_exited(self) -> bool:
+        return self._exited.is_set()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The Popen-style return code once the step and its group are gone (None: not yet)."""
+        self._exited.wait(timeout)
+        return self.returncode
+
+    def signal_group(self, number: int) -> None:
+        """Signal the step's whole process group (nothing once it has been reaped)."""
+        self._supervisor.signal(self.pid, number)
+
+    def _ended(self, returncode: int) -> None:
+        self.returncode = returncode
+        self._exited.set()
 
 
-def guarded_command(command: list[str]) -> list[str]:
-    """`command` run under the guard, which watches this (the worker's) process."""
-    return [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), *command]
+class StepSupervisor:
+    """The worker's handle on its step supervisor process, started with the first step."""
 
+    def __init__(self, python: str = sys.executable):
+        self.python = python
+        self._lock = threading.Lock()  # starting the supervisor; sending to it
+        self._process: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, list] = {}  # spawn id -> [answered Event, reply]
+        self._steps: dict[int, StepProcess] = {}
 
-def wait_for_exit(pid: int, timeout: float) -> None:
-    """Return when `pid` exits or after `timeout`: at once on exit where pidfds exist."""
-    try:
-        fd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        time.sleep(timeout)
-        return
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
+    def spawn(self, argv: list[str], cwd: Path | str, env: dict) -> StepProcess:
+        """Start `argv` as a step; OSError if it could not be started."""
+        try:
+            limits, problem = step_rlimits(), None
+        except ValueError as error:
+            limits, problem = [], f"cannot apply the step resource limits: {error}\n"
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        request_id = next(self._ids)
+        waiter = [threading.Event(), None]
+        self._pending[request_id] = waiter
+        message = {
+            "op": "spawn",
+            "id": request_id,
+            "argv": [str(part) for part in argv],
+            "cwd": str(cwd),
+            "env": env,
+            "limits": limits,
+            "problem": problem,
+        }
+        try:
+            with self._lock:
+                sock = self._ensure_running()
+                step_supervisor.send(sock, message, [out_write, err_write])
+        except OSError as error:
+            self._pending.pop(request_id, None)
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise OSError(f"the step supervisor is unreachable: {error}") from error
+        finally:
+            for fd in (out_write, err_write):
+                os.close(fd)
+        answered = waiter[0].wait(60)
+        self._pending.pop(request_id, None)
+        reply = waiter[1] if answered else {"error": "the step supervisor did not answer"}
+        if "pid" not in reply:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise OSError(reply.get("error") or "the step could not be started")
+        process = reply["process"]
+        process.stdout, process.stderr = open(out_read, "rb"), open(err_read, "rb")  # noqa: SIM115
+        return process
+
+    def signal(self, pid: int, number: int) -> None:
+        try:
+            with self._lock:
+                if self._sock is not None:
+                    step_supervisor.send(
+                        self._sock, {"op": "signal", "pid": pid, "signal": int(number)}
+                    )
+        except OSError:
+            pass  # the supervisor is gone; its reader has already ended the step
+
+    def close(self) -> None:
+        """Stop the supervisor: it SIGKILLs any step group still running, then exits."""
+        with self._lock:
+            sock, process = self._sock, self._process
+            self._sock = None
+        if sock is not None:
+            sock.close()
+        if process is not None:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _ensure_running(self) -> socket.socket:
+        if self._sock is not None and self._process is not None and self._process.poll() is None:
+            return self._sock
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._process = subprocess.Popen(
+                [self.python, "-I", "-S", str(SUPERVISOR_SCRIPT)],
+                stdin=theirs,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # out of reach of signals sent to the worker's group
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._sock = ours
+        reader = threading.Thread(
+            target=self._read, args=(ours,), name="step-supervisor", daemon=True
+        )
+        reader.start()
+        return ours
+
+    def _read(self, sock: socket.socket) -> None:
+        """Answers and exits from one supervisor, until it goes away."""
+        try:
+            while True:
+                message, _fds = step_supervisor.receive(sock)
+                if message["op"] == "spawned":
+                    waiter = self._pending.get(message["id"])
+                    if "pid" in message:
+                        # Registered here, before anyone waits on it: its exit may come next.
+                        process = StepProcess(self, message["pid"])
+                        process._owner = sock
+                        self._steps[process.pid] = process
+                        message["process"] = process
+                    if waiter is not None:
+                        waiter[1] = message
+                        waiter[0].set()
+                elif message["op"] == "exited":
+                    process = self._steps.pop(message["pid"], None)
+                    if process is not None:
+                        process._ended(message["returncode"])
+        except (EOFError, OSError, ValueError):
+            pass
+        # The supervisor died: its steps' leaders died with it; take down what they left.
+        with self._lock:
+            if self._sock is sock:
+                self._sock = None
+        for pid, process in list(self._steps.items()):
+            if process._owner is sock:
+                killpg(pid, signal.SIGKILL)
+                self._steps.pop(pid)._ended(-signal.SIGKILL)
+        for waiter in list(self._pending.values()):
+            waiter[1] = {"error": "the step supervisor exited"}
+            waiter[0].set()
 
 
 def killpg(pgid: int, number: int) -> None:
@@ -198,14 +307,6 @@ def killpg(pgid: int, number: int) -> None:
         os.killpg(pgid, number)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def has_exited(pid: int) -> bool:
-    """True once `pid` has exited, without reaping it: its group id stays reserved meanwhile."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
 
 
 def describe_exit(code: int) -> str:

@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -29,13 +28,10 @@ from .embedded_redis import default_data_dir
 from .step_console import ConsoleStream, pump_lines
 from .step_setup import (
     StepSetupError,
+    StepSupervisor,
     describe_exit,
-    guarded_command,
-    has_exited,
-    killpg,
     materialise,
     step_env,
-    wait_for_exit,
 )
 
 log = logging.getLogger("pipelines.worker")
@@ -202,15 +198,7 @@ class StepRun:
         command = [step_python(self.task), "-u", entry]
         console.system(f"$ python -u {entry}")
         try:
-            process = subprocess.Popen(
-                guarded_command(command),
-                cwd=cwd,
-                env=self._step_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            process = self.worker.supervisor.spawn(command, cwd=cwd, env=self._step_env())
         except OSError as error:
             return ("failed", f"could not start the step: {error}", "")
         stderr_tail: deque[str] = deque(maxlen=40)
@@ -246,7 +234,7 @@ class StepRun:
         limit = self.task.get("time_limit") or 0
         deadline = time.monotonic() + limit if limit > 0 else None
         reason, report, escalate_at = None, True, None
-        while not has_exited(process.pid):
+        while not process.has_exited():
             now = time.monotonic()
             if reason is None:
                 hard = False
@@ -261,14 +249,13 @@ class StepRun:
                     reason = "worker shut down while the step was running"
                 if reason is not None:
                     console.system(f"stopping the step: {reason}")
-                    killpg(process.pid, signal.SIGKILL if hard else signal.SIGTERM)
+                    process.signal_group(signal.SIGKILL if hard else signal.SIGTERM)
                     escalate_at = now + (0 if hard else self.config.kill_grace)
             elif escalate_at is not None and now >= escalate_at:
-                killpg(process.pid, signal.SIGKILL)
+                process.signal_group(signal.SIGKILL)
                 escalate_at = None
-            wait_for_exit(process.pid, 0.05)
-        # Whatever the step left running in its group goes with it.
-        killpg(process.pid, signal.SIGKILL)
+            # The supervisor reports the end once whatever the step left in its group is gone.
+            process.wait(0.05)
         return reason, report
 
     def _finish(self, status: str, reason: str, message: str) -> None:
@@ -301,6 +288,7 @@ class StepWorker:
         self.beat_client = Client(credentials, timeout=beat_timeout, retry_for=0)
         self.console_client = Client(credentials, timeout=10, retry_for=0)
         self.shutting_down = threading.Event()
+        self.supervisor = StepSupervisor()
         self._presence: threading.Thread | None = None
 
     def handle(self, task_id: str, attempt: int) -> None:
@@ -485,5 +473,6 @@ def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
         worker.shutting_down.set()
+        worker.supervisor.close()
         worker.unregister()
     return code

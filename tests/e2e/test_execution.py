@@ -13,7 +13,6 @@ import requests
 
 from tests.support import (
     REPO,
-    TcpProxy,
     descendants,
     free_port,
     fresh_database_url,
@@ -21,6 +20,7 @@ from tests.support import (
     start_process,
     wait_until,
 )
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -156,12 +156,22 @@ def test_a_failing_script_ends_failed_with_its_exit_code_and_traceback(
 def test_a_killed_worker_loses_its_step_and_the_retry_runs_once_elsewhere(cluster, bases, tmp_path):
     queue = cluster.queue("crash")
     worker = cluster.start_worker(queue)
-    task_id = _launch(cluster, bases["wait"], queue, {"handshake_dir": tmp_path}, max_attempts=2)
+    task_id = _launch(
+        cluster,
+        bases["wait"],
+        queue,
+        {"handshake_dir": tmp_path, "spawn_child": True},
+        max_attempts=2,
+    )
     first_pid = _step_pid(tmp_path)
+    wait_until(lambda: (tmp_path / "child.pid").exists(), timeout=10)
+    child_pid = int((tmp_path / "child.pid").read_text())
     # when the worker dies at once with everything in its process group
     worker.kill()
-    # then its step does not outlive it (the step runs in a session of its own)
+    # then neither its step nor the step's own child outlives it (they run in a session of
+    # their own, out of reach of the signal that killed the worker)
     wait_until(lambda: not pid_alive(first_pid), timeout=5, message="the orphaned step to die")
+    wait_until(lambda: not pid_alive(child_pid), timeout=5, message="the step's child to die")
     # and the server takes the task back within the lease and a sweep: attempt 2 is queued
     task = cluster.wait_for_status(task_id, "queued", timeout=15)
     assert task["attempt"] == 2
