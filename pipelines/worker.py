@@ -319,6 +319,11 @@ class StepWorker:
                     error,
                 )
             return
+        # The message is a turn in its queue: the server hands over the queue's first task,
+        # which is this message's own unless another was moved ahead of it.
+        if claimed["task"]["id"] != task_id:
+            log.info("message for task %s took its queue's first task instead", task_id)
+        task_id, attempt = claimed["task"]["id"], claimed["task"]["attempt"]
         log.info("claimed task %s attempt %s", task_id, attempt)
         try:
             StepRun(self, claimed["task"], attempt, claimed["task_key"], since).execute()

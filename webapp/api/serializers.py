@@ -167,6 +167,17 @@ class EnqueueSerializer(serializers.Serializer):
     queue = serializers.CharField(max_length=100, required=False, default="default")
 
 
+class QueueEntrySerializer(serializers.Serializer):
+    task = serializers.CharField(source="task_id")
+    name = serializers.CharField(source="task.name")
+    attempt = serializers.IntegerField(source="task.attempt")
+    added = serializers.DateTimeField()
+
+
+class QueueMoveSerializer(serializers.Serializer):
+    direction = serializers.ChoiceField(choices=["up", "down"])
+
+
 class ClaimSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(min_value=1)
     worker = serializers.CharField(max_length=255)

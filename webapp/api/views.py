@@ -240,6 +240,15 @@ class TaskViewSet(
     def dequeue(self, request, pk=None):
         return self._respond(services.dequeue_task(self.get_object()))
 
+    @extend_schema(request=s.QueueMoveSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"])
+    def move(self, request, pk=None):
+        """Move a queued task one place earlier or later in its queue: workers take tasks
+        in the queue's order."""
+        task = self.get_object()
+        services.move_queue_entry(task, self._input(s.QueueMoveSerializer)["direction"])
+        return self._respond(task)
+
     @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def abort(self, request, pk=None):
@@ -256,7 +265,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsWorker])
     def claim(self, request, pk=None):
         data = self._input(s.ClaimSerializer)
-        claimed = execution.claim_task(pk, data["attempt"], data["worker"], data["claim_id"])
+        claimed = execution.claim_turn(pk, data["attempt"], data["worker"], data["claim_id"])
         if claimed is None:
             current = Task.objects.filter(pk=pk).values("status", "attempt").first()
             if current is None:

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.core import access, execution, keys, services
-from webapp.core.models import ApiKey, DebugSample, Queue, Worker
+from webapp.core.models import ApiKey, DebugSample, Queue, QueueEntry, Worker
 from webapp.core.storage import artifact_storage
 
 from . import serializers as s
@@ -40,6 +40,20 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             for name in worker.queues:
                 by_queue.setdefault(name, []).append(worker.name)
         return {**super().get_serializer_context(), "workers_by_queue": by_queue}
+
+    @extend_schema(responses=s.QueueEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def entries(self, request, name=None):
+        """The tasks waiting in this queue that the caller may see, in the order workers
+        take them."""
+        queue = self.get_object()
+        visible = access.visible_tasks(request.user, request.auth)
+        rows = (
+            QueueEntry.objects.filter(queue=queue, task__in=visible)
+            .select_related("task")
+            .order_by("position", "added", "pk")[:1000]
+        )
+        return Response(s.QueueEntrySerializer(rows, many=True).data)
 
 
 class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

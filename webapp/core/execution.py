@@ -26,41 +26,81 @@ logger = logging.getLogger(__name__)
 def claim_task(
     task_id: str, attempt: int, worker_name: str, claim_id: str = ""
 ) -> tuple[Task, str] | None:
-    """queued -> in_progress for exactly this attempt; None if someone else has it.
+    """queued -> in_progress for exactly this attempt of this task; None if it is not.
 
     Returns the task and a fresh key scoped to it, which the step subprocess uses.
     `claim_id` (one per message the worker handles) makes a retried claim whose answer was
     lost get the same answer, where a second delivery, with its own id, gets nothing.
     """
-    now = timezone.now()
+    return _claim_first(worker_name, claim_id, [(task_id, attempt)])
+
+
+def claim_turn(
+    task_id: str, attempt: int, worker_name: str, claim_id: str = ""
+) -> tuple[Task, str] | None:
+    """What a worker's broker message claims: the first task waiting in the queue of the
+    message's task (the message's own task when it has no queue); None if none waits.
+
+    A message is a turn in its queue rather than a ticket for one task, so moving a task up
+    in the dashboard makes it run next. Every queued task keeps a message of its own (and the
+    reconciler republishes any that waits too long), so a message spent on another task
+    leaves nothing behind, and each claim is conditional on the task's current attempt, so
+    no attempt runs twice.
+    """
+    return _claim_first(worker_name, claim_id, _claim_candidates(task_id, attempt))
+
+
+def _claim_first(worker_name: str, claim_id: str, candidates) -> tuple[Task, str] | None:
     reason = (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
-    with transaction.atomic():
-        claimed = Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED, attempt=attempt).update(
-            status=TaskStatus.IN_PROGRESS,
-            status_reason=reason,
-            worker=worker_name,
-            started=now,
-            last_heartbeat=now,
-            last_update=now,
+    if claim_id:
+        already = (
+            Task.objects.filter(status=TaskStatus.IN_PROGRESS, worker=worker_name)
+            .filter(status_reason=reason)
+            .values_list("pk", flat=True)
+            .first()
         )
-        if not claimed:
-            retried = claim_id and Task.objects.filter(
-                pk=task_id,
+        if already:
+            return _claimed(already, worker_name)
+    for candidate, current_attempt in candidates:
+        now = timezone.now()
+        with transaction.atomic():
+            claimed = Task.objects.filter(
+                pk=candidate, status=TaskStatus.QUEUED, attempt=current_attempt
+            ).update(
                 status=TaskStatus.IN_PROGRESS,
-                attempt=attempt,
-                worker=worker_name,
                 status_reason=reason,
+                worker=worker_name,
+                started=now,
+                last_heartbeat=now,
+                last_update=now,
             )
-            if not retried or not retried.exists():
-                return None
-        QueueEntry.objects.filter(task_id=task_id).delete()
-        task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
-        Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=now)
-        _, secret = create_api_key(
-            task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
-        )
-    if claimed:
+            if not claimed:
+                continue  # another worker took it first
+            QueueEntry.objects.filter(task_id=candidate).delete()
+            task, secret = _claimed(candidate, worker_name)
         after_status_change(task)
+        return task, secret
+    return None
+
+
+def _claim_candidates(task_id: str, attempt: int, limit: int = 20) -> list[tuple[str, int]]:
+    """The queue's first waiting tasks in order; the message's own task when it has none."""
+    queue_id = Task.objects.filter(pk=task_id).values_list("queue_id", flat=True).first()
+    if queue_id is None:
+        return [(task_id, attempt)]
+    return list(
+        QueueEntry.objects.filter(queue_id=queue_id, task__status=TaskStatus.QUEUED)
+        .order_by("position", "added", "pk")
+        .values_list("task_id", "task__attempt")[:limit]
+    )
+
+
+def _claimed(task_id: str, worker_name: str) -> tuple[Task, str]:
+    task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
+    Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=timezone.now())
+    _, secret = create_api_key(
+        task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
+    )
     return task, secret
 
 

@@ -567,8 +567,8 @@ def move_queue_entry(task: Task, direction: str) -> QueueEntry:
     """Swap a queued task with its neighbour ("up" = earlier, "down" = later) in its queue.
 
     The queue is renumbered 1..n in its current order first, so entries that share a
-    position (the reaper puts re-queued tasks at 0) still move one step. Only the recorded
-    order changes; a message already on the broker is not recalled.
+    position (the reaper puts re-queued tasks at 0) still move one step. Workers claim in
+    this order (execution.claim_turn): a message is a turn in its queue, not a ticket.
     """
     if direction not in ("up", "down"):
         raise InvalidInput("direction must be 'up' or 'down'")
