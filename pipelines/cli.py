@@ -68,26 +68,7 @@ def _worker(args) -> int:
 
 def _serverworker(args) -> int:
     """A Celery worker of the Django app (webapp.celery), on the server queue: exec it."""
-    import socket
-
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "--app",
-        "webapp.celery",
-        "worker",
-        "--pool",
-        "solo",
-        "--hostname",
-        f"server-{os.getpid()}@{socket.gethostname()}",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        os.environ.get("PIPELINES_LOG_LEVEL", "INFO"),
-    ]
-    os.execv(sys.executable, command)  # noqa: S606
+    os.execv(sys.executable, [sys.executable, "-m", "webapp.serverworker"])  # noqa: S606
     return 0
 
 

@@ -421,6 +421,8 @@ def _tick() -> None:
 def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
     """Run a step worker on `queues` until SIGTERM/SIGINT; returns the exit code."""
     from celery import signals
+    from celery.concurrency import get_implementation
+    from celery.utils.log import mlevel
 
     try:
         config = WorkerConfig.from_env(queues or ["default"], name, concurrency)
@@ -455,25 +457,22 @@ def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
     if pool == "solo":
         app.conf.broker_heartbeat = 0
-    argv = [
-        "worker",
-        "--queues",
-        ",".join(config.queues),
-        "--pool",
-        pool,
-        "--concurrency",
-        str(config.concurrency),
-        "--hostname",
-        f"pipelines-{os.getpid()}@{socket.gethostname()}",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--loglevel",
-        os.environ.get("PIPELINES_LOG_LEVEL", "INFO"),
-    ]
+    # Celery's worker class itself, not its command line: the CLI imports an interactive
+    # shell (click-repl, prompt-toolkit, pygments), about 11 MB of memory per worker.
+    celery_worker = app.Worker(
+        hostname=f"pipelines-{os.getpid()}@{socket.gethostname()}",
+        queues=list(config.queues),
+        pool_cls=get_implementation(pool),
+        concurrency=config.concurrency,
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+        loglevel=mlevel(os.environ.get("PIPELINES_LOG_LEVEL", "INFO")),
+    )
     code = 0
     try:
-        app.worker_main(argv)
+        celery_worker.start()
+        code = celery_worker.exitcode or 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:

@@ -1,7 +1,7 @@
 """The server-side Celery app: the pipeline engine's sweeps, the lease reaper, the reconciler.
 
-Run it as the server worker: `pipelines serverworker`, which is
-`celery -A webapp.celery worker --pool solo` consuming PIPELINES_SERVER_QUEUE.
+Run it as the server worker: `pipelines serverworker` (webapp/serverworker.py: Celery's
+worker with the solo pool) consuming PIPELINES_SERVER_QUEUE.
 """
 
 import os

@@ -1,0 +1,32 @@
+"""`python -m webapp.serverworker`: the server worker (`pipelines serverworker`).
+
+Celery's worker class run directly on the Django app (webapp.celery) with the solo pool,
+rather than through Celery's command line, which imports an interactive shell
+(click-repl, prompt-toolkit, pygments) worth about 11 MB of memory.
+"""
+
+import os
+import socket
+import sys
+
+
+def main() -> int:
+    from celery.concurrency import get_implementation
+    from celery.utils.log import mlevel
+
+    from webapp.celery import app
+
+    worker = app.Worker(
+        hostname=f"server-{os.getpid()}@{socket.gethostname()}",
+        pool_cls=get_implementation("solo"),
+        without_gossip=True,
+        without_mingle=True,
+        without_heartbeat=True,
+        loglevel=mlevel(os.environ.get("PIPELINES_LOG_LEVEL", "INFO")),
+    )
+    worker.start()
+    return worker.exitcode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
