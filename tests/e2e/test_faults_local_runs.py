@@ -14,7 +14,7 @@ import pytest
 
 from tests.support import start_process, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.execution]
+pytestmark = pytest.mark.e2e
 SCRIPTS = Path(__file__).parent / "scripts"
 
 LOCAL_RUN = """

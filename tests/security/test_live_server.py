@@ -155,9 +155,9 @@ def _raw_request(live, head: str, body_chunks, read_timeout=10.0) -> bytes:
         try:
             for chunk in body_chunks:
                 sock.sendall(chunk)
+            sock.shutdown(socket.SHUT_WR)
         except OSError:
-            pass  # the server may close early: that is the point
-        sock.shutdown(socket.SHUT_WR)
+            pass  # the server may close (or reset) early: that is the point
         received = b""
         try:
             while data := sock.recv(65536):
