@@ -236,6 +236,13 @@ class StepSupervisor:
             sock, process = self._sock, self._process
             self._sock = None
         if sock is not None:
+            # shutdown() before close(): our reader thread is blocked in recv() on this
+            # socket, which keeps it open past a bare close(), so the supervisor would never
+            # see EOF and we would wait out the timeout below.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             sock.close()
         if process is not None:
             try:
