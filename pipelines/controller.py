@@ -202,7 +202,7 @@ class PipelineController:
         )
         # The server (or the drive loop) decides how the controller task ends.
         self._task._finished = True
-        url = f"{self._client.base}/pipelines/{self._run['id']}/"
+        url = f"{self._client.base}/pipelines/runs/{self._run['id']}/"
         print(f"pipeline {self._task.name!r} started: {url}", flush=True)
 
     def _drive(self) -> None:

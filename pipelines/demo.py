@@ -38,6 +38,6 @@ def run_demo(timeout: float = 900) -> int:
         return 1
     run = runs[0]
     print(f"\npipeline {run['name']!r}: {run['status']}")
-    print(f"  run:        {client.base}/pipelines/{run['id']}/")
+    print(f"  run:        {client.base}/pipelines/runs/{run['id']}/")
     print(f"  controller: {client.base}/tasks/{run['controller']}/")
     return 0 if run["status"] == "completed" else 1

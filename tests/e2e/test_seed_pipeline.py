@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import REPO, run_script
 
@@ -51,6 +52,10 @@ def test_the_seed_controller_runs_the_pipeline_on_workers(cluster, seeded):
     result = run_script(EXAMPLE / "pipeline_from_tasks.py", env, timeout=300)
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.strip().endswith("done")
+    # the run's page it prints exists (a browser without a session is sent to log in)
+    page = re.search(r"started: (http\S+)", result.stdout).group(1)
+    response = requests.get(page, allow_redirects=False, timeout=10)
+    assert response.status_code == 302 and "/login/" in response.headers["Location"], page
 
     controller = _newest(cluster, "pipeline demo")
     assert controller["type"] == "controller" and controller["status"] == "completed"
