@@ -141,6 +141,27 @@ class Client:
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         size = file_path.stat().st_size
+        return self._send_body(
+            method,
+            path,
+            lambda: _MultipartStream(head, file_path, tail, size),
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+
+    def put_file(self, path: str, file_path: Path, headers: dict | None = None):
+        """PUT a file as the raw request body (application/octet-stream, Content-Length),
+        streamed from disk in large blocks, never read whole; retried like upload()."""
+        size = file_path.stat().st_size
+        return self._send_body(
+            "PUT",
+            path,
+            lambda: _FileBody(file_path, size) if size else b"",
+            {"Content-Type": "application/octet-stream", **(headers or {})},
+        )
+
+    def _send_body(self, method: str, path: str, make_body, headers: dict):
+        """Send a file body, fresh from `make_body()` on each attempt, retrying while the
+        server is unreachable or answers 502-504 (within `retry_for`)."""
         url = f"{self.api}/{path.lstrip('/')}"
         deadline = time.monotonic() + self.retry_for
         while True:
@@ -148,33 +169,8 @@ class Client:
                 response = self.session.request(
                     method,
                     url,
-                    data=_MultipartStream(head, file_path, tail, size),
-                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-                    timeout=max(self.timeout, 600),
-                )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                if time.monotonic() > deadline:
-                    raise ApiError(0, f"upload to {self.base} failed: {error}") from error
-                time.sleep(0.5)
-                continue
-            if response.status_code in RETRY_STATUSES and time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
-            return self._result(response)
-
-    def put_file(self, path: str, file_path: Path, headers: dict | None = None):
-        """PUT a file as the raw request body (application/octet-stream, Content-Length),
-        streamed from disk in large blocks, never read whole; retried like upload()."""
-        size = file_path.stat().st_size
-        url = f"{self.api}/{path.lstrip('/')}"
-        deadline = time.monotonic() + self.retry_for
-        while True:
-            try:
-                response = self.session.request(
-                    "PUT",
-                    url,
-                    data=_FileBody(file_path, size) if size else b"",
-                    headers={"Content-Type": "application/octet-stream", **(headers or {})},
+                    data=make_body(),
+                    headers=headers,
                     timeout=max(self.timeout, 600),
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
