@@ -3,10 +3,12 @@
 import argparse
 import os
 import re
+import time
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import FixedStreamReceiver
+from waitress.wasyncore import _DISCONNECTED
 
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
 # sees it; for these the body goes straight to a file under the artifact storage root,
@@ -25,6 +27,7 @@ class SpoolingParser(HTTPRequestParser):
     """Waitress's parser, spooling raw artifact upload bodies into the storage's folder."""
 
     spool_dir = None  # set by main() when the artifact storage is local
+    spool = None  # this request's SpooledBody, once its headers asked for one
 
     def parse_header(self, header_plus):
         super().parse_header(header_plus)
@@ -44,6 +47,7 @@ class SpoolingParser(HTTPRequestParser):
             except OSError:
                 return  # waitress's own buffer; the view copies from it instead
             self.body_rcv = FixedStreamReceiver(self.content_length, spool)
+            self.spool = spool
 
 
 class SpoolingChannel(HTTPChannel):
@@ -52,6 +56,33 @@ class SpoolingChannel(HTTPChannel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.sendbuf_len = min(self.sendbuf_len, SEND_BYTES)
+
+    def handle_read(self):
+        spool, remain = self._spool_receiving()
+        if spool is None:
+            return super().handle_read()
+        # As waitress's handle_read and recv(), but into the spool's reused buffers, and
+        # never past the body, so nothing of a next request lands in them.
+        try:
+            block = spool.receive_block(self.socket, remain)
+        except OSError as error:
+            if error.args[0] not in _DISCONNECTED and self.adj.log_socket_errors:
+                self.logger.exception("Socket error")
+            self.handle_close()
+            return
+        if block:
+            self.last_activity = time.time()
+            self.received(block)
+        else:
+            self.handle_close()
+
+    def _spool_receiving(self):
+        """(spool, bytes still to come) while a spooled upload's body is being read."""
+        request = self.request
+        spool = getattr(request, "spool", None)
+        if spool is None or request.completed or request.body_rcv.remain < 1:
+            return None, 0
+        return spool, request.body_rcv.remain
 
     def handle_close(self):
         # A client that hangs up mid-body leaves a half-read request: drop its spool now.
