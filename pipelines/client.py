@@ -1,6 +1,7 @@
 """The SDK's only HTTP code: JSON calls, streamed uploads and downloads, retries."""
 
 import hashlib
+import http.client
 import json
 import os
 import threading
@@ -11,15 +12,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from .config import ClientConfig, load_config
 
 RETRY_STATUSES = {502, 503, 504}
-# Downloads read 1 MiB at a time: measured against 256 KiB and 4 MiB for a 1 GiB file, it
-# took the least CPU (larger reads cost more in fresh memory than they save in calls).
+# Downloads read 1 MiB at a time into reused buffers.
 CHUNK = 1 << 20
 # Raw uploads send from one reused buffer, so a larger block only saves calls.
 UPLOAD_CHUNK = 4 << 20
+# What a body read raises when the connection breaks or the body ends early (a full disk
+# is an OSError too, and is not one of these).
+CUT_OFF = (ConnectionError, TimeoutError, http.client.HTTPException, urllib3.exceptions.HTTPError)
 
 
 class ApiError(RuntimeError):
@@ -192,27 +196,16 @@ class Client:
         session = self.session if self.owns_url(url) else requests.Session()
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256() if expected_sha256 else None
         try:
-            with (
-                session.get(url, stream=True, timeout=max(self.timeout, 600)) as response,
-                ThreadPoolExecutor(1, thread_name_prefix="download-hash") as hasher,
-            ):
+            with session.get(url, stream=True, timeout=max(self.timeout, 600)) as response:
                 if response.status_code >= 400:
                     self._result(response)
-                hashing = None
                 with open(tmp, "wb", buffering=0) as handle:
-                    for chunk in response.iter_content(CHUNK):
-                        if digest is not None:
-                            # hashed on another core while the next block is read and
-                            # written; one block in flight keeps the updates in order
-                            if hashing is not None:
-                                hashing.result()
-                            hashing = hasher.submit(digest.update, chunk)
-                        handle.write(chunk)
-                if hashing is not None:
-                    hashing.result()
-            if digest is not None and digest.hexdigest() != expected_sha256:
+                    try:
+                        received = _copy_body(response, handle, hashed=bool(expected_sha256))
+                    except CUT_OFF as error:
+                        raise ApiError(0, f"download of {url} was cut off: {error!r}") from error
+            if expected_sha256 and received != expected_sha256:
                 raise ApiError(
                     0, f"downloaded bytes of {url} do not match their sha256", "sha256_mismatch"
                 )
@@ -230,6 +223,54 @@ class Client:
             if response.status_code >= 400:
                 self._result(response)
             return response.headers.get("X-Content-SHA256")
+
+
+def _copy_body(response: requests.Response, handle, hashed: bool) -> str | None:
+    """Write a response body to `handle`; its sha256 hex digest when `hashed`. A body
+    shorter than its Content-Length raises http.client.IncompleteRead.
+
+    Two buffers alternate, so one block is hashed (on another core: hashlib lets go of the
+    GIL) while the next is read into the other; one hash in flight keeps the updates in order.
+    """
+    readinto = _body_readinto(response)
+    digest = hashlib.sha256() if hashed else None
+    buffers = [bytearray(CHUNK), bytearray(CHUNK)]
+    with ThreadPoolExecutor(1, thread_name_prefix="download-hash") as hasher:
+        hashing = None
+        received = 0
+        while count := readinto(buffers[0]):
+            received += count
+            block = memoryview(buffers[0])[:count]
+            if digest is not None:
+                if hashing is not None:
+                    hashing.result()
+                hashing = hasher.submit(digest.update, block)
+            while block:
+                block = block[handle.write(block) :]
+            buffers.reverse()
+        if hashing is not None:
+            hashing.result()
+    declared = response.headers.get("Content-Length")
+    # http.client's readinto() reports a connection closed early as a plain end of body
+    if declared is not None and _unencoded(response) and received < int(declared):
+        raise http.client.IncompleteRead(b"", int(declared) - received)
+    return digest.hexdigest() if digest is not None else None
+
+
+def _body_readinto(response: requests.Response):
+    """readinto() for a response body, straight from the socket when it is not encoded.
+
+    requests and urllib3 return every read as a fresh bytes object, which for large blocks
+    is fresh memory the kernel faults in page by page: most of a large download's CPU.
+    """
+    reader = getattr(response.raw, "_fp", None)  # urllib3 wraps an http.client response
+    if _unencoded(response) and hasattr(reader, "readinto"):
+        return reader.readinto
+    return response.raw.readinto
+
+
+def _unencoded(response: requests.Response) -> bool:
+    return response.headers.get("Content-Encoding", "identity").lower() == "identity"
 
 
 class _MultipartStream:
