@@ -12,21 +12,24 @@ from tests.support import start_server
 from .common import line, machine, peak_rss_mb, run_python, summarize, write_result
 
 UPLOAD = """
-import json, resource, sys, time
+import json, os, resource, time
 from pipelines import Task
 task = Task.init(project_name="bench", task_name="artifact")
+os.unlink({ballast!r})
 t0 = time.perf_counter()
-task.upload_artifact("blob", sys.argv[1] if len(sys.argv) > 1 else {path!r})
+task.upload_artifact("blob", {path!r})
 elapsed = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"seconds": elapsed, "peak_mb": peak, "task": task.id}}))
 """
 
 DOWNLOAD = """
-import json, resource, time
+import json, os, resource, time
 from pipelines import Task
+task = Task.get_task(task_id={task!r})
+os.unlink({ballast!r})
 t0 = time.perf_counter()
-path = Task.get_task(task_id={task!r}).artifacts["blob"].get_local_copy()
+path = task.artifacts["blob"].get_local_copy()
 elapsed = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({{"seconds": elapsed, "peak_mb": peak, "path": path}}))
@@ -46,13 +49,26 @@ def _make_file(path: Path, size: int) -> None:
             handle.write(block)
 
 
-def _timed_copy(source: Path, dest: Path) -> float:
-    """A plain copy of the same file on the same disk (shutil.copyfile: in-kernel).
+def _ballast(root: Path, size: int) -> Path:
+    """A file as large as the transfer, which each measurement deletes just before its
+    clock starts, so the copy, the upload and the download all write into page-cache
+    memory that was just freed.
 
-    The copy is kept, as every upload keeps its stored file: deleting it would hand the
-    next copy freshly freed page-cache memory, which the uploads never get.
+    Without it the result depends on what ran before more than on the code measured: on a
+    virtual machine whose host takes freed guest memory back, writing a 1 GiB file into
+    memory the guest has not used lately costs 2-3 s of kernel time (host page faults),
+    and 0.2 s right after another 1 GiB file was deleted; the copy used to follow the
+    deletion of the previous download, and the transfers never did.
     """
-    os.sync()
+    path = root / "ballast.bin"
+    _make_file(path, size)
+    os.sync()  # no dirty pages left for a measurement to write back
+    return path
+
+
+def _timed_copy(source: Path, dest: Path, ballast: Path) -> float:
+    """A plain copy of the same file on the same disk (shutil.copyfile: in-kernel)."""
+    os.unlink(ballast)
     started = time.perf_counter()
     shutil.copyfile(source, dest)
     return time.perf_counter() - started
@@ -61,11 +77,10 @@ def _timed_copy(source: Path, dest: Path) -> float:
 def run(size: int = 1 << 30, repeats: int = 3) -> dict:
     """Copy, upload and download, interleaved `repeats` times; medians are compared.
 
-    Each measurement starts with no dirty pages (os.sync() first) and the source file in the
-    page cache, so the copy and the transfers meet the same cache state: the copy is not
-    slowed by the writeback of the freshly written source, nor the upload by the copy's.
-    The copy is the same bytes to the same disk; the transfers also hash them (SDK and
-    server) and cross a socket, which a copy does not.
+    Each measurement starts with no dirty pages, the source file in the page cache and 1 GiB
+    of page cache just freed (see _ballast), so the copy and the transfers meet the same
+    state. The copy is the same bytes to the same disk; the transfers also hash them (SDK
+    and server) and cross a socket, which a copy does not.
     """
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-", dir=_bench_dir()) as folder:
         root = Path(folder)
@@ -77,15 +92,17 @@ def run(size: int = 1 << 30, repeats: int = 3) -> dict:
             env = server.sdk_env()
             server_before = peak_rss_mb(server.process.pid)
             sdk_floor = json.loads(run_python(BASELINE_SDK, env))["peak_mb"]
-            for index in range(repeats):
-                copies.append(_timed_copy(source, root / f"copy-{index}.bin"))
-                os.sync()
-                up = json.loads(run_python(UPLOAD.format(path=str(source)), env, timeout=1800))
-                ups.append(up)
-                os.sync()
-                down = json.loads(run_python(DOWNLOAD.format(task=up["task"]), env, timeout=1800))
-                downs.append(down)
-                Path(down["path"]).unlink(missing_ok=True)
+            for _ in range(repeats):
+                ballast = _ballast(root, size)
+                copies.append(_timed_copy(source, root / "copy.bin", ballast))
+                (root / "copy.bin").unlink()
+                ballast = _ballast(root, size)
+                up = UPLOAD.format(path=str(source), ballast=str(ballast))
+                ups.append(json.loads(run_python(up, env, timeout=1800)))
+                ballast = _ballast(root, size)
+                down = DOWNLOAD.format(task=ups[-1]["task"], ballast=str(ballast))
+                downs.append(json.loads(run_python(down, env, timeout=1800)))
+                Path(downs[-1]["path"]).unlink(missing_ok=True)
             server_after = peak_rss_mb(server.process.pid)
         finally:
             server.stop()
