@@ -17,7 +17,16 @@ from .liveness import Pinger
 from .task import Task
 
 TERMINAL = {"completed", "failed", "stopped"}
-POLL_SECONDS = 0.25
+# How often the controller asks about its run: often while the run is young, when a short
+# pipeline's end is most of its overhead, then less and less up to once a second, so a run
+# of hours costs the server about one request a second.
+POLL_SECONDS = (0.1, 1.0)
+POLL_GROWTH = 1 / 40  # the pause is this fraction of the time waited so far, within those
+
+
+def _poll_pause(started: float) -> float:
+    shortest, longest = POLL_SECONDS
+    return min(longest, max(shortest, (time.monotonic() - started) * POLL_GROWTH))
 
 
 @dataclass
@@ -207,6 +216,7 @@ class PipelineController:
 
     def _drive(self) -> None:
         seen: dict[str, str] = {}
+        started = time.monotonic()
         while True:
             run = self._refresh(advance=True)
             nodes = {node["name"]: node for node in run["nodes"]}
@@ -220,7 +230,7 @@ class PipelineController:
             states = {name: node["status"] for name, node in nodes.items()}
             for name in dag.next_actions(self._steps, states).launch:
                 self._launch(name)
-            time.sleep(POLL_SECONDS)
+            time.sleep(_poll_pause(started))
         self._close_controller(run["status"])
 
     def _launch(self, name: str) -> None:
@@ -259,7 +269,8 @@ class PipelineController:
         """Block until the run ends (timeout in minutes, as ClearML); prints progress."""
         if self._run is None:
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout * 60
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout * 60
         last = ""
         while True:
             run = self._refresh()
@@ -276,7 +287,7 @@ class PipelineController:
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(POLL_SECONDS)
+            time.sleep(_poll_pause(started))
 
     def stop(self, timeout: float | None = None, mark_failed: bool = False, **_: Any) -> None:
         """After the end: close without changing the outcome. During a run: abort it."""
