@@ -3,7 +3,8 @@
 Runs in its own process against a fresh SQLite database. Worker behaviour is simulated by
 the same claim/finish verbs the REST API calls; their time is not counted. What is counted
 is every call into the engine (start_run, and advance() after each claim and each finish, as
-the status-change hook calls it), commit and broker publishes included.
+the status-change hook calls it: with the task's new status), commit and broker publishes
+included.
 
 The plot refresh the engine asks for runs as its own throttled job on the server worker;
 here it runs whenever it falls due, and its time is reported apart from the engine's.
@@ -91,8 +92,9 @@ def measure(steps_count: int, shape: str) -> dict:
     try:
         run = engine_meter(engine.start_run, user=user, controller=controller, steps=steps)
 
-        def advance(hint=None):
-            engine_meter(engine.advance, run.id, changed_task_id=hint)
+        def advance(hint=None, status=None):
+            # As the status-change hook calls it: the task and the status it moved to.
+            engine_meter(engine.advance, run.id, changed_task_id=hint, task_status=status)
             if due and min(due) <= timezone.now():
                 due.clear()
                 plot_meter(engine.refresh_plot, run.id)
@@ -105,9 +107,9 @@ def measure(steps_count: int, shape: str) -> dict:
                 break
             for task in tasks:
                 execution.claim_task(task.id, task.attempt, "bench")
-                advance(task.id)
+                advance(task.id, "in_progress")
                 execution.finish_task(task, task.attempt, "completed")
-                advance(task.id)
+                advance(task.id, "completed")
     finally:
         engine_plot._schedule = schedule
     run.refresh_from_db()

@@ -6,7 +6,7 @@ import pytest
 from tests.factories import make_base_task, make_controller, make_user, run_as_worker
 from webapp.core import engine, execution
 from webapp.core.errors import Conflict, InvalidInput
-from webapp.core.models import PipelineRun, Plot, Task
+from webapp.core.models import PipelineRun, Plot, Queue, Task
 
 pytestmark = pytest.mark.django_db
 
@@ -372,3 +372,37 @@ def test_run_again_is_refused_for_runs_driven_by_a_script_or_a_clearml_controlle
         PipelineRun.objects.filter(pk=run.pk).update(driver=driver, status="completed")
         with pytest.raises(Conflict, match=reason):
             engine.rerun(run.id, user=user)
+
+
+def test_a_claimed_step_shows_running_and_the_plot_is_asked_for_when_none_is_due(user):
+    make_base_task(user, "s")
+    steps = [{"name": "a", "base_task_name": "s"}, {"name": "b", "base_task_name": "s"}]
+    run = engine.start_run(user=user, controller=make_controller(user), steps=steps)
+    engine.advance(run.id)
+    for name, plot_due in (("a", True), ("b", False)):
+        if not plot_due:
+            assert engine.refresh_plot(run.id) is True  # takes the due mark
+        task = _node(run, name).task
+        claimed, _ = execution.claim_task(task.id, task.attempt, "w")
+        engine.advance(run.id, changed_task_id=task.id, task_status=claimed.status)
+        node = _node(run, name)
+        assert (node.status, node.message) == ("running", "claimed by w")
+        assert PipelineRun.objects.get(pk=run.id).plot_due is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_deleted_during_a_run_is_made_again_for_the_next_step(user):
+    """The engine remembers the queues of a run; the insert naming a deleted one fails at
+    commit, and the pass runs again with them read afresh."""
+    make_base_task(user, "s")
+    steps = [{"name": "a", "base_task_name": "s"}, {"name": "b", "base_task_name": "s"}]
+    steps[1]["parents"] = ["a"]
+    run = engine.start_run(user=user, controller=make_controller(user), steps=steps)
+    engine.advance(run.id)
+    deleted = Queue.objects.get(name="default")
+    deleted_id = deleted.pk
+    deleted.delete()
+    _finish(run, "a")
+    task = _node(run, "b").task
+    assert task.status == "queued" and task.queue.name == "default"
+    assert task.queue_id != deleted_id

@@ -11,17 +11,22 @@ process; the run row counts its open nodes instead of the engine counting them; 
 children a step releases are cloned and enqueued together in a few statements; and the
 run's plot is only marked due, for a throttled job to rebuild (engine_plot.py). The
 periodic sweep's full passes repair whatever an event missed, the count included.
+
+What one event costs in statements is kept low too: a claim is a conditional UPDATE without
+the lock (engine_claim.py); a pass writes the nodes it changed in one statement; and the
+base tasks of released children, the run's queues and its controller come with other reads
+or from the run's shape.
 """
 
 import copy
 import logging
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pipelines import dag
 
-from . import access, engine_plot, services
+from . import access, engine_claim, engine_definition, engine_plot, services
 from .choices import (
     NODE_STATUS_FOR_TASK,
     NODE_TERMINAL,
@@ -32,28 +37,22 @@ from .choices import (
     TaskStatus,
     TaskType,
 )
-from .engine_launch import Nodes, Pass, launch, locked, nodes_with_tasks, one, set_node, shape_of
+from .engine_launch import (
+    Nodes,
+    Pass,
+    forget_shape,
+    launch,
+    locked,
+    nodes_with_tasks,
+    one,
+    run_nodes,
+    set_node,
+    shape_of,
+)
 from .errors import Conflict, InvalidInput, NotFound
 from .models import PipelineNode, PipelineRun, Task
 
 logger = logging.getLogger(__name__)
-
-STEP_KEYS = {
-    "name",
-    "parents",
-    "base_task_id",
-    "base_task_project",
-    "base_task_name",
-    "parameter_override",
-    "configuration_overrides",
-    "execution_queue",
-    "time_limit",
-    "continue_on_fail",
-    "continue_behaviour",
-    "cache_executed_step",
-    "retry_on_failure",
-}
-
 
 # ---------------------------------------------------------------- starting
 
@@ -78,15 +77,8 @@ def start_run(
     if driver not in ("server", "client"):
         raise InvalidInput("driver must be 'server' or 'client'")
     parameters = dict(parameters or {})
-    clean = [_clean_step(index, step) for index, step in enumerate(steps)]
-    try:
-        dag.validate_pipeline(clean, parameters)
-    except dag.PipelineDefinitionError as error:
-        raise InvalidInput(str(error), step=error.step, parameter=error.parameter) from error
     tasks = visible_tasks if visible_tasks is not None else Task.objects.all()
-    for step in clean:
-        step["base_task_id"] = _resolve_base_task(tasks, step).id
-        step.setdefault("execution_queue", None)
+    clean = engine_definition.checked_steps(steps, parameters, tasks)
     if hasattr(controller, "pipeline_run"):
         raise Conflict(f"task {controller.id} already controls a pipeline run")
     with transaction.atomic():
@@ -117,63 +109,6 @@ def start_run(
     return run
 
 
-def _clean_step(index: int, step) -> dict:
-    if not isinstance(step, dict):
-        raise InvalidInput(f"step {index} must be an object")
-    unknown = set(step) - STEP_KEYS
-    if unknown:
-        raise InvalidInput(
-            f"step {step.get('name', index)!r}: unknown field(s) {', '.join(sorted(unknown))}",
-            step=step.get("name"),
-        )
-    clean = copy.deepcopy(step)
-    clean["parents"] = list(clean.get("parents") or [])
-    for key in ("parameter_override", "configuration_overrides"):
-        value = clean.get(key) or {}
-        if not isinstance(value, dict):
-            raise InvalidInput(f"step {step.get('name')!r}: {key} must be an object")
-        clean[key] = value
-    retries = clean.get("retry_on_failure") or 0
-    if not isinstance(retries, int) or retries < 0:
-        raise InvalidInput(f"step {step.get('name')!r}: retry_on_failure must be an integer >= 0")
-    clean["retry_on_failure"] = retries
-    return clean
-
-
-def _resolve_base_task(tasks, step: dict) -> Task:
-    name = step["name"]
-    if step.get("base_task_id"):
-        task = tasks.filter(pk=str(step["base_task_id"])).first()
-        if task is None:
-            # One answer for a random id, a deleted task and another team's task: the
-            # caller cannot tell which (no existence oracle).
-            raise NotFound(
-                f"step {name!r}: base task not found",
-                step=name,
-                parameter="base_task_id",
-            )
-        return task
-    project, task_name = step.get("base_task_project"), step.get("base_task_name")
-    if not task_name:
-        raise InvalidInput(
-            f"step {name!r}: give base_task_id, or base_task_project and base_task_name",
-            step=name,
-            parameter="base_task_name",
-        )
-    candidates = tasks.filter(name=task_name).exclude(status=TaskStatus.FAILED)
-    if project:
-        candidates = candidates.filter(project__name=project)
-    task = candidates.order_by("-created").first()
-    if task is None:
-        raise InvalidInput(
-            f"step {name!r}: no base task named {task_name!r} in project {project!r} "
-            "(run the step script once to register it)",
-            step=name,
-            parameter="base_task_name",
-        )
-    return task
-
-
 def _mirrored(run: PipelineRun) -> bool:
     """A ClearML controller drives its own steps: its run is only shown, never advanced here
     (webapp/compat/mirror.py keeps it up to date), and its plots are the controller's own."""
@@ -194,15 +129,35 @@ def _schedule(run_id: str) -> None:
 # ---------------------------------------------------------------- advancing
 
 
-def advance(run_id: str, changed_task_id: str | None = None, now=None) -> PipelineRun | None:
+def advance(
+    run_id: str, changed_task_id: str | None = None, now=None, task_status: str | None = None
+) -> PipelineRun | None:
     """Bring a run up to date after a step's task changed (or, with no hint, entirely).
 
     With a hint only that node, its children and their other parents are read, so the cost
     per event does not grow with the size of the pipeline; the periodic sweep does full
     passes, which also recount the run's open nodes.
+
+    `task_status` is the status the hook saw the task move to. It only picks the path: a
+    task that did not start cannot be a claim, so the claim's fast path is not tried; the
+    locked pass reads the rows whatever the hint says.
     """
-    if changed_task_id is not None and _mark_running(run_id, changed_task_id, now):
+    if (
+        changed_task_id is not None
+        and task_status in (None, TaskStatus.IN_PROGRESS)
+        and engine_claim.mark_running(run_id, changed_task_id, now)
+    ):
         return None
+    try:
+        return _locked_pass(run_id, changed_task_id, now)
+    except IntegrityError:
+        # A queue the run's shape remembers may have been deleted (and made again by name):
+        # once more, with the shape read afresh.
+        forget_shape(run_id)
+        return _locked_pass(run_id, changed_task_id, now)
+
+
+def _locked_pass(run_id: str, changed_task_id: str | None, now) -> PipelineRun | None:
     with transaction.atomic():
         run = locked(run_id)
         if run is None or run.status in PIPELINE_TERMINAL or _mirrored(run):
@@ -216,42 +171,9 @@ def advance(run_id: str, changed_task_id: str | None = None, now=None) -> Pipeli
     return run
 
 
-def _mark_running(run_id: str, task_id: str, now=None) -> bool:
-    """A step whose task a worker claimed only needs to show as running: a conditional
-    UPDATE instead of a locked pass, for half of all events. The conditions (the node still
-    queued, its task running) keep it safe beside a locked pass, which never moves a node
-    back to queued; anything else is left to the locked pass."""
-    row = one(
-        PipelineNode.objects.filter(run_id=run_id, task_id=task_id).values_list(
-            "status",
-            "task__status",
-            "task__status_reason",
-            "run__status",
-            "run__driver",
-            "run__plot_due",
-            "run__plot_updated",
-        )
-    )
-    if row is None:
-        return False
-    status, task_status, reason, run_status, driver, plot_due, plot_updated = row
-    if (
-        status != NodeStatus.QUEUED
-        or task_status != TaskStatus.IN_PROGRESS
-        or run_status != PipelineStatus.RUNNING
-        or driver == PipelineDriver.CLEARML
-    ):
-        return False
-    marked = PipelineNode.objects.filter(
-        run_id=run_id, task_id=task_id, status=NodeStatus.QUEUED
-    ).update(status=NodeStatus.RUNNING, message=reason, updated=timezone.now())
-    if marked:
-        engine_plot.request_unlocked(run_id, plot_due, plot_updated, now or timezone.now())
-    return bool(marked)
-
-
 def _advance_full(work: Pass) -> None:
     run, steps = work.run, work.shape.steps
+    work.write_nodes()
     nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
     _sync_nodes(work, nodes)
     states = {name: node.status for name, node in nodes.items()}
@@ -284,7 +206,7 @@ def _advance_from(work: Pass, task_id: str) -> None:
         return
     if node.status == NodeStatus.PENDING:  # a retry
         if run.driver == "server":
-            _release(work, launch(work, [node], Nodes(run, [node])))
+            _release(work, launch(work, [node], Nodes(work, [node])))
     elif node.status in NODE_TERMINAL:
         if not (work.fatal and run.abort_on_failure):
             _release(work, [node])
@@ -323,16 +245,16 @@ def _advance_children(work: Pass, node: PipelineNode, nodes: dict | None) -> lis
         }
     else:
         others = {p for child in children for p in index.parents[child]} - {node.name}
+        work.write_nodes(before_reading={*others, *children})
         states = {node.name: node.status}
         if others:
-            states.update(
-                run.nodes.filter(name__in=others).order_by().values_list("name", "status")
-            )
+            states.update(run_nodes(run).filter(name__in=others).values_list("name", "status"))
+        # With their base tasks, which launching them clones.
         waiting = {
             n.name: n
-            for n in run.nodes.filter(
-                name__in=children, status=NodeStatus.PENDING, task__isnull=True
-            ).order_by()
+            for n in run_nodes(run)
+            .filter(name__in=children, status=NodeStatus.PENDING, task__isnull=True)
+            .select_related("base_task")
         }
     ready, skip = [], []
     for child in children:
@@ -346,7 +268,7 @@ def _advance_children(work: Pass, node: PipelineNode, nodes: dict | None) -> lis
         _skip_subtrees(work, skip, nodes)
     if not ready or run.driver != "server":
         return []
-    return launch(work, ready, nodes if nodes is not None else Nodes(run, [node]))
+    return launch(work, ready, nodes if nodes is not None else Nodes(work, [node]))
 
 
 def _skip_subtrees(work: Pass, names: list, nodes: dict | None) -> None:
@@ -358,9 +280,12 @@ def _skip_subtrees(work: Pass, names: list, nodes: dict | None) -> None:
             if target.status == NodeStatus.PENDING and target.task_id is None:
                 set_node(work, target, NodeStatus.SKIPPED, reason)
         return
-    skipped = work.run.nodes.filter(
-        name__in=targets, status=NodeStatus.PENDING, task__isnull=True
-    ).update(status=NodeStatus.SKIPPED, message=reason, updated=timezone.now())
+    work.write_nodes(before_reading=targets)
+    skipped = (
+        run_nodes(work.run)
+        .filter(name__in=targets, status=NodeStatus.PENDING, task__isnull=True)
+        .update(status=NodeStatus.SKIPPED, message=reason, updated=timezone.now())
+    )
     work.run.open_nodes -= skipped
     work.changed = True
 
@@ -425,6 +350,14 @@ def _finish_run(work: Pass, nodes: dict, outcome: str) -> None:
 
 def launch_step(run: PipelineRun, name: str) -> PipelineNode:
     """Launch one pending step now (the SDK's start_locally() decides when)."""
+    try:
+        return _launch_step(run, name)
+    except IntegrityError:
+        forget_shape(run.pk)  # as in advance()
+        return _launch_step(run, name)
+
+
+def _launch_step(run: PipelineRun, name: str) -> PipelineNode:
     with transaction.atomic():
         run = locked(run.pk)
         if run is None:
@@ -436,7 +369,7 @@ def launch_step(run: PipelineRun, name: str) -> PipelineNode:
             raise NotFound(f"pipeline has no step {name!r}")
         _sync_nodes(work, {name: node})
         if node.status == NodeStatus.PENDING and not node.task_id:
-            _release(work, launch(work, [node], Nodes(run, [node])))
+            _release(work, launch(work, [node], Nodes(work, [node])))
         # else: already launched, and launching twice is a no-op
         work.flush()
     return node
@@ -449,7 +382,7 @@ def skip_step(run: PipelineRun, name: str, reason: str = "skipped by callback") 
             raise NotFound("pipeline run not found")
         _refuse_mirrored(run)
         work = Pass(run)
-        node = one(run.nodes.filter(name=name))
+        node = one(run_nodes(run).filter(name=name))
         if node is None:
             raise NotFound(f"pipeline has no step {name!r}")
         if node.status == NodeStatus.PENDING and node.task_id is None:

@@ -39,10 +39,12 @@ def task_status_changed(task) -> None:
     run_ids = list(
         PipelineNode.objects.filter(task_id=task.pk)
         .exclude(run__driver=PipelineDriver.CLEARML)  # driven by their ClearML controller
+        .order_by()
         .values_list("run_id", flat=True)
     )
+    status = task.status
     for run_id in run_ids:
-        transaction.on_commit(lambda run_id=run_id: _advance_soon(run_id, task.pk))
+        transaction.on_commit(lambda run_id=run_id: _advance_soon(run_id, task.pk, status))
 
 
 def stop_mirrored_run(run, reason: str):
@@ -65,10 +67,10 @@ def stop_mirrored_run(run, reason: str):
     return run
 
 
-def _advance_soon(run_id: str, task_id: str | None = None) -> None:
+def _advance_soon(run_id: str, task_id: str | None = None, task_status: str | None = None) -> None:
     try:
         from .tasks import advance_pipeline
 
-        advance_pipeline.delay(run_id, task_id)
+        advance_pipeline.delay(run_id, task_id, task_status)
     except Exception:  # noqa: BLE001 - the periodic sweep advances it anyway
         logger.warning("could not schedule the engine for run %s", run_id, exc_info=True)

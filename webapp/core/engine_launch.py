@@ -29,6 +29,9 @@ class Shape:
     parameters: dict
     layout: object = None  # the figure's PipelineLayout, built by the first plot
     controller: Task | None = None  # loaded by the first launch
+    # The queues its steps were enqueued on, by name. A queue row never changes; should one
+    # be deleted meanwhile, the insert that names it fails and advance() forgets the shape.
+    queues: dict = dataclasses.field(default_factory=dict)
 
 
 SHAPES: dict[str, Shape] = {}
@@ -63,16 +66,23 @@ def one(queryset):
     return rows[0] if rows else None
 
 
+def run_nodes(run: PipelineRun):
+    """The run's nodes, unordered: ordering by run would join the run. The manager rather
+    than `run.nodes`, whose related manager costs more to build than the query."""
+    return PipelineNode.objects.filter(run_id=run.pk).order_by()
+
+
 def nodes_with_tasks(run: PipelineRun):
-    """The run's nodes and their tasks, unordered: ordering by run would join the run."""
-    return run.nodes.select_related("task").order_by()
+    return run_nodes(run).select_related("task")
 
 
 TRACKED = ("status", "completed", "open_nodes", "plot_due", "plot_updated")
 
 
 class Pass:
-    """One locked visit of a run. Changes to the run row are written once, at the end."""
+    """One locked visit of a run. Changes to the run row are written once, at the end; the
+    nodes it changes are written together, before anything reads them back (`write_nodes`),
+    so a finish that launches the next step updates both nodes in one statement."""
 
     def __init__(self, run: PipelineRun, now=None):
         self.run = run
@@ -81,8 +91,22 @@ class Pass:
         self.changed = False
         self.fatal = False  # a step failed in a way that fails the whole run
         self.before = {field: getattr(run, field) for field in TRACKED}
+        self.unwritten: dict = {}  # changed nodes by primary key
+
+    def write_nodes(self, before_reading=None) -> None:
+        """Write the changed nodes before the database is asked about nodes: all of them, or
+        with `before_reading` (the names about to be read) only if one of those changed."""
+        if not self.unwritten:
+            return
+        if before_reading is not None and not any(
+            node.name in before_reading for node in self.unwritten.values()
+        ):
+            return
+        _save_nodes(list(self.unwritten.values()), NODE_FIELDS)
+        self.unwritten.clear()
 
     def flush(self) -> None:
+        self.write_nodes()
         run = self.run
         if run.status == PipelineStatus.RUNNING:
             engine_plot.request(run, self.now, self.changed)
@@ -95,12 +119,13 @@ class Pass:
 class Nodes(dict):
     """Nodes by name, loaded from the database on first use (reference lookups)."""
 
-    def __init__(self, run: PipelineRun, preloaded=()):
+    def __init__(self, work: Pass, preloaded=()):
         super().__init__((node.name, node) for node in preloaded)
-        self.run = run
+        self.work = work
 
     def __missing__(self, name):
-        node = one(nodes_with_tasks(self.run).filter(name=name))
+        self.work.write_nodes(before_reading=(name,))
+        node = one(nodes_with_tasks(self.work.run).filter(name=name))
         self[name] = node
         return node
 
@@ -124,7 +149,7 @@ def set_node(work: Pass, node: PipelineNode, status: str, message: str = "") -> 
     node.status = status
     node.message = message or ""
     node.updated = timezone.now()
-    node.save(update_fields=["status", "message", "updated", "task", "attempts"])
+    work.unwritten[node.pk] = node
     note(work, node, was)
 
 
@@ -136,8 +161,7 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
     Returns the nodes that ended at once (a cache hit, a base task or reference missing).
     """
     run, index = work.run, work.shape.index
-    ids = {str(index.steps[n.name]["base_task_id"]) for n in nodes}
-    bases = {task.pk: task for task in Task.objects.filter(pk__in=ids).order_by()}
+    bases = _base_tasks(index, nodes)
     lookup = _reference_lookup(work, known)
     ended, ready = [], []
     for node in nodes:
@@ -163,6 +187,7 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
         node.attempts += 1
         if step.get("cache_executed_step"):
             node.cache_key = _cache_key(base, overrides, config)
+            work.write_nodes()  # the lookup reads nodes
             cached = _cached_task(node.cache_key)
             if cached is not None:
                 was, node.task = node.status, cached
@@ -190,7 +215,7 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
                 )
             )
             queues.append(step.get("execution_queue") or run.default_queue)
-        services.enqueue_clones(clones, queues)
+        services.enqueue_clones(clones, queues, _queues(work, queues))
         now = timezone.now()
         for (node, *_), task, queue in zip(ready, clones, queues, strict=True):
             was = node.status
@@ -202,11 +227,28 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
             )
             note(work, node, was)
             written.append(node)
-    _save_nodes(written, LAUNCH_FIELDS)
+    work.unwritten.update((node.pk, node) for node in written)
     return ended
 
 
-LAUNCH_FIELDS = (
+def _base_tasks(index: dag.GraphIndex, nodes: list) -> dict:
+    """The base tasks of `nodes` by id: those read with their nodes, the rest in one query.
+    A node's base task is its step's (start_run sets both); one deleted since is missing."""
+    ids = {str(index.steps[node.name]["base_task_id"]) for node in nodes}
+    bases = {
+        node.base_task_id: node.base_task
+        for node in nodes
+        if node.base_task_id in ids and PipelineNode.base_task.is_cached(node)
+    }
+    if len(bases) < len(ids):
+        bases.update(
+            (task.pk, task) for task in Task.objects.filter(pk__in=ids - set(bases)).order_by()
+        )
+    return bases
+
+
+# Every field the engine changes on a node, so that one statement writes any of them.
+NODE_FIELDS = (
     "task",
     "status",
     "message",
@@ -247,6 +289,18 @@ def _controller(work: Pass) -> Task:
             pk=work.run.controller_id
         )
     return shape.controller
+
+
+def _queues(work: Pass, names: list) -> dict:
+    known = work.shape.queues
+    missing = set(names) - set(known)
+    if missing:
+        known.update(services.queues_named(missing))
+    return known
+
+
+def forget_shape(run_id: str) -> None:
+    SHAPES.pop(run_id, None)
 
 
 def _reference_lookup(work: Pass, nodes: dict):

@@ -415,19 +415,29 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
     return task
 
 
-def enqueue_clones(tasks: list[Task], queue_names: list[str]) -> list[Task]:
+def queues_named(names) -> dict[str, Queue]:
+    """The queues called `names` by name, created if missing."""
+    queues = {queue.name: queue for queue in Queue.objects.filter(name__in=set(names)).order_by()}
+    for name in set(names) - set(queues):
+        queues[name] = get_or_create_queue(name)
+    return queues
+
+
+def enqueue_clones(
+    tasks: list[Task], queue_names: list[str], queues: dict[str, Queue] | None = None
+) -> list[Task]:
     """Insert unsaved drafts from build_clone already queued for their first attempt, with
     their queue entries, and publish each (task id, attempt) after commit.
 
     The same rows, messages and status-change hook as clone_task + enqueue_task for each
     task, in a few statements however many there are: a step fanning out to a thousand
-    children costs one INSERT per table instead of a transition per child.
+    children costs one INSERT per table instead of a transition per child. `queues` are the
+    queues by name when the caller has them (queues_named) already.
     """
     if any(not task._state.adding or task.status != TaskStatus.CREATED for task in tasks):
         raise InvalidInput("enqueue_clones takes new drafts from build_clone")
-    queues = {queue.name: queue for queue in Queue.objects.filter(name__in=set(queue_names))}
-    for name in set(queue_names) - set(queues):
-        queues[name] = get_or_create_queue(name)
+    if queues is None:
+        queues = queues_named(queue_names)
     now = timezone.now()
     entries = []
     for offset, (task, name) in enumerate(zip(tasks, queue_names, strict=True)):

@@ -18,10 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="core.advance_pipeline", acks_late=True)
-def advance_pipeline(run_id: str, task_id: str | None = None) -> None:
+def advance_pipeline(
+    run_id: str, task_id: str | None = None, task_status: str | None = None
+) -> None:
+    # task_status defaults for messages sent before it was added.
     from . import engine
 
-    engine.advance(run_id, changed_task_id=task_id)
+    engine.advance(run_id, changed_task_id=task_id, task_status=task_status)
 
 
 @shared_task(name="core.refresh_pipeline_plot", acks_late=True)

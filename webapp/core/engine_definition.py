@@ -1,0 +1,110 @@
+"""A pipeline definition as start_run takes it: checked whole, base tasks resolved.
+
+Nothing is cloned when anything is wrong: every error names the step and parameter.
+"""
+
+import copy
+
+from pipelines import dag
+
+from .choices import TaskStatus
+from .errors import InvalidInput, NotFound
+from .models import Task
+
+STEP_KEYS = {
+    "name",
+    "parents",
+    "base_task_id",
+    "base_task_project",
+    "base_task_name",
+    "parameter_override",
+    "configuration_overrides",
+    "execution_queue",
+    "time_limit",
+    "continue_on_fail",
+    "continue_behaviour",
+    "cache_executed_step",
+    "retry_on_failure",
+}
+
+
+def checked_steps(steps: list, parameters: dict, tasks) -> list:
+    """Copies of `steps`, validated, each with the id of its base task among `tasks`."""
+    clean = [_clean_step(index, step) for index, step in enumerate(steps)]
+    try:
+        dag.validate_pipeline(clean, parameters)
+    except dag.PipelineDefinitionError as error:
+        raise InvalidInput(str(error), step=error.step, parameter=error.parameter) from error
+    resolve = _base_task_resolver(tasks, clean)
+    for step in clean:
+        step["base_task_id"] = resolve(step).id
+        step.setdefault("execution_queue", None)
+    return clean
+
+
+def _clean_step(index: int, step) -> dict:
+    if not isinstance(step, dict):
+        raise InvalidInput(f"step {index} must be an object")
+    unknown = set(step) - STEP_KEYS
+    if unknown:
+        raise InvalidInput(
+            f"step {step.get('name', index)!r}: unknown field(s) {', '.join(sorted(unknown))}",
+            step=step.get("name"),
+        )
+    clean = copy.deepcopy(step)
+    clean["parents"] = list(clean.get("parents") or [])
+    for key in ("parameter_override", "configuration_overrides"):
+        value = clean.get(key) or {}
+        if not isinstance(value, dict):
+            raise InvalidInput(f"step {step.get('name')!r}: {key} must be an object")
+        clean[key] = value
+    retries = clean.get("retry_on_failure") or 0
+    if not isinstance(retries, int) or retries < 0:
+        raise InvalidInput(f"step {step.get('name')!r}: retry_on_failure must be an integer >= 0")
+    clean["retry_on_failure"] = retries
+    return clean
+
+
+def _base_task_resolver(tasks, steps: list):
+    """Resolves each step's base task; the ones named by id are read in one query and each
+    (project, name) once, since a large pipeline usually reuses a few base tasks."""
+    ids = {str(step["base_task_id"]) for step in steps if step.get("base_task_id")}
+    by_id = {task.pk: task for task in tasks.filter(pk__in=ids).order_by()} if ids else {}
+    by_name: dict = {}
+
+    def resolve(step: dict) -> Task:
+        name = step["name"]
+        if step.get("base_task_id"):
+            task = by_id.get(str(step["base_task_id"]))
+            if task is None:
+                # One answer for a random id, a deleted task and another team's task: the
+                # caller cannot tell which (no existence oracle).
+                raise NotFound(
+                    f"step {name!r}: base task not found",
+                    step=name,
+                    parameter="base_task_id",
+                )
+            return task
+        project, task_name = step.get("base_task_project"), step.get("base_task_name")
+        if not task_name:
+            raise InvalidInput(
+                f"step {name!r}: give base_task_id, or base_task_project and base_task_name",
+                step=name,
+                parameter="base_task_name",
+            )
+        if (project, task_name) not in by_name:
+            candidates = tasks.filter(name=task_name).exclude(status=TaskStatus.FAILED)
+            if project:
+                candidates = candidates.filter(project__name=project)
+            by_name[project, task_name] = candidates.order_by("-created").first()
+        task = by_name[project, task_name]
+        if task is None:
+            raise InvalidInput(
+                f"step {name!r}: no base task named {task_name!r} in project {project!r} "
+                "(run the step script once to register it)",
+                step=name,
+                parameter="base_task_name",
+            )
+        return task
+
+    return resolve
