@@ -19,8 +19,9 @@ from .config import ClientConfig, load_config
 RETRY_STATUSES = {502, 503, 504}
 # Downloads read 1 MiB at a time into reused buffers.
 CHUNK = 1 << 20
-# Raw uploads send from one reused buffer, so a larger block only saves calls.
+# Raw uploads send from two reused buffers, so a larger block only saves calls.
 UPLOAD_CHUNK = 4 << 20
+DIGEST_BYTES = 32  # a raw upload's trailing SHA-256
 # What a body read raises when the connection breaks or the body ends early (a full disk
 # is an OSError too, and is not one of these).
 CUT_OFF = (ConnectionError, TimeoutError, http.client.HTTPException, urllib3.exceptions.HTTPError)
@@ -154,13 +155,22 @@ class Client:
 
     def put_file(self, path: str, file_path: Path, headers: dict | None = None):
         """PUT a file as the raw request body (application/octet-stream, Content-Length),
-        streamed from disk in large blocks, never read whole; retried like upload()."""
+        streamed from disk in large blocks, never read whole; retried like upload().
+
+        The body ends with the SHA-256 of the file's bytes (`X-Content-SHA256: trailing`),
+        hashed on another core as they are sent, and the server stores them only if it
+        matches; a file that changes while it is sent fails the upload (FileChangedError).
+        """
         size = file_path.stat().st_size
         return self._send_body(
             "PUT",
             path,
-            lambda: _FileBody(file_path, size) if size else b"",
-            {"Content-Type": "application/octet-stream", **(headers or {})},
+            lambda: _HashedFileBody(file_path, size),
+            {
+                "Content-Type": "application/octet-stream",
+                "X-Content-SHA256": "trailing",
+                **(headers or {}),
+            },
         )
 
     def _send_body(self, method: str, path: str, make_body, headers: dict):
@@ -307,24 +317,57 @@ class _MultipartStream:
         return b""
 
 
-class _FileBody:
-    """A file as an iterable request body of known length: requests sends it with a
-    Content-Length, one large block per send, and can start it over on a retry."""
+class FileChangedError(RuntimeError):
+    """A file changed while it was being uploaded: what was sent is not the file."""
+
+
+class _HashedFileBody:
+    """A file, then the SHA-256 of what was sent of it, as an iterable request body of known
+    length: requests sends it with a Content-Length, one large block per send, and can start
+    it over on a retry.
+
+    Two buffers alternate: a block is hashed on another core (hashlib lets go of the GIL)
+    while it is sent and the next one is read; one hash in flight keeps the updates in order.
+    """
 
     def __init__(self, path: Path, size: int):
         self._path = path
         self._size = size
 
     def __len__(self) -> int:
-        return self._size
+        return self._size + DIGEST_BYTES
 
     def __iter__(self):
-        buffer = bytearray(UPLOAD_CHUNK)
-        view = memoryview(buffer)
-        with open(self._path, "rb", buffering=0) as handle:
-            # Each block is sent before the next is read into the same buffer.
-            while count := handle.readinto(buffer):
-                yield view[:count]
+        digest = hashlib.sha256()
+        buffers = [bytearray(UPLOAD_CHUNK), bytearray(UPLOAD_CHUNK)]
+        remaining = self._size
+        with (
+            open(self._path, "rb", buffering=0) as handle,
+            ThreadPoolExecutor(1, thread_name_prefix="upload-hash") as hasher,
+        ):
+            before = _identity(os.fstat(handle.fileno()))
+            hashing = None
+            while remaining > 0:
+                count = handle.readinto(memoryview(buffers[0])[: min(remaining, UPLOAD_CHUNK)])
+                if not count:
+                    break
+                remaining -= count
+                block = memoryview(buffers[0])[:count]
+                if hashing is not None:
+                    hashing.result()
+                hashing = hasher.submit(digest.update, block)
+                yield block
+                buffers.reverse()
+            if hashing is not None:
+                hashing.result()
+            if remaining or _identity(os.fstat(handle.fileno())) != before:
+                # Cut the body short: the server then stores nothing.
+                raise FileChangedError(f"{self._path} changed while it was being uploaded")
+        yield digest.digest()
+
+
+def _identity(stat: os.stat_result) -> tuple:
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 _default_client: Client | None = None

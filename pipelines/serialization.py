@@ -8,7 +8,6 @@ explicit opt-in (``.get(allow_pickle=True)`` or ``PIPELINES_ALLOW_PICKLE=1``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import mimetypes
 import os
@@ -53,14 +52,6 @@ def safe_filename(name: str, default: str = "artifact") -> str:
     """A basename made of ``[A-Za-z0-9._-]`` only, without leading dots, 1..200 chars."""
     cleaned = _UNSAFE_CHARS.sub("_", str(name)).lstrip(".")[:200]
     return cleaned or default
-
-
-def sha256_of_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_size(path: str | os.PathLike) -> int:

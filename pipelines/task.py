@@ -14,7 +14,7 @@ from .artifacts import Artifacts
 from .client import ApiError, Client, get_client
 from .liveness import Pinger
 from .script_info import capture_script
-from .serialization import serialize, sha256_of_file
+from .serialization import serialize
 
 TASK_ID_ENV = "PIPELINES_TASK_ID"
 
@@ -331,7 +331,7 @@ class Task:
                     "kind": packed.kind,
                     "filename": packed.filename,
                     "size": packed.path.stat().st_size,
-                    "sha256": sha256_of_file(packed.path),
+                    # the sha256 is sent after the bytes, hashed as they are sent (put_file)
                     "metadata": {**packed.metadata, **(metadata or {})},
                     "preview": packed.preview,
                     "content_type": packed.content_type,

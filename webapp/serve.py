@@ -40,10 +40,12 @@ class SpoolingParser(HTTPRequestParser):
             and "AUTHORIZATION" in self.headers
             and RAW_UPLOAD_PATH.match(self.path or "")
         ):
-            from webapp.core.storage import SpooledBody
+            from webapp.core.storage import DIGEST_BYTES, TRAILING_SHA256, SpooledBody
 
+            trailing = self.headers.get("X_CONTENT_SHA256", "").lower() == TRAILING_SHA256
+            content_size = self.content_length - DIGEST_BYTES if trailing else None
             try:
-                spool = SpooledBody(self.spool_dir)
+                spool = SpooledBody(self.spool_dir, content_size)
             except OSError:
                 return  # waitress's own buffer; the view copies from it instead
             self.body_rcv = FixedStreamReceiver(self.content_length, spool)

@@ -43,6 +43,7 @@ def _running_task(server) -> str:
 
 
 def _declare(server, data: bytes, sha256: str | None = None) -> dict:
+    """Declare an artifact for `data`: with its sha256, `sha256` instead, or none ("")."""
     response = server.api().post(
         f"{server.url}/api/v1/tasks/{_running_task(server)}/artifacts/",
         json={
@@ -50,21 +51,25 @@ def _declare(server, data: bytes, sha256: str | None = None) -> dict:
             "kind": "file",
             "filename": "blob.bin",
             "size": len(data),
-            "sha256": sha256 or hashlib.sha256(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest() if sha256 is None else sha256,
         },
     )
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def _put(server, artifact_id: str, data: bytes, key: str | None = None):
+def _put(server, artifact_id: str, data: bytes, key: str | None = None, trailer: bytes = b""):
+    """PUT `data` as the raw body; with a `trailer`, sent after it as its trailing sha256."""
     session = server.api(key)
     if key == "":
         session.headers.pop("Authorization")
+    headers = {"Content-Type": "application/octet-stream"}
+    if trailer:
+        headers["X-Content-SHA256"] = "trailing"
     return session.put(
         f"{server.url}/api/v1/artifacts/{artifact_id}/content/",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
+        data=data + trailer,
+        headers=headers,
     )
 
 
@@ -111,16 +116,46 @@ def test_the_sdk_uploads_through_the_raw_path(server, tmp_path):
     from pipelines.client import Client
     from pipelines.config import ClientConfig
 
-    data = os.urandom(5 * 1024 * 1024)
-    declared = _declare(server, data)
+    data = os.urandom(9 * 1024 * 1024 + 5)  # more than two of the SDK's 4 MiB blocks
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
     client = Client(ClientConfig(api_url=server.url, api_key=server.api_key))
-    answer = client.put_file(f"artifacts/{declared['id']}/content/", path)
-    assert answer["state"] == "ready"
-    # the download is hashed as it arrives and checked against the declared sha256
+    # the SDK sends the sha256 after the bytes: it checks them with or without a declared one
+    for declared_sha256 in ("", None):
+        declared = _declare(server, data, sha256=declared_sha256)
+        answer = client.put_file(f"artifacts/{declared['id']}/content/", path)
+        assert answer["state"] == "ready"
+        assert answer["sha256"] == hashlib.sha256(data).hexdigest()
+        (stored,) = _stored(server, declared["id"])
+        assert stored.read_bytes() == data
+    assert _spooled(server) == []
+    # the download is hashed as it arrives and checked against the recorded sha256
     copy = client.download(answer["url"], tmp_path / "copy.bin", expected_sha256=answer["sha256"])
     assert copy.read_bytes() == data
+
+
+def test_a_wrong_trailing_sha256_stays_pending_with_nothing_stored(server):
+    data = os.urandom(3 * 1024 * 1024)
+    declared = _declare(server, data, sha256="")
+    response = _put(server, declared["id"], data, trailer=hashlib.sha256(b"other").digest())
+    assert response.status_code == 400, response.text
+    assert "sha256" in response.json()["detail"]
+    assert _state(server, declared["id"]) == "pending"
+    assert _stored(server, declared["id"]) == [] and _spooled(server) == []
+    # the right one afterwards goes through, and the sha256 is recorded
+    response = _put(server, declared["id"], data, trailer=hashlib.sha256(data).digest())
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_without_a_declared_or_trailing_sha256_nothing_is_stored(server):
+    data = os.urandom(64 * 1024)
+    declared = _declare(server, data, sha256="")
+    response = _put(server, declared["id"], data)
+    assert response.status_code == 400, response.text
+    assert "trailing" in response.json()["detail"]
+    assert _state(server, declared["id"]) == "pending"
+    assert _stored(server, declared["id"]) == [] and _spooled(server) == []
 
 
 def test_a_wrong_sha256_stays_pending_with_nothing_stored(server):

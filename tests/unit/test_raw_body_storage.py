@@ -1,4 +1,5 @@
-"""store_verified_body: a raw request body is stored only once its size and sha256 match."""
+"""store_verified_body: a raw request body is stored only once its size and sha256 match,
+whether the sha256 was declared before the body or sent after the bytes (trailing)."""
 
 import hashlib
 import io
@@ -35,7 +36,9 @@ def _files(storage, folder="") -> list[str]:
 
 def test_matching_bytes_are_stored_and_nothing_else_is_left(storage):
     data = b"x" * (5 * 1024 * 1024 + 7)
-    key = store_verified_body(KEY, io.BytesIO(data), len(data), hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    key, stored_digest = store_verified_body(KEY, io.BytesIO(data), len(data), digest)
+    assert stored_digest == digest
     with storage.open(key, "rb") as handle:
         assert handle.read() == data
     assert _files(storage) == [key]
@@ -47,4 +50,29 @@ def test_a_mismatch_or_a_short_body_stores_nothing(storage, cut):
     declared = hashlib.sha256(b"something else" if not cut else data).hexdigest()
     with pytest.raises(InvalidInput):
         store_verified_body(KEY, io.BytesIO(data[: len(data) - cut]), len(data), declared)
+    assert _files(storage) == []
+
+
+def test_bytes_followed_by_their_sha256_are_stored_without_a_declared_one(storage):
+    data = b"t" * (5 * 1024 * 1024 + 3)
+    body = io.BytesIO(data + hashlib.sha256(data).digest())
+    key, digest = store_verified_body(KEY, body, len(data), trailing=True)
+    assert digest == hashlib.sha256(data).hexdigest()
+    with storage.open(key, "rb") as handle:
+        assert handle.read() == data  # the trailing sha256 is not part of the stored bytes
+    assert _files(storage) == [key]
+
+
+@pytest.mark.parametrize(
+    "trailer, declared",
+    [
+        (hashlib.sha256(b"other bytes").digest(), ""),  # sent after them, but wrong
+        (hashlib.sha256(b"z" * 4096).digest()[:31], ""),  # the body ends inside it
+        (hashlib.sha256(b"z" * 4096).digest(), "0" * 64),  # right, but not what was declared
+    ],
+)
+def test_a_wrong_or_cut_trailing_sha256_stores_nothing(storage, trailer, declared):
+    data = b"z" * 4096
+    with pytest.raises(InvalidInput, match="sha256"):
+        store_verified_body(KEY, io.BytesIO(data + trailer), len(data), declared, trailing=True)
     assert _files(storage) == []

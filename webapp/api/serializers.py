@@ -1,5 +1,7 @@
 """Request and response shapes. Validation of domain rules stays in services."""
 
+import copy
+
 from rest_framework import serializers
 
 from webapp.core import secrets
@@ -100,6 +102,19 @@ class TaskSerializer(serializers.ModelSerializer):
             "last_update",
         ]
         read_only_fields = fields
+
+    # Built from the model once per class: see get_fields.
+    _field_templates: dict = {}
+
+    def get_fields(self):
+        """ModelSerializer introspects the model for every instance, which was most of the
+        cost of rendering a task (every claim and enqueue answers with one). The fields
+        depend on the class alone, so each instance binds shallow copies of a set built
+        once; binding sets attributes on the copy, never on the shared template."""
+        templates = self._field_templates.get(type(self))
+        if templates is None:
+            templates = self._field_templates.setdefault(type(self), super().get_fields())
+        return {name: copy.copy(field) for name, field in templates.items()}
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -247,7 +262,10 @@ class ArtifactDeclareSerializer(serializers.Serializer):
     kind = serializers.CharField(max_length=16)
     filename = serializers.CharField(max_length=255)
     size = serializers.IntegerField(min_value=0)
-    sha256 = serializers.CharField(max_length=64, min_length=64)
+    # Left out when the raw upload carries it after the bytes (X-Content-SHA256: trailing).
+    sha256 = serializers.CharField(
+        max_length=64, min_length=64, required=False, allow_blank=True, default=""
+    )
     metadata = serializers.DictField(required=False, default=dict)
     preview = serializers.CharField(required=False, allow_blank=True, default="")
     content_type = serializers.CharField(required=False, allow_blank=True, default="")

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from webapp.core import access, artifacts, events, execution, secrets, services
 from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
-from webapp.core.storage import HashingUploadHandler, SpooledBody
+from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
 
 from . import serializers as s
 from .permissions import IsWorker, TaskKeyWritesOwnTask
@@ -452,14 +452,19 @@ class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["put"], parser_classes=[])
     def content(self, request, pk=None):
-        """The artifact's bytes as the raw request body (no multipart): stored in one pass."""
+        """The artifact's bytes as the raw request body (no multipart): stored in one pass.
+
+        With `X-Content-SHA256: trailing` the body ends with the SHA-256 of the bytes before
+        it (32 bytes, binary), so the artifact may be declared without one.
+        """
         artifact = self.get_object()
         django_request = request._request
         # webapp/serve.py hands over a body already spooled under the storage root.
         raw = django_request.META.get("wsgi.input")
         body = raw if isinstance(raw, SpooledBody) else django_request
         length = _content_length(django_request)
-        artifact = artifacts.receive_artifact_body(artifact, body, length)
+        trailing = django_request.headers.get("X-Content-SHA256", "").lower() == TRAILING_SHA256
+        artifact = artifacts.receive_artifact_body(artifact, body, length, trailing)
         return Response(s.ArtifactSerializer(artifact).data)
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})

@@ -12,6 +12,7 @@ from .choices import ArtifactKind, ArtifactState, TaskStatus
 from .errors import Conflict, InvalidInput, TooLarge
 from .models import Artifact, Task
 from .storage import (
+    DIGEST_BYTES,
     artifact_key,
     artifact_storage,
     delete_key,
@@ -32,13 +33,17 @@ def declare_artifact(
     kind: str,
     filename: str,
     size: int,
-    sha256: str,
+    sha256: str = "",
     base_url: str,
     metadata: dict | None = None,
     preview: str = "",
     content_type: str = "",
 ) -> Artifact:
-    """Create or replace the (task, name) artifact as `pending`, awaiting its bytes."""
+    """Create or replace the (task, name) artifact as `pending`, awaiting its bytes.
+
+    `sha256` may be left out when the bytes will carry it (a raw upload with a trailing
+    sha256, see receive_artifact_body).
+    """
     name = (name or "").strip()
     if not name or len(name) > 255:
         raise InvalidInput("artifact name must be 1-255 characters")
@@ -50,7 +55,8 @@ def declare_artifact(
         raise TooLarge(
             f"artifact is {size} bytes; the limit is {settings.ARTIFACT_MAX_BYTES} bytes"
         )
-    if len(sha256 or "") != 64 or any(c not in "0123456789abcdef" for c in sha256):
+    sha256 = sha256 or ""
+    if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
         raise InvalidInput("sha256 must be 64 lowercase hex characters")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidInput("metadata must be an object")
@@ -85,6 +91,11 @@ def store_artifact_content(artifact: Artifact, uploaded) -> Artifact:
     written at the final key and the artifact stays pending.
     """
     received_sha = getattr(uploaded, "sha256", None)
+    if not artifact.sha256:
+        raise InvalidInput(
+            f"artifact {artifact.name!r} was declared without a sha256: declare one to upload "
+            "it as multipart, or PUT it to content/ with its sha256 after the bytes"
+        )
     if uploaded.size != artifact.size:
         raise InvalidInput(
             f"artifact {artifact.name!r}: received {uploaded.size} bytes, declared {artifact.size}"
@@ -96,7 +107,7 @@ def store_artifact_content(artifact: Artifact, uploaded) -> Artifact:
     if storage.exists(key):
         storage.delete(key)
     saved_key = save_bytes(key, File(uploaded, name=artifact.filename))
-    return _publish(artifact, saved_key)
+    return _publish(artifact, saved_key, received_sha)
 
 
 class LengthRequired(InvalidInput):
@@ -104,35 +115,48 @@ class LengthRequired(InvalidInput):
     code = "length_required"
 
 
-def receive_artifact_body(artifact: Artifact, body, content_length: int | None) -> Artifact:
+def receive_artifact_body(
+    artifact: Artifact, body, content_length: int | None, trailing_sha256: bool = False
+) -> Artifact:
     """Store a raw request body as the artifact's bytes, verified, then publish it `ready`.
 
-    The length is checked before a byte of the body is read: more than declared is 413, less
-    is 400. The bytes are hashed once as they stream into storage (see storage.py); a
-    mismatch, a short body or a failed write leaves the artifact pending and nothing stored.
+    With `trailing_sha256` the body is the bytes and then their SHA-256 (32 bytes, binary),
+    which must match, as must a sha256 declared beforehand. Without it, the declaration
+    must have one. The length is checked before a byte of the body is read: more than
+    expected is 413, less is 400. The bytes are hashed once as they stream into storage
+    (see storage.py); a mismatch, a short body or a failed write leaves the artifact pending
+    and nothing stored.
     """
+    if not trailing_sha256 and not artifact.sha256:
+        raise InvalidInput(
+            f"artifact {artifact.name!r} was declared without a sha256: send it after the "
+            "bytes (X-Content-SHA256: trailing)"
+        )
+    expected = artifact.size + (DIGEST_BYTES if trailing_sha256 else 0)
+    what = f"declared {artifact.size}" + (" + a 32-byte sha256" if trailing_sha256 else "")
     if content_length is None:
         raise LengthRequired("a raw upload needs a Content-Length")
-    if content_length > artifact.size:
-        raise TooLarge(
-            f"artifact {artifact.name!r}: body is {content_length} bytes, declared {artifact.size}"
-        )
-    if content_length < artifact.size:
-        raise InvalidInput(
-            f"artifact {artifact.name!r}: body is {content_length} bytes, declared {artifact.size}"
-        )
+    if content_length > expected:
+        raise TooLarge(f"artifact {artifact.name!r}: body is {content_length} bytes, {what}")
+    if content_length < expected:
+        raise InvalidInput(f"artifact {artifact.name!r}: body is {content_length} bytes, {what}")
     key = artifact_key(artifact.task_id, artifact.id, artifact.filename)
-    saved_key = store_verified_body(key, body, artifact.size, artifact.sha256)
-    return _publish(artifact, saved_key)
+    saved_key, sha256 = store_verified_body(
+        key, body, artifact.size, artifact.sha256, trailing_sha256
+    )
+    return _publish(artifact, saved_key, sha256)
 
 
-def _publish(artifact: Artifact, saved_key: str) -> Artifact:
-    """Mark verified bytes at `saved_key` ready, unless the artifact was re-declared."""
+def _publish(artifact: Artifact, saved_key: str, sha256: str) -> Artifact:
+    """Mark verified bytes at `saved_key` ready, unless the artifact was re-declared (its
+    declaration is matched by the time it was made, as well as by size and sha256)."""
     old_key = artifact.storage_key
     with transaction.atomic():
         updated = Artifact.objects.filter(
-            pk=artifact.pk, sha256=artifact.sha256, size=artifact.size
-        ).update(state=ArtifactState.READY, storage_key=saved_key, updated=timezone.now())
+            pk=artifact.pk, sha256=artifact.sha256, size=artifact.size, updated=artifact.updated
+        ).update(
+            state=ArtifactState.READY, storage_key=saved_key, sha256=sha256, updated=timezone.now()
+        )
     if not updated:
         delete_key(saved_key)
         raise Conflict(f"artifact {artifact.name!r} was re-declared during the upload")

@@ -1,5 +1,6 @@
 """Artifact bytes live in STORAGES["artifacts"]; keys are built from ids, never from names."""
 
+import collections
 import errno
 import hashlib
 import io
@@ -157,11 +158,18 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
 # Request bodies of raw uploads to the local storage are spooled here, under the storage
 # root, so a verified body is renamed into place instead of being copied a second time.
 INCOMING = ".incoming"
+# `X-Content-SHA256: trailing` on a raw upload: the body is the bytes, then their SHA-256
+# (DIGEST_BYTES, binary), so a client can hash what it sends while sending it.
+TRAILING_SHA256 = "trailing"
+DIGEST_BYTES = 32
 STREAM_CHUNK = 4 << 20
-# A spooled body is received from the socket in blocks of this size, into two buffers kept
-# for the whole body: a fresh bytes object per read costs the kernel a page fault for every
+# A spooled body is received from the socket in blocks of this size, into buffers kept for
+# the whole body: a fresh bytes object per read costs the kernel a page fault for every
 # 4 KiB of it, more CPU than the copy itself.
 RECEIVE_BLOCK = 1 << 20
+# Blocks received and written but not hashed yet. Receiving runs ahead of hashing by this
+# much, so neither waits on the other at every block when they share a busy CPU.
+HASH_AHEAD = 4
 
 
 def incoming_dir() -> Path | None:
@@ -170,10 +178,6 @@ def incoming_dir() -> Path | None:
     if not isinstance(storage, FileSystemStorage):
         return None
     return Path(storage.location) / INCOMING
-
-
-# hashlib releases the GIL on large blocks: hashing here overlaps receiving and writing.
-_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="upload-hash")
 
 
 def _discard(path: str) -> None:
@@ -191,41 +195,52 @@ class SpooledBody:
     place, it is removed on close() or when the object is dropped (a client that hangs up).
     A write error (a full disk) is kept in `error` and the rest of the body is dropped, so
     the view can answer 507 instead of the connection being cut.
+
+    With `content_size`, what comes after that many bytes is the body's trailing SHA-256
+    (see trailing_sha256): kept in `trailer`, neither written nor hashed.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, content_size: int | None = None):
         folder.mkdir(parents=True, exist_ok=True)
         fd, self.path = tempfile.mkstemp(dir=folder, prefix="body-", suffix=".part")
         self.folder = folder
         self.file = os.fdopen(fd, "w+b", buffering=0)
         self.digest = hashlib.sha256()
-        self.size = 0
+        self.size = 0  # content bytes received
+        self.content_size = content_size
+        self.trailer = bytearray()
         self.error: OSError | None = None
-        self._hashing = None  # the previous block's hash update, still running
-        self._buffers: list[bytearray] = []
+        # hashlib lets go of the GIL on large blocks: one thread per body hashes in order
+        # on another core while the next blocks are received and written
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="upload-hash")
+        self._hashing: collections.deque = collections.deque()  # updates not done yet
+        self._buffers: collections.deque = collections.deque()
         self._finalizer = weakref.finalize(self, _discard, self.path)
 
     def receive_block(self, sock, limit: int) -> memoryview:
         """Receive up to `limit` bytes from `sock`, to be passed to append() next.
 
-        The two buffers alternate: append() waits for the previous block's hash before it
-        hands over the next, so the buffer being filled is never the one being hashed.
+        The buffers are used in turn, one more of them than append() lets wait for their
+        hash, so the one being filled has always been hashed.
         """
         if not self._buffers:
-            self._buffers = [bytearray(RECEIVE_BLOCK), bytearray(RECEIVE_BLOCK)]
-        self._buffers.reverse()
+            self._buffers.extend(bytearray(RECEIVE_BLOCK) for _ in range(HASH_AHEAD + 1))
+        self._buffers.rotate(-1)
         view = memoryview(self._buffers[0])[: min(limit, RECEIVE_BLOCK)]
         return view[: sock.recv_into(view)]
 
     # waitress buffer protocol
     def append(self, data) -> None:
+        if self.content_size is not None and self.size + len(data) > self.content_size:
+            room = max(0, self.content_size - self.size)
+            self.trailer += data[room:]
+            data = data[:room]
         self.size += len(data)
-        if self.error is not None:
+        if self.error is not None or not data:
             return
-        # Hash this block on another core while the next one is received and written;
-        # one block in flight keeps the updates in order.
-        self._hashed()
-        self._hashing = _HASHERS.submit(self.digest.update, data)
+        while len(self._hashing) >= HASH_AHEAD:
+            self._hashing.popleft().result()
+        self._hashing.append(self._hasher.submit(self.digest.update, data))
         try:
             view = memoryview(data)
             while view:
@@ -234,12 +249,11 @@ class SpooledBody:
             self.error = error
 
     def _hashed(self) -> None:
-        if self._hashing is not None:
-            self._hashing.result()
-            self._hashing = None
+        while self._hashing:
+            self._hashing.popleft().result()
 
     def __len__(self) -> int:
-        return self.size
+        return self.size + len(self.trailer)
 
     def getfile(self):
         self._hashed()
@@ -278,9 +292,10 @@ class SpooledBody:
             os.chmod(self.path, mode)
         os.replace(self.path, path)
         self._finalizer.detach()
-        self.file.close()
+        self.close()
 
     def close(self) -> None:
+        self._hasher.shutdown(wait=False, cancel_futures=True)
         self.file.close()
         self._finalizer()
 
@@ -296,40 +311,52 @@ def storage_error(error: Exception, key: str) -> Exception:
     return StorageUnavailable(f"artifact storage failed: {error}")
 
 
-def store_verified_body(key: str, body, size: int, sha256: str) -> str:
-    """Store a raw request body of `size` bytes at `key` only if its sha256 matches.
+def store_verified_body(
+    key: str, body, size: int, sha256: str = "", trailing: bool = False
+) -> tuple[str, str]:
+    """Store a raw request body of `size` bytes at `key` only if it is whole and verified.
+
+    `sha256` is the digest declared beforehand, if any. With `trailing` the body ends with
+    the SHA-256 of the bytes before it (TRAILING_SHA256), which they must match as well: a
+    client hashes what it sends as it sends it, instead of reading the file twice.
 
     Local storage: the body is (or is first spooled to) a file under the storage root and
     renamed into place once verified, so the bytes are written to disk once. Remote storage:
     the body streams into a fresh key while hashed, which is deleted if it does not match.
-    Returns the key used; raises InvalidInput on a mismatch, StorageFull/Unavailable on a
-    failed write. Nothing is left behind on any failure.
+    Returns (the key used, the bytes' sha256); raises InvalidInput on a mismatch,
+    StorageFull/Unavailable on a failed write. Nothing is left behind on any failure.
     """
+    content_size = size if trailing else None
     folder = incoming_dir()
     if folder is None:
-        return _store_remote(key, body, size, sha256)
+        return _store_remote(key, body, size, sha256, trailing)
     spool = body if isinstance(body, SpooledBody) and body.folder == folder else None
     try:
-        if spool is None:
-            spool = SpooledBody(folder)
-            spool.fill_from(body, size)
-        _verify(spool.error, spool.size, spool.sha256, size, sha256, key)
+        if spool is None or spool.content_size != content_size:
+            spool = SpooledBody(folder, content_size)
+            spool.fill_from(body, size + (DIGEST_BYTES if trailing else 0))
+        trailer = bytes(spool.trailer) if trailing else None
+        _verify(spool.error, spool.size, spool.sha256, size, sha256, trailer, key)
         storage = artifact_storage()
         spool.adopt(storage.path(key), storage.file_permissions_mode)
+        return key, spool.sha256
     except OSError as error:
         raise storage_error(error, key) from error
     finally:
         if spool is not None:
             spool.close()
-    return key
 
 
-def _verify(error, received: int, digest: str, size: int, sha256: str, key: str) -> None:
+def _verify(error, received: int, digest: str, size: int, declared: str, trailer, key: str):
     if error is not None:
         raise storage_error(error, key) from error
     if received != size:
         raise InvalidInput(f"received {received} bytes, declared {size}: nothing was stored")
-    if digest != sha256:
+    if trailer is not None and len(trailer) != DIGEST_BYTES:
+        raise InvalidInput("the body ended before its trailing sha256: nothing was stored")
+    if trailer is not None and digest != trailer.hex():
+        raise InvalidInput("sha256 of the received bytes differs from the one sent after them")
+    if declared and digest != declared:
         raise InvalidInput("sha256 of the received bytes differs from the declared one")
 
 
@@ -361,18 +388,28 @@ class _HashingReader(io.RawIOBase):
         return data
 
 
-def _store_remote(key: str, body, size: int, sha256: str) -> str:
+def _store_remote(key: str, body, size: int, sha256: str, trailing: bool) -> tuple[str, str]:
     # A fresh key per upload: unverified bytes never replace a verified object.
     head, _, name = key.rpartition("/")
     fresh = f"{head}/{uuid.uuid4().hex[:12]}-{name}"
     reader = _HashingReader(body, size)
     saved = save_bytes(fresh, File(reader, name=name))
+    digest = reader.digest.hexdigest()
     try:
-        _verify(None, reader.size, reader.digest.hexdigest(), size, sha256, key)
+        trailer = _read_exactly(body, DIGEST_BYTES) if trailing else None
+        _verify(None, reader.size, digest, size, sha256, trailer, key)
     except Exception:
         delete_key(saved)
         raise
-    return saved
+    return saved, digest
+
+
+def _read_exactly(stream, size: int) -> bytes:
+    """Up to `size` bytes: fewer only where the stream ends."""
+    data = b""
+    while len(data) < size and (chunk := stream.read(size - len(data))):
+        data += chunk
+    return data
 
 
 def sweep_incoming(older_than: float = 3600.0) -> int:
