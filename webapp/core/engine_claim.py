@@ -6,12 +6,10 @@ running and driven here) keep them safe beside a locked pass, which never moves 
 to queued; whatever they do not match is left to the locked pass.
 """
 
-import functools
-
 from django.db import connection
 from django.utils import timezone
 
-from . import engine_plot
+from . import engine_plot, sql
 from .choices import NodeStatus, PipelineDriver, PipelineStatus, TaskStatus
 from .engine_launch import one
 from .models import PipelineNode, PipelineRun, Task
@@ -48,17 +46,9 @@ def _mark_while_plot_due(run_id: str, task_id: str, now) -> bool:
         return cursor.rowcount > 0
 
 
-@functools.cache
 def _mark_while_plot_due_sql() -> str:
-    quote = connection.ops.quote_name
-    names = {
-        "node": PipelineNode._meta.db_table,
-        "task": Task._meta.db_table,
-        "run": PipelineRun._meta.db_table,
-        **{column: column for column in _COLUMNS},
-    }
-    # Only names from the models go into the text (quoted); the values are parameters.
-    return _MARK_WHILE_PLOT_DUE.format(**{key: quote(name) for key, name in names.items()})
+    tables = (("node", PipelineNode), ("task", Task), ("run", PipelineRun))
+    return sql.statement(_MARK_WHILE_PLOT_DUE, tables, _COLUMNS)
 
 
 _COLUMNS = (

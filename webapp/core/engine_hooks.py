@@ -7,7 +7,7 @@ its mirrored pipeline runs up to date that way), so this core module imports non
 import logging
 from collections.abc import Callable
 
-from django.db import transaction
+from django.db import connection, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ def add_status_listener(listener: Callable) -> None:
 def task_status_changed(task) -> None:
     """After commit, ask the engine to advance the pipeline this task is a step of."""
     from .choices import PipelineDriver, TaskStatus
-    from .models import PipelineNode
 
     for listener in _status_listeners:
         try:
@@ -36,15 +35,29 @@ def task_status_changed(task) -> None:
             logger.exception("status listener %r failed for task %s", listener, task.pk)
     if task.status == TaskStatus.QUEUED:
         return  # the engine (or a user) enqueued it; nothing for the engine to decide
-    run_ids = list(
-        PipelineNode.objects.filter(task_id=task.pk)
-        .exclude(run__driver=PipelineDriver.CLEARML)  # driven by their ClearML controller
-        .order_by()
-        .values_list("run_id", flat=True)
-    )
+    # Every claim and every report of a task asks this, nearly always of a task in no run:
+    # written out, since the ORM spent twenty times longer building the query than running it.
+    with connection.cursor() as cursor:
+        # Mirrored runs are driven by their ClearML controller, not by the engine.
+        cursor.execute(_runs_of_task_sql(), {"task": task.pk, "mirrored": PipelineDriver.CLEARML})
+        run_ids = [run_id for (run_id,) in cursor.fetchall()]
     status = task.status
     for run_id in run_ids:
         transaction.on_commit(lambda run_id=run_id: _advance_soon(run_id, task.pk, status))
+
+
+def _runs_of_task_sql() -> str:
+    from . import sql
+    from .models import PipelineNode, PipelineRun
+
+    tables = (("node", PipelineNode), ("run", PipelineRun))
+    return sql.statement(_RUNS_OF_TASK, tables, ("id", "run_id", "task_id", "driver"))
+
+
+_RUNS_OF_TASK = """
+    SELECT node.{run_id} FROM {node} node INNER JOIN {run} run ON node.{run_id} = run.{id}
+    WHERE node.{task_id} = %(task)s AND run.{driver} <> %(mirrored)s
+"""
 
 
 def stop_mirrored_run(run, reason: str):

@@ -9,11 +9,11 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from . import broker, secrets
+from . import broker, secrets, sql
 from .choices import ApiKeyKind, PipelineDriver, TaskStatus
 from .errors import Conflict, InvalidInput
 from .keys import create_api_key, revoke_task_keys, system_user
@@ -32,7 +32,9 @@ def claim_task(
     `claim_id` (one per message the worker handles) makes a retried claim whose answer was
     lost get the same answer, where a second delivery, with its own id, gets nothing.
     """
-    return _claim_first(worker_name, claim_id, [(task_id, attempt)])
+    reason = _claim_reason(worker_name, claim_id)
+    already = _claimed_before(worker_name, reason) if claim_id else None
+    return _claim_first(worker_name, reason, already, [(task_id, attempt)])
 
 
 def claim_turn(
@@ -47,52 +49,144 @@ def claim_turn(
     leaves nothing behind, and each claim is conditional on the task's current attempt, so
     no attempt runs twice.
     """
-    return _claim_first(worker_name, claim_id, _claim_candidates(task_id, attempt))
+    reason = _claim_reason(worker_name, claim_id)
+    already, candidates = _turn(task_id, attempt, worker_name, reason if claim_id else None)
+    return _claim_first(worker_name, reason, already, candidates)
 
 
-def _claim_first(worker_name: str, claim_id: str, candidates) -> tuple[Task, str] | None:
-    reason = (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
-    if claim_id:
-        already = (
-            Task.objects.filter(status=TaskStatus.IN_PROGRESS, worker=worker_name)
-            .filter(status_reason=reason)
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if already:
-            return _claimed(already, worker_name)
+def _claim_reason(worker_name: str, claim_id: str) -> str:
+    return (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
+
+
+def _claimed_before(worker_name: str, reason: str) -> str | None:
+    """The task this very claim (its answer lost, now retried) already took, if any."""
+    return (
+        Task.objects.filter(status=TaskStatus.IN_PROGRESS, worker=worker_name)
+        .filter(status_reason=reason)
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def _claim_first(
+    worker_name: str, reason: str, already: str | None, candidates
+) -> tuple[Task, str] | None:
+    if already:
+        return _claimed(already, worker_name)
     for candidate, current_attempt in candidates:
-        now = timezone.now()
         with transaction.atomic():
-            claimed = Task.objects.filter(
-                pk=candidate, status=TaskStatus.QUEUED, attempt=current_attempt
-            ).update(
-                status=TaskStatus.IN_PROGRESS,
-                status_reason=reason,
-                worker=worker_name,
-                started=now,
-                last_heartbeat=now,
-                last_update=now,
-            )
-            if not claimed:
+            if not _take(candidate, current_attempt, worker_name, reason):
                 continue  # another worker took it first
-            QueueEntry.objects.filter(task_id=candidate).delete()
             task, secret = _claimed(candidate, worker_name)
         after_status_change(task)
         return task, secret
     return None
 
 
-def _claim_candidates(task_id: str, attempt: int, limit: int = 20) -> list[tuple[str, int]]:
-    """The queue's first waiting tasks in order; the message's own task when it has none."""
-    queue_id = Task.objects.filter(pk=task_id).values_list("queue_id", flat=True).first()
-    if queue_id is None:
-        return [(task_id, attempt)]
-    return list(
-        QueueEntry.objects.filter(queue_id=queue_id, task__status=TaskStatus.QUEUED)
-        .order_by("position", "added", "pk")
-        .values_list("task_id", "task__attempt")[:limit]
+def _take(task_id: str, attempt: int, worker_name: str, reason: str) -> bool:
+    """queued -> in_progress for exactly this attempt, and out of its queue; False if the
+    task is not queued at that attempt (then nothing changed). Written out like _turn: the
+    ORM spent far longer building these two statements than the database running them."""
+    low, high = connection.ops.integer_field_range(_ATTEMPT_TYPE)
+    if not low <= attempt <= high:
+        return False  # no row holds such an attempt; the database would refuse the number
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    take, leave_queue = _take_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            take,
+            {
+                "task": task_id,
+                "attempt": attempt,
+                "queued": TaskStatus.QUEUED,
+                "running": TaskStatus.IN_PROGRESS,
+                "reason": reason,
+                "worker": worker_name,
+                "now": now,
+            },
+        )
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(leave_queue, {"task": task_id})
+    return True
+
+
+def _take_sql() -> tuple[str, str]:
+    tables = (("task_table", Task), ("entry_table", QueueEntry))
+    return (
+        sql.statement(_TAKE, tables, _TAKE_COLUMNS),
+        sql.statement(_LEAVE_QUEUE, tables, _TAKE_COLUMNS),
     )
+
+
+_ATTEMPT_TYPE = Task._meta.get_field("attempt").get_internal_type()
+_TAKE_COLUMNS = (
+    *("id", "attempt", "status", "status_reason", "worker"),
+    *("started", "last_heartbeat", "last_update", "task_id"),
+)
+_TAKE = """
+    UPDATE {task_table} SET {status} = %(running)s, {status_reason} = %(reason)s,
+        {worker} = %(worker)s, {started} = %(now)s, {last_heartbeat} = %(now)s,
+        {last_update} = %(now)s
+    WHERE {id} = %(task)s AND {status} = %(queued)s AND {attempt} = %(attempt)s
+"""
+_LEAVE_QUEUE = "DELETE FROM {entry_table} WHERE {task_id} = %(task)s"
+
+
+def _turn(
+    task_id: str, attempt: int, worker_name: str, reason: str | None, limit: int = 20
+) -> tuple[str | None, list[tuple[str, int]]]:
+    """(the task this claim already took, if `reason` is given and it did; the first tasks
+    waiting in the queue of `task_id`, in order, or `task_id` itself when it has no queue).
+
+    While tasks wait, one statement written out: the ORM took about 1 ms to build the three
+    reads it replaces, which run in a few tens of microseconds.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _turn_sql(),
+            {
+                "task": task_id,
+                "queued": TaskStatus.QUEUED,
+                "running": TaskStatus.IN_PROGRESS,
+                "worker": worker_name,
+                "reason": reason,
+                "limit": limit,
+            },
+        )
+        rows = cursor.fetchall()
+    if rows:
+        return rows[0][2], [(waiting, its_attempt) for waiting, its_attempt, _ in rows]
+    # Nothing waits in its queue, or it has none: then the message claims its own task.
+    already = _claimed_before(worker_name, reason) if reason else None
+    queue_id = Task.objects.filter(pk=task_id).values_list("queue_id", flat=True).first()
+    return already, [(task_id, attempt)] if queue_id is None else []
+
+
+def _turn_sql() -> str:
+    tables = (("task_table", Task), ("entry_table", QueueEntry))
+    return sql.statement(_TURN, tables, _TURN_COLUMNS)
+
+
+_TURN_COLUMNS = (
+    *("id", "attempt", "status", "status_reason", "worker", "queue_id"),
+    *("task_id", "position", "added"),
+)
+_TURN = """
+    SELECT entry.{task_id}, waiting.{attempt}, (
+        SELECT mine.{id} FROM {task_table} mine
+        WHERE mine.{status} = %(running)s AND mine.{worker} = %(worker)s
+            AND mine.{status_reason} = %(reason)s
+        LIMIT 1
+    )
+    FROM {entry_table} entry INNER JOIN {task_table} waiting ON entry.{task_id} = waiting.{id}
+    WHERE entry.{queue_id} = (
+            SELECT message.{queue_id} FROM {task_table} message WHERE message.{id} = %(task)s
+        )
+        AND waiting.{status} = %(queued)s
+    ORDER BY entry.{position}, entry.{added}, entry.{id}
+    LIMIT %(limit)s
+"""
 
 
 def _claimed(task_id: str, worker_name: str) -> tuple[Task, str]:

@@ -27,6 +27,7 @@ from .models import (
     Task,
     Worker,
 )
+from .parameters import normalize_configuration, normalize_hyperparameters
 
 logger = logging.getLogger(__name__)
 
@@ -138,52 +139,6 @@ def create_task(
     )
 
 
-def normalize_hyperparameters(raw: dict) -> dict:
-    """{section: {name: value | {value, type, description}}} with values kept as strings."""
-    if not isinstance(raw, dict):
-        raise InvalidInput("hyperparameters must be an object of sections")
-    result: dict = {}
-    for section, params in raw.items():
-        if not isinstance(params, dict):
-            raise InvalidInput(f"hyperparameter section {section!r} must be an object")
-        result[str(section)] = {
-            str(key): _normalize_param(f"{section}/{key}", value) for key, value in params.items()
-        }
-    return result
-
-
-def normalize_configuration(raw: dict) -> dict:
-    if not isinstance(raw, dict):
-        raise InvalidInput("configuration must be an object")
-    return {str(key): _normalize_param(key, value) for key, value in raw.items()}
-
-
-def _normalize_param(label: str, value) -> dict:
-    if isinstance(value, dict) and "value" in value:
-        return {
-            "value": _as_text(value.get("value")),
-            "type": str(value.get("type") or ""),
-            "description": str(value.get("description") or ""),
-        }
-    if isinstance(value, dict | list):
-        raise InvalidInput(f"parameter {label!r}: give {{value, type}} or a plain value")
-    return {"value": _as_text(value), "type": _type_name(value), "description": ""}
-
-
-def _as_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    return str(value)
-
-
-def _type_name(value) -> str:
-    if value is None:
-        return ""
-    return type(value).__name__
-
-
 def edit_task(task: Task, changes: dict) -> Task:
     """Change fields of a task. Definition fields only while it is a draft (or running itself)."""
     unknown = set(changes) - EDITABLE_WHILE_DRAFT - EDITABLE_ALWAYS
@@ -254,21 +209,13 @@ def transition(
     The UPDATE is conditional on the status read, so a concurrent change makes it fail
     with 409 instead of overwriting.
     """
-    allowed_from = [s for s, targets in TASK_TRANSITIONS.items() if target in targets]
-    if expected is not None:
-        allowed_from = [s for s in allowed_from if s in expected]
-    now = timezone.now()
-    fields = {"status": target, "status_reason": reason[:255], "last_update": now}
-    if message:
-        fields["status_message"] = message
-    if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
-        fields["completed"] = now
-    fields.update(extra or {})
+    allowed_from = _sources(target, expected)
+    fields = _transition_fields(target, reason, message, extra)
     query = Q(pk=task.pk, status__in=allowed_from)
     if attempt is not None:
         query &= Q(attempt=attempt)
     updated = Task.objects.filter(query).update(**fields)
-    current = Task.objects.filter(pk=task.pk).first()
+    current = next(iter(Task.objects.filter(pk=task.pk).order_by()[:1]), None)
     if current is None:
         raise NotFound(f"task {task.pk} does not exist")
     if not updated:
@@ -284,6 +231,41 @@ def transition(
         )
     after_status_change(current)
     return current
+
+
+def transition_as_read(task: Task, target: str, *, reason: str = "", expected=None, extra=None):
+    """transition() of a row this request has just read, without reading it back.
+
+    The UPDATE also requires the row's attempt and last_update as read (every change of a
+    task moves last_update, except a running task's lease), so when it matches, `task` with
+    the new values is the row. None when it does not (the row moved, or may not move to
+    `target`): then transition() says why. `extra` holds plain values, not expressions.
+    """
+    if task.status not in _sources(target, expected):
+        return None
+    fields = _transition_fields(target, reason, "", extra)
+    unchanged = Q(pk=task.pk, status=task.status, attempt=task.attempt)
+    if not Task.objects.filter(unchanged, last_update=task.last_update).update(**fields):
+        return None
+    for name, value in fields.items():
+        setattr(task, name, value)
+    after_status_change(task)
+    return task
+
+
+def _sources(target: str, expected: tuple[str, ...] | None) -> list[str]:
+    sources = [s for s, targets in TASK_TRANSITIONS.items() if target in targets]
+    return sources if expected is None else [s for s in sources if s in expected]
+
+
+def _transition_fields(target: str, reason: str, message: str, extra: dict | None) -> dict:
+    now = timezone.now()
+    fields = {"status": target, "status_reason": reason[:255], "last_update": now}
+    if message:
+        fields["status_message"] = message
+    if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
+        fields["completed"] = now
+    return {**fields, **(extra or {})}
 
 
 def after_status_change(task: Task) -> None:
@@ -391,14 +373,18 @@ def build_clone(
 def enqueue_task(task: Task, queue_name: str = "default") -> Task:
     """Draft -> queued, then publish (task id, attempt) to the broker after commit."""
     queue = get_or_create_queue(queue_name)
+    reason, expected = f"enqueued on {queue.name}", (TaskStatus.CREATED,)
     with transaction.atomic():
         before = task
-        task = transition(
+        next_attempt = {"queue": queue, "attempt": task.attempt + 1, "worker": ""}
+        task = transition_as_read(
+            task, TaskStatus.QUEUED, reason=reason, expected=expected, extra=next_attempt
+        ) or transition(
             task,
             TaskStatus.QUEUED,
-            reason=f"enqueued on {queue.name}",
-            expected=(TaskStatus.CREATED,),
-            extra={"queue": queue, "attempt": F("attempt") + 1, "worker": ""},
+            reason=reason,
+            expected=expected,
+            extra={**next_attempt, "attempt": F("attempt") + 1},
         )
         # The row now points at `queue` and its project did not change: no reads for them
         # when publishing and answering.
@@ -406,11 +392,16 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
         if Task.project.is_cached(before):
             task.project = before.project
         # Positions are enqueue times, so appending needs no read of the queue. The task row
-        # was just updated, so no other enqueue of it can slip in between these two.
+        # was just updated, so no other enqueue of it can slip in between. One upsert: a
+        # draft has no entry, but a forced status change (compat_verbs) may have left one.
         now = timezone.now()
         entry = {"queue": queue, "position": now.timestamp(), "added": now, "last_published": now}
-        if not QueueEntry.objects.filter(task=task).update(**entry):
-            QueueEntry.objects.create(task=task, **entry)
+        QueueEntry.objects.bulk_create(
+            [QueueEntry(task=task, **entry)],
+            update_conflicts=True,
+            unique_fields=["task"],
+            update_fields=list(entry),
+        )
         publish_on_commit(task)
     return task
 
