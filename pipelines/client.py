@@ -347,7 +347,7 @@ class _HashedFileBody:
         ):
             before = _identity(os.fstat(handle.fileno()))
             hashing = None
-            while remaining > 0:
+            while remaining > 0 and before[0] == self._size:
                 count = handle.readinto(memoryview(buffers[0])[: min(remaining, UPLOAD_CHUNK)])
                 if not count:
                     break

@@ -132,6 +132,13 @@ def test_the_sdk_uploads_through_the_raw_path(server, tmp_path):
     # the download is hashed as it arrives and checked against the recorded sha256
     copy = client.download(answer["url"], tmp_path / "copy.bin", expected_sha256=answer["sha256"])
     assert copy.read_bytes() == data
+    # an empty file is just its sha256
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    declared = _declare(server, b"", sha256="")
+    answer = client.put_file(f"artifacts/{declared['id']}/content/", empty)
+    assert (answer["state"], answer["size"]) == ("ready", 0)
+    assert answer["sha256"] == hashlib.sha256(b"").hexdigest()
 
 
 def test_a_wrong_trailing_sha256_stays_pending_with_nothing_stored(server):

@@ -40,3 +40,16 @@ def test_a_file_that_changes_while_it_is_sent_fails_before_its_sha256(tmp_path, 
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     with pytest.raises(FileChangedError):
         list(blocks)  # no sha256 is sent: the server gets a short body and stores nothing
+
+
+def test_a_file_that_changed_since_its_size_was_taken_sends_nothing_of_it(tmp_path):
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"now longer than when it was declared")
+    with pytest.raises(FileChangedError):
+        list(_HashedFileBody(path, 10))
+
+
+def test_an_empty_file_is_just_its_sha256(tmp_path):
+    path = tmp_path / "empty.bin"
+    path.write_bytes(b"")
+    assert b"".join(_HashedFileBody(path, 0)) == hashlib.sha256(b"").digest()

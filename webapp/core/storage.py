@@ -197,7 +197,7 @@ class SpooledBody:
     the view can answer 507 instead of the connection being cut.
 
     With `content_size`, what comes after that many bytes is the body's trailing SHA-256
-    (see trailing_sha256): kept in `trailer`, neither written nor hashed.
+    (TRAILING_SHA256): kept in `trailer`, neither written nor hashed.
     """
 
     def __init__(self, folder: Path, content_size: int | None = None):
