@@ -24,7 +24,6 @@ pytestmark = [
         reason="restarts a Redis broker of its own; run in the Redis lanes",
     ),
 ]
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +42,6 @@ def cluster(tmp_path_factory, broker):
     )
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def base(cluster) -> str:
-    return cluster.register(SCRIPTS / "fault_step.py")
 
 
 @pytest.fixture(autouse=True)

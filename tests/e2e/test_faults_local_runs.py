@@ -28,16 +28,8 @@ print("DONE", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def base(cluster) -> str:
-    return cluster.register(SCRIPTS / "fault_step.py")
-
-
-@pytest.fixture(autouse=True)
-def release_steps(tmp_path):
-    yield
-    for name in ("go", "go-a", "go-b"):
-        (tmp_path / name).touch()
+# created after each test (conftest.release_steps), so no step is left waiting
+HANDSHAKE_FILES = ("go", "go-a", "go-b")
 
 
 def _task_id(process) -> str:

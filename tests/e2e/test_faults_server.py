@@ -17,7 +17,6 @@ from tests.support import fresh_database_url, pid_alive, start_cluster, wait_unt
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
-SCRIPTS = Path(__file__).parent / "scripts"
 LEASE = "10"
 POSTGRES = os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
 
@@ -55,16 +54,8 @@ def queue(cluster) -> str:
     return name
 
 
-@pytest.fixture(scope="module")
-def base(cluster) -> str:
-    return cluster.register(SCRIPTS / "fault_step.py")
-
-
-@pytest.fixture(autouse=True)
-def release_steps(tmp_path):
-    yield
-    for name in ("go", "go-a", "go-b", "go-c"):
-        (tmp_path / name).touch()
+# created after each test (conftest.release_steps), so no step is left waiting
+HANDSHAKE_FILES = ("go", "go-a", "go-b", "go-c")
 
 
 def _runs(folder: Path) -> list[str]:

@@ -12,20 +12,10 @@ import pytest
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
-@pytest.fixture(scope="module")
-def base(cluster) -> str:
-    return cluster.register(SCRIPTS / "fault_step.py")
-
-
-@pytest.fixture(autouse=True)
-def release_steps(tmp_path):
-    """A failing test must not leave a step waiting on a worker that later tests share."""
-    yield
-    for name in ("go", "go-long"):
-        (tmp_path / name).touch()
+# created after each test (conftest.release_steps), so no step is left waiting
+HANDSHAKE_FILES = ("go", "go-long")
 
 
 def _rss(pid: int) -> int:
