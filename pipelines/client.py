@@ -239,32 +239,55 @@ def _copy_body(response: requests.Response, handle, hashed: bool) -> str | None:
     """Write a response body to `handle`; its sha256 hex digest when `hashed`. A body
     shorter than its Content-Length raises http.client.IncompleteRead.
 
-    Two buffers alternate, so one block is hashed (on another core: hashlib lets go of the
-    GIL) while the next is read into the other; one hash in flight keeps the updates in order.
+    Two buffers alternate: one block is hashed (_BackgroundSha256) while the next is read.
     """
     readinto = _body_readinto(response)
-    digest = hashlib.sha256() if hashed else None
     buffers = [bytearray(CHUNK), bytearray(CHUNK)]
-    with ThreadPoolExecutor(1, thread_name_prefix="download-hash") as hasher:
-        hashing = None
-        received = 0
+    received = 0
+    with _BackgroundSha256() as digest:
         while count := readinto(buffers[0]):
             received += count
             block = memoryview(buffers[0])[:count]
-            if digest is not None:
-                if hashing is not None:
-                    hashing.result()
-                hashing = hasher.submit(digest.update, block)
+            if hashed:
+                digest.update(block)
             while block:
                 block = block[handle.write(block) :]
             buffers.reverse()
-        if hashing is not None:
-            hashing.result()
-    declared = response.headers.get("Content-Length")
-    # http.client's readinto() reports a connection closed early as a plain end of body
-    if declared is not None and _unencoded(response) and received < int(declared):
-        raise http.client.IncompleteRead(b"", int(declared) - received)
-    return digest.hexdigest() if digest is not None else None
+        declared = response.headers.get("Content-Length")
+        # http.client's readinto() reports a connection closed early as a plain end of body
+        if declared is not None and _unencoded(response) and received < int(declared):
+            raise http.client.IncompleteRead(b"", int(declared) - received)
+        return digest.digest().hex() if hashed else None
+
+
+class _BackgroundSha256:
+    """A SHA-256 of blocks handed over in order, each hashed on another thread (hashlib lets
+    go of the GIL) while the caller reads, writes or sends the next. One block is in flight
+    at a time, so a caller alternating two buffers never refills the one being hashed."""
+
+    def __init__(self):
+        self._sha256 = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sha256")
+        self._pending = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._pool.shutdown(cancel_futures=True)
+
+    def update(self, block) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self._sha256.update, block)
+
+    def digest(self) -> bytes:
+        self._wait()
+        return self._sha256.digest()
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
 
 
 def _body_readinto(response: requests.Response):
@@ -326,8 +349,8 @@ class _HashedFileBody:
     length: requests sends it with a Content-Length, one large block per send, and can start
     it over on a retry.
 
-    Two buffers alternate: a block is hashed on another core (hashlib lets go of the GIL)
-    while it is sent and the next one is read; one hash in flight keeps the updates in order.
+    Two buffers alternate: a block is hashed (_BackgroundSha256) while it is sent and the
+    next one is read.
     """
 
     def __init__(self, path: Path, size: int):
@@ -338,32 +361,24 @@ class _HashedFileBody:
         return self._size + DIGEST_BYTES
 
     def __iter__(self):
-        digest = hashlib.sha256()
         buffers = [bytearray(UPLOAD_CHUNK), bytearray(UPLOAD_CHUNK)]
         remaining = self._size
-        with (
-            open(self._path, "rb", buffering=0) as handle,
-            ThreadPoolExecutor(1, thread_name_prefix="upload-hash") as hasher,
-        ):
+        with open(self._path, "rb", buffering=0) as handle, _BackgroundSha256() as digest:
             before = _identity(os.fstat(handle.fileno()))
-            hashing = None
             while remaining > 0 and before[0] == self._size:
                 count = handle.readinto(memoryview(buffers[0])[: min(remaining, UPLOAD_CHUNK)])
                 if not count:
                     break
                 remaining -= count
                 block = memoryview(buffers[0])[:count]
-                if hashing is not None:
-                    hashing.result()
-                hashing = hasher.submit(digest.update, block)
+                digest.update(block)
                 yield block
                 buffers.reverse()
-            if hashing is not None:
-                hashing.result()
+            sha256 = digest.digest()
             if remaining or _identity(os.fstat(handle.fileno())) != before:
                 # Cut the body short: the server then stores nothing.
                 raise FileChangedError(f"{self._path} changed while it was being uploaded")
-        yield digest.digest()
+        yield sha256
 
 
 def _identity(stat: os.stat_result) -> tuple:
