@@ -31,7 +31,7 @@ def run() -> dict:
             }
         )
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "up", "--port", str(port)],
+            [sys.executable, "-m", "pipelines.launcher.cli", "up", "--port", str(port)],
             env=env,
             cwd=folder,
             stdout=subprocess.DEVNULL,

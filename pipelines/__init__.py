@@ -1,16 +1,33 @@
-"""pipelines: a ClearML-style SDK for a self-hosted pipeline server."""
+"""pipelines: a ClearML-style SDK for a self-hosted pipeline server.
 
-from .logger import Logger
-from .storage import StorageManager
-from .task import Task
+The SDK's names load on first use, so that `from pipelines import dag` (which the server
+imports) pulls in neither the HTTP client nor the SDK's exit hooks.
 
-__all__ = ["Logger", "StorageManager", "Task", "PipelineController"]
+Who runs what: the SDK that user scripts import lives here at the top; `pipelines.worker` is
+the step worker, `pipelines.launcher` the `pipelines` command and what `up` starts, and
+`pipelines.clearml` runs tasks made by the official `clearml` SDK.
+"""
+
+import importlib
+
+__all__ = ["Logger", "PipelineController", "StorageManager", "Task"]
+
+_HOMES = {
+    "Logger": ".logger",
+    "PipelineController": ".controller",
+    "StorageManager": ".storage",
+    "Task": ".task",
+}
 
 
 def __getattr__(name):
-    # The controller pulls in the DAG code; load it only when asked for.
-    if name == "PipelineController":
-        from .controller import PipelineController
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
 
-        return PipelineController
-    raise AttributeError(name)
+
+def __dir__():
+    return sorted({*globals(), *__all__})

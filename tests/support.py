@@ -73,7 +73,7 @@ class ServerProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "server", "--port", str(self.port)],
+            [sys.executable, "-m", "pipelines.launcher.cli", "server", "--port", str(self.port)],
             cwd=REPO,
             env=self.env,
             stdout=log,
@@ -384,7 +384,7 @@ class Cluster:
         """A step worker on `queues`; returns once the server lists it (it is consuming)."""
         self._count += 1
         name = f"{self.prefix}-worker-{self._count}"
-        argv = [sys.executable, "-m", "pipelines.cli", "worker", "--name", name]
+        argv = [sys.executable, "-m", "pipelines.launcher.cli", "worker", "--name", name]
         for queue in queues:
             argv += ["-q", queue]
         worker = start_process(
@@ -408,7 +408,7 @@ class Cluster:
     def start_server_worker(self) -> ManagedProcess:
         process = start_process(
             "server-worker",
-            [sys.executable, "-m", "pipelines.cli", "serverworker"],
+            [sys.executable, "-m", "pipelines.launcher.cli", "serverworker"],
             self.server.env,
             self.data_dir / "logs" / "server-worker.log",
         )
@@ -510,7 +510,7 @@ def start_cluster(
     e.g. an EmbeddedRedis a test restarts); `server_env` overrides the server's settings
     (the server worker gets the same); `database` as in start_server.
     """
-    from pipelines.embedded_redis import EmbeddedRedis
+    from pipelines.launcher.embedded_redis import EmbeddedRedis
 
     data_dir.mkdir(parents=True, exist_ok=True)
     prefix = f"t{secrets.token_hex(3)}"

@@ -204,7 +204,7 @@ def clearml_world(tmp_path_factory, clearml_python):
                     [
                         sys.executable,
                         "-m",
-                        "pipelines.clearml_runner",
+                        "pipelines.clearml.runner",
                         "--queue",
                         queue,
                         "--concurrency",

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pipelines.clearml_runner import is_clearml_task, materialise, split_key, task_env
+from pipelines.clearml.runner import is_clearml_task, materialise, split_key, task_env
 from webapp.compat import jwt
 from webapp.compat.auth import join_key
 from webapp.compat.convert import (

@@ -346,7 +346,7 @@ def test_pipelines_up_runs_a_task_and_ctrl_c_stops_everything(tmp_path):
     port = free_port()
     up = start_process(
         "up",
-        [sys.executable, "-m", "pipelines.cli", "up", "--port", str(port)],
+        [sys.executable, "-m", "pipelines.launcher.cli", "up", "--port", str(port)],
         env,
         tmp_path / "up.log",
         cwd=tmp_path,

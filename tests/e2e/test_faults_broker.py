@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.embedded_redis import EmbeddedRedis
+from pipelines.launcher.embedded_redis import EmbeddedRedis
 from tests.support import start_cluster
 
 pytestmark = [

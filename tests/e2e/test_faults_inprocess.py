@@ -135,7 +135,7 @@ def test_console_requests_stay_small_however_wide_the_lines():
     """R25: the worker cuts console batches by size too, so none is refused as too large."""
     import json
 
-    from pipelines.step_console import MAX_POST_BYTES, _chunks
+    from pipelines.worker.step_console import MAX_POST_BYTES, _chunks
 
     lines = [{"stream": "stdout", "text": f"{i} " + "\u00e9\U0001f600" * 4000} for i in range(300)]
     lines += [{"stream": "stdout", "text": "x" * 10_000} for _ in range(300)]

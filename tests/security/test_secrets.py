@@ -4,7 +4,7 @@ wherever the server shows them; only the task's own key reads its values."""
 import pytest
 from django.test import Client
 
-from pipelines.step_setup import step_env
+from pipelines.worker.step_setup import step_env
 from webapp.core import keys, secrets, services
 from webapp.core.choices import ApiKeyKind
 from webapp.core.models import LogLine, Task

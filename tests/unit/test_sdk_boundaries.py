@@ -34,8 +34,37 @@ def test_only_client_py_uses_requests():
 
 def test_importing_the_sdk_loads_no_django():
     code = (
-        "import sys, pipelines, pipelines.automation, pipelines.worker; "
+        "import sys, pipelines, pipelines.automation, pipelines.worker.step_worker, "
+        "pipelines.launcher.cli, pipelines.launcher.up, pipelines.clearml.runner; "
         "assert not [m for m in sys.modules if m.startswith(('django', 'webapp'))]"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_dag_module_the_server_imports_is_pure():
+    """The server imports pipelines.dag and pipelines.parameters: no HTTP client, no
+    requests, no exit hooks come with them."""
+    code = (
+        "import atexit, sys\n"
+        "registered = []\n"
+        "atexit.register = lambda *a, **k: registered.append(a)\n"
+        "from pipelines import dag, parameters\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('requests', 'pipelines.')))\n"
+        "assert loaded == ['pipelines.dag', 'pipelines.parameters'], loaded\n"
+        "assert not registered, registered\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_sdk_names_still_import_from_the_top():
+    code = (
+        "from pipelines import Logger, PipelineController, StorageManager, Task\n"
+        "from pipelines.automation import PipelineController as Controller\n"
+        "assert Controller is PipelineController\n"
+        "import pipelines\n"
+        "assert set(pipelines.__all__) <= set(dir(pipelines))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,7 @@ import io
 from collections import deque
 
 from pipelines.client import ApiError
-from pipelines.step_console import MAX_LINE_CHARS, READ_LIMIT, ConsoleStream, pump_lines
+from pipelines.worker.step_console import MAX_LINE_CHARS, READ_LIMIT, ConsoleStream, pump_lines
 
 
 class FakeClient:

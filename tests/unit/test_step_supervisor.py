@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from pipelines.step_setup import StepSupervisor
+from pipelines.worker.step_setup import StepSupervisor
 from tests.support import REPO, pid_alive, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
@@ -64,7 +64,7 @@ def test_a_worker_killed_with_sigkill_takes_its_steps_groups_down(tmp_path):
     worker = textwrap.dedent(
         f"""
         import os, sys, time
-        from pipelines.step_setup import StepSupervisor
+        from pipelines.worker.step_setup import StepSupervisor
         process = StepSupervisor().spawn(["/bin/sh", "-c", {FAMILY!r}], "/", dict(os.environ))
         print(process.stdout.readline().decode().strip(), flush=True)
         time.sleep(300)

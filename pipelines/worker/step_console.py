@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import deque
 
-from .client import ApiError, Client
+from ..client import ApiError, Client
 
 log = logging.getLogger("pipelines.worker")
 

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .client import get_client
+from ..client import get_client
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipeline_from_tasks"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline_from_tasks"
 STEPS = ("step1_dataset_artifact.py", "step2_data_processing.py", "step3_train_model.py")
 CONTROLLER = "pipeline_from_tasks.py"
 

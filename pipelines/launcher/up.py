@@ -19,11 +19,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .client import ApiError, Client
-from .config import ClientConfig, save_config
+from ..client import ApiError, Client
+from ..config import ClientConfig, save_config
 from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 # The `services` queue runs controllers that hold their slot for a whole pipeline, so it gets
 # a worker of its own instead of sharing one with `default`.
 STEP_QUEUES = ("default", "services")
@@ -262,7 +262,7 @@ def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
 
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     url = f"http://{host}:{args.port}"
-    cli = [sys.executable, "-m", "pipelines.cli"]
+    cli = [sys.executable, "-m", "pipelines.launcher.cli"]
     supervisor.start("server", [*cli, "server", "--host", args.host, "--port", str(args.port)], env)
     _wait(lambda: _healthy(url), 60, supervisor, f"the server on {url}")
     if not _keys_work(url, creds):
@@ -305,12 +305,12 @@ def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
 
 
 def _run_demo(url: str, api_key: str, env: dict, supervisor: Supervisor) -> int:
-    if importlib.util.find_spec("pipelines.demo") is None:
-        print("note: the demo is not available in this version (no pipelines/demo.py)")
+    if importlib.util.find_spec("pipelines.launcher.demo") is None:
+        print("note: the demo is not available in this version (no pipelines/launcher/demo.py)")
         return 0
     demo_env = {**env, "PIPELINES_API_URL": url, "PIPELINES_API_KEY": api_key}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "demo"],
+        [sys.executable, "-m", "pipelines.launcher.cli", "demo"],
         env=demo_env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

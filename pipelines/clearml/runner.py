@@ -1,4 +1,4 @@
-"""Runs tasks created by the official `clearml` SDK: `python -m pipelines.clearml_runner`.
+"""Runs tasks created by the official `clearml` SDK: `python -m pipelines.clearml.runner`.
 
 A small stand-in for `clearml-agent daemon`, talking only ClearML's protocol to our server
 (/clearml-api/), with no Celery and no Django. It follows the SDK's own LocalClearmlJob
@@ -9,8 +9,8 @@ exit code (an SDK running remotely leaves that to its runner). A pipeline contro
 occupies its runner slot until its pipeline ends, so run one runner for `services`
 (controllers) and another for `default` (steps):
 
-    python -m pipelines.clearml_runner --queue services
-    python -m pipelines.clearml_runner --queue default --concurrency 2
+    python -m pipelines.clearml.runner --queue services
+    python -m pipelines.clearml.runner --queue default --concurrency 2
 
 The server and key are our own client configuration (PIPELINES_API_URL and PIPELINES_API_KEY,
 or `pipelines login`), as for `pipelines worker`; all HTTP goes through pipelines.client. Each
@@ -34,10 +34,10 @@ import threading
 import time
 from pathlib import Path
 
-from .client import ApiError, Client
-from .config import ConfigurationError, load_config
+from ..client import ApiError, Client
+from ..config import ConfigurationError, load_config
 
-log = logging.getLogger("pipelines.clearml_runner")
+log = logging.getLogger("pipelines.clearml.runner")
 
 CLEARML_SYSTEM_TAG = "clearml"
 # Variables a task must not inherit: they would make its SDK think it is a sub-process of
@@ -396,7 +396,7 @@ class Runner:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.clearml_runner",
+        prog="python -m pipelines.clearml.runner",
         description="Run ClearML tasks queued on this server (a minimal clearml-agent).",
     )
     parser.add_argument("--queue", "-q", action="append", required=True, help="queue name")

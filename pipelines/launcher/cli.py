@@ -4,7 +4,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +58,7 @@ def _server(args) -> int:
 
 
 def _worker(args) -> int:
-    from .worker import run_worker
+    from ..worker.step_worker import run_worker
 
     return run_worker(
         queues=args.queues or ["default"], name=args.name, concurrency=args.concurrency
@@ -85,8 +84,8 @@ def _demo(args) -> int:
 
 
 def _login(args) -> int:
-    from .client import ApiError, Client
-    from .config import ClientConfig, save_config
+    from ..client import ApiError, Client
+    from ..config import ClientConfig, save_config
 
     url = args.url or input("Server URL [http://127.0.0.1:8000]: ") or "http://127.0.0.1:8000"
     key = args.key or input("API key: ")
@@ -102,17 +101,13 @@ def _login(args) -> int:
 
 
 def _status(args) -> int:
-    from .client import get_client
+    from ..client import get_client
 
     client = get_client()
     queues = client.get("queues/")
     workers = client.get("workers/")
     print(json.dumps({"server": client.base, "queues": queues, "workers": workers}, indent=2))
     return 0
-
-
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
 
 
 if __name__ == "__main__":

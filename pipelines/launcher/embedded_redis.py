@@ -28,7 +28,7 @@ def default_data_dir() -> Path:
     configured = os.environ.get("PIPELINES_DATA_DIR")
     if configured:
         return Path(configured).expanduser().resolve()
-    return (Path(__file__).resolve().parent.parent / ".pipelines-data").resolve()
+    return (Path(__file__).resolve().parents[2] / ".pipelines-data").resolve()
 
 
 def socket_path(data_dir: Path) -> Path:

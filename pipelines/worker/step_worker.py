@@ -20,11 +20,11 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clearml_runner
-from .client import ApiError, Client
-from .config import ClientConfig, ConfigurationError, load_config
-from .embedded_redis import broker_url as embedded_broker_url
-from .embedded_redis import default_data_dir
+from ..clearml import runner as clearml_runner
+from ..client import ApiError, Client
+from ..config import ClientConfig, ConfigurationError, load_config
+from ..launcher.embedded_redis import broker_url as embedded_broker_url
+from ..launcher.embedded_redis import default_data_dir
 from .step_console import ConsoleStream, pump_lines
 from .step_setup import (
     StepSetupError,
@@ -139,7 +139,7 @@ class TaskHeartbeat(threading.Thread):
 def step_python(task: dict) -> str:
     """The interpreter for a step: the worker's own, except for tasks created by the official
     `clearml` SDK, which need an environment with `clearml` (and their own packages) in it:
-    PIPELINES_CLEARML_PYTHON names it, as `--python` does for pipelines.clearml_runner."""
+    PIPELINES_CLEARML_PYTHON names it, as `--python` does for pipelines.clearml.runner."""
     if clearml_runner.is_clearml_task(task):
         return os.environ.get("PIPELINES_CLEARML_PYTHON") or sys.executable
     return sys.executable

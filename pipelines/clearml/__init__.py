@@ -1,0 +1,1 @@
+"""Running tasks created by the official `clearml` SDK on our workers."""
