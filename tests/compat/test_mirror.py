@@ -8,7 +8,7 @@ import pytest
 
 from tests.factories import make_base_task, make_user
 from webapp.compat import mirror
-from webapp.core import compat_verbs, engine, services
+from webapp.core import engine, services, status
 from webapp.core.errors import Conflict
 from webapp.core.models import PipelineRun, Plot, Task
 
@@ -19,12 +19,12 @@ def _clearml_task(user, name, task_type="training", parent=None, project="exampl
     task = services.create_task(
         user=user, project_name=project, name=name, task_type=task_type, parent=parent
     )
-    return compat_verbs.edit_task_forced(task, {"system_tags": ["clearml"]})
+    return services.edit_task(task, {"system_tags": ["clearml"]}, force=True)
 
 
 def _write_dag(controller, dag: dict) -> Task:
     value = {"Pipeline": {"value": json.dumps(dag), "type": "dictionary", "description": ""}}
-    controller = compat_verbs.edit_task_forced(controller, {"configuration": value})
+    controller = services.edit_task(controller, {"configuration": value}, force=True)
     mirror.configuration_written(controller, ["Pipeline"])
     return controller
 
@@ -76,16 +76,16 @@ def test_a_controller_writing_its_dag_gets_a_mirrored_run(world):
     # when the controller clones and enqueues its first step (found as its child by name)
     with on_commit(execute=True):
         step = services.clone_task(base, user=user, name="stage_data", parent=controller)
-        step = compat_verbs.edit_task_forced(step, {"system_tags": ["clearml"]})
+        step = services.edit_task(step, {"system_tags": ["clearml"]}, force=True)
         step = services.enqueue_task(step, "default")
     assert _nodes(run)["stage_data"] == (step.id, "queued")
     # the step's status changes are followed
     with on_commit(execute=True):
-        step = compat_verbs.force_transition(step, "in_progress")
+        step = status.change(step, "in_progress", force=True)
     assert _nodes(run)["stage_data"] == (step.id, "running")
     with on_commit(execute=True):
-        compat_verbs.force_transition(step, "failed", reason="exit code 1")
-        controller = compat_verbs.force_transition(controller, "failed")
+        status.change(step, "failed", reason="exit code 1", force=True)
+        controller = status.change(controller, "failed", force=True)
     run.refresh_from_db()
     # and so is the controller's end: its never-launched step did not run
     assert run.status == "failed" and run.completed is not None
@@ -110,7 +110,7 @@ def test_the_engine_never_acts_on_a_mirrored_run(world):
     # stopping the run stops the controller and its running steps, and skips nothing itself
     with on_commit(execute=True):
         step = services.clone_task(base, user=user, name="stage_data", parent=controller)
-        step = compat_verbs.edit_task_forced(step, {"system_tags": ["clearml"]})
+        step = services.edit_task(step, {"system_tags": ["clearml"]}, force=True)
         step = services.enqueue_task(step, "default")
         engine.stop_run(run.id, "stopped from the dashboard")
     run.refresh_from_db()

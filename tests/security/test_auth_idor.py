@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
-from webapp.core import execution, services
+from webapp.core import execution, services, status
 from webapp.core.keys import authenticate_api_key
 from webapp.core.models import DebugSample, Task
 
@@ -262,7 +262,7 @@ def test_a_task_key_changes_only_its_own_task_and_dies_with_the_run(world):
     assert own.status_code == 200
     # the run ends: its key stops working everywhere
     key = authenticate_api_key(world.keys["task"])
-    services.transition(running, "completed")
+    status.change(running, "completed")
     from webapp.core.keys import revoke_task_keys
 
     revoke_task_keys(running)

@@ -8,11 +8,12 @@ class CompatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        # Imported here, not at the top: an AppConfig module is imported before the models.
         # Importing the handler modules registers every endpoint in the dispatch table.
-        from webapp.core import engine_hooks
+        from webapp.core import status
 
         from . import handlers  # noqa: F401
         from .mirror import task_status_changed
 
         # Pipelines run by ClearML's own controller show as our pipeline runs (mirror.py).
-        engine_hooks.add_status_listener(task_status_changed)
+        status.add_listener(task_status_changed)

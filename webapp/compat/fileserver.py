@@ -19,7 +19,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from webapp.core import compat_verbs
+from webapp.core import artifacts
 from webapp.core.choices import ArtifactState
 from webapp.core.models import Artifact
 from webapp.core.storage import (
@@ -122,7 +122,7 @@ def _store(path: str, uploaded) -> StoredFile:
             state=ArtifactState.READY, storage_key=key
         )
         for artifact in waiting:
-            compat_verbs.attach_artifact_bytes(artifact, key, row.size, row.sha256)
+            artifacts.attach_stored_bytes(artifact, key, row.size, row.sha256)
     return row
 
 

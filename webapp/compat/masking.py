@@ -9,7 +9,7 @@ real for
 - while the task is in progress, the key that pulled it from its queue or marked it started
   (TaskExtra.run_key): the agent's, the runner's, or the dev machine's that runs it;
 and masked for every other caller. A masked value written back unchanged keeps the stored
-one (compat_verbs.edit_task_forced), so an SDK that reads a task it does not run (a
+one (services.edit_task), so an SDK that reads a task it does not run (a
 controller cloning a step) and saves it whole loses nothing.
 """
 

@@ -68,7 +68,7 @@ def configuration_written(task: Task, changed_names) -> None:
 
 
 def task_status_changed(task: Task) -> None:
-    """Status listener (engine_hooks): a controller or a step of a mirrored run changed.
+    """Status listener (core.status): a controller or a step of a mirrored run changed.
 
     Tasks not created through the ClearML protocol cost nothing here: only they can belong
     to a ClearML controller.

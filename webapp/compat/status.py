@@ -3,13 +3,13 @@
 ClearML's table differs from ours (it allows e.g. stopped -> queued and completed ->
 in_progress), and its `force` flag bypasses it; a same-state change is allowed. We check
 ClearML's rules here, then move the row with our verbs: `abort_task` for stops (it also
-drops the queue entry and revokes step keys), `transition` where our table agrees, and
-`force_transition` where only ClearML's does.
+drops the queue entry and revokes step keys), `status.change` where our table agrees, and
+`status.change` with `force` where only ClearML's does.
 """
 
 from django.utils import timezone
 
-from webapp.core import compat_verbs, services
+from webapp.core import services, status
 from webapp.core.choices import TaskStatus, can_transition
 from webapp.core.models import Task
 
@@ -59,11 +59,11 @@ def change_status(
     if target == S.IN_PROGRESS and current != S.IN_PROGRESS and not task.started:
         extra.setdefault("started", timezone.now())
     if current == target:
-        return compat_verbs.force_transition(task, target, reason=reason, message=message)
+        return status.change(task, target, reason=reason, message=message, force=True)
     if target == S.STOPPED and current in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
         return services.abort_task(task, reason or "stopped")
     if can_transition(current, target) and current != S.QUEUED:
-        return services.transition(
+        return status.change(
             task, target, reason=reason, message=message, expected=(current,), extra=extra
         )
-    return compat_verbs.force_transition(task, target, reason=reason, message=message, extra=extra)
+    return status.change(task, target, reason=reason, message=message, extra=extra, force=True)

@@ -7,4 +7,8 @@ class CoreConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers system checks
+        # Imported here, not at the top: an AppConfig module is imported before the models.
+        from . import checks, engine, status  # noqa: F401 - checks registers system checks
+
+        # The engine advances a run whenever one of its steps changes status.
+        status.add_listener(engine.on_task_status_changed)

@@ -166,6 +166,20 @@ def _publish(artifact: Artifact, saved_key: str, sha256: str) -> Artifact:
     return artifact
 
 
+def attach_stored_bytes(artifact: Artifact, storage_key: str, size: int, sha256: str):
+    """Mark an artifact ready whose bytes were stored under `storage_key` by another route
+    (ClearML's file server), recording the size and sha256 of the bytes actually stored."""
+    Artifact.objects.filter(pk=artifact.pk).update(
+        state=ArtifactState.READY,
+        storage_key=storage_key,
+        size=size,
+        sha256=sha256,
+        updated=timezone.now(),
+    )
+    artifact.refresh_from_db()
+    return artifact
+
+
 def open_artifact(artifact: Artifact):
     if not artifact.is_ready:
         raise Conflict(f"artifact {artifact.name!r} is still pending: its upload did not finish")

@@ -2,6 +2,8 @@
 
 import logging
 
+from webapp.celery import app
+
 logger = logging.getLogger(__name__)
 
 RUN_TASK = "pipelines.run_task"
@@ -13,8 +15,6 @@ def publish_run(task_id: str, attempt: int, queue_name: str) -> bool:
     A failed publish loses nothing: the row stays `queued` and the reconciler publishes it
     again, so callers never block on a broker that is down.
     """
-    from webapp.celery import app
-
     try:
         with app.producer_or_acquire() as producer:
             # One bounded connection attempt. kombu's own (re)connect sleeps 2 s and more

@@ -14,6 +14,9 @@ class TaskStatus(models.TextChoices):
 
 
 ACTIVE_STATES = frozenset({TaskStatus.QUEUED, TaskStatus.IN_PROGRESS})
+# A task moving to one of these has ended: its `completed` time is stamped (publishing a
+# completed task keeps the time it ended).
+ENDED_STATES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED})
 TERMINAL_STATES = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED, TaskStatus.PUBLISHED}
 )

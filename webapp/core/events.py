@@ -6,14 +6,15 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from . import sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
+from .storage import delete_key, safe_filename, sample_key, save_bytes
 
 MAX_EVENTS_PER_BATCH = 50_000
 MAX_SERIES_PER_TASK = getattr(settings, "MAX_SERIES_PER_TASK", 2_000)
 # The upsert key first, then what an upsert replaces (see _upsert_scalars).
-SCALAR_COLUMNS = ("task", "title", "series", "iteration", "value", "timestamp")
 
 
 def _float(value) -> float:
@@ -120,23 +121,11 @@ def _upsert_scalars(task: Task, scalars: dict, now) -> None:
             update_fields=["value", "timestamp"],
         )
         return
-    quote = connection.ops.quote_name
-    meta = Scalar._meta
-    columns = [meta.get_field(name).column for name in SCALAR_COLUMNS]
-    names = ", ".join(quote(c) for c in columns)
-    key = ", ".join(quote(c) for c in columns[:4])
-    value, stamp_column = quote(columns[4]), quote(columns[5])
-    # Identifiers come from the model's metadata; every value is a bound parameter.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({', '.join(['%s'] * 6)}) "  # noqa: S608
-        f"ON CONFLICT ({key}) DO UPDATE SET {value} = EXCLUDED.{value}, "
-        f"{stamp_column} = EXCLUDED.{stamp_column}"
-    )
     stamp = connection.ops.adapt_datetimefield_value(now)
     task_id = task.pk
     rows = [(task_id, t, s, i, v, stamp) for (t, s, i), v in scalars.items()]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql.UPSERT_SCALARS.text, rows)
 
 
 def _update_last_metrics(task: Task, scalars: dict) -> None:
@@ -157,8 +146,6 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
 
 def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, uploaded):
     """Upsert an image by (title, series, iteration); its bytes go to artifact storage."""
-    from .storage import delete_key, safe_filename, sample_key, save_bytes
-
     if uploaded.size > 50 * 1024 * 1024:
         raise TooLarge("debug samples are limited to 50 MB")
     content_type = getattr(uploaded, "content_type", "") or "image/png"

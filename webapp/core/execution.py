@@ -10,15 +10,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from . import broker, secrets, sql
-from .choices import ApiKeyKind, PipelineDriver, TaskStatus
-from .errors import Conflict, InvalidInput
+from . import broker, secrets, sql, status
+from .choices import ENDED_STATES, ApiKeyKind, PipelineDriver, TaskStatus
+from .errors import Conflict, InvalidInput, NotFound
 from .keys import create_api_key, revoke_task_keys, system_user
-from .models import LogLine, QueueEntry, ReceivedBatch, Task, Worker
-from .services import after_status_change, publish_on_commit, transition
+from .models import LogLine, Queue, QueueEntry, ReceivedBatch, Task, Worker
+from .services import publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def claim_task(
     `claim_id` (one per message the worker handles) makes a retried claim whose answer was
     lost get the same answer, where a second delivery, with its own id, gets nothing.
     """
-    reason = _claim_reason(worker_name, claim_id)
+    reason = _claim_reason("claimed", worker_name, claim_id)
     already = _claimed_before(worker_name, reason) if claim_id else None
     return _claim_first(worker_name, reason, already, [(task_id, attempt)])
 
@@ -49,13 +49,32 @@ def claim_turn(
     leaves nothing behind, and each claim is conditional on the task's current attempt, so
     no attempt runs twice.
     """
-    reason = _claim_reason(worker_name, claim_id)
+    reason = _claim_reason("claimed", worker_name, claim_id)
     already, candidates = _turn(task_id, attempt, worker_name, reason if claim_id else None)
     return _claim_first(worker_name, reason, already, candidates)
 
 
-def _claim_reason(worker_name: str, claim_id: str) -> str:
-    return (f"claimed by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
+def claim_from_queue(queue: Queue, worker_name: str) -> Task | None:
+    """The first task waiting in `queue`, claimed for a worker that polls (ClearML's
+    `queues.get_next_task`) rather than receiving broker messages; None if none waits.
+
+    The same conditional claim as a broker message's, so a poller and a broker-fed worker
+    never both get one attempt. No lease is started and no key made: such workers do not
+    heartbeat through our API (the reaper leaves their tasks alone, last_heartbeat stays
+    empty) and speak for their tasks with their own key.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.QUEUE_WAITING.text, {"queue": queue.pk, "queued": TaskStatus.QUEUED, "limit": 50}
+        )
+        candidates = cursor.fetchall()
+    reason = _claim_reason("pulled", worker_name, "")
+    claimed = _claim_first(worker_name, reason, None, candidates, lease=False)
+    return claimed[0] if claimed else None
+
+
+def _claim_reason(verb: str, worker_name: str, claim_id: str) -> str:
+    return (f"{verb} by {worker_name}" + (f" #{claim_id}" if claim_id else ""))[:255]
 
 
 def _claimed_before(worker_name: str, reason: str) -> str | None:
@@ -68,69 +87,43 @@ def _claimed_before(worker_name: str, reason: str) -> str | None:
     )
 
 
+_CLAIMED_ROWS = Task.objects.select_related("project", "queue", "created_by")
+
+
 def _claim_first(
-    worker_name: str, reason: str, already: str | None, candidates
-) -> tuple[Task, str] | None:
+    worker_name: str, reason: str, already: str | None, candidates, lease: bool = True
+) -> tuple[Task, str | None] | None:
+    """Claim the first of `candidates` (task id, attempt) that is still queued at that
+    attempt: the one claim every way of taking a task goes through."""
     if already:
-        return _claimed(already, worker_name)
+        return _claimed(_CLAIMED_ROWS.get(pk=already), worker_name, lease)
+    low, high = connection.ops.integer_field_range(_ATTEMPT_TYPE)
     for candidate, current_attempt in candidates:
-        with transaction.atomic():
-            if not _take(candidate, current_attempt, worker_name, reason):
-                continue  # another worker took it first
-            task, secret = _claimed(candidate, worker_name)
-        after_status_change(task)
-        return task, secret
+        if not low <= current_attempt <= high:
+            continue  # no row holds such an attempt; the database would refuse the number
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                task = status.change(
+                    candidate,
+                    TaskStatus.IN_PROGRESS,
+                    reason=reason,
+                    expected=(TaskStatus.QUEUED,),
+                    attempt=current_attempt,
+                    extra={
+                        "worker": worker_name[:255],
+                        "started": now,
+                        "last_heartbeat": now if lease else None,
+                    },
+                    rows=_CLAIMED_ROWS,
+                )
+                return _claimed(task, worker_name, lease)
+        except (Conflict, NotFound):
+            continue  # another worker took it first, or it went away
     return None
 
 
-def _take(task_id: str, attempt: int, worker_name: str, reason: str) -> bool:
-    """queued -> in_progress for exactly this attempt, and out of its queue; False if the
-    task is not queued at that attempt (then nothing changed). Written out like _turn: the
-    ORM spent far longer building these two statements than the database running them."""
-    low, high = connection.ops.integer_field_range(_ATTEMPT_TYPE)
-    if not low <= attempt <= high:
-        return False  # no row holds such an attempt; the database would refuse the number
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    take, leave_queue = _take_sql()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            take,
-            {
-                "task": task_id,
-                "attempt": attempt,
-                "queued": TaskStatus.QUEUED,
-                "running": TaskStatus.IN_PROGRESS,
-                "reason": reason,
-                "worker": worker_name,
-                "now": now,
-            },
-        )
-        if cursor.rowcount != 1:
-            return False
-        cursor.execute(leave_queue, {"task": task_id})
-    return True
-
-
-def _take_sql() -> tuple[str, str]:
-    tables = (("task_table", Task), ("entry_table", QueueEntry))
-    return (
-        sql.statement(_TAKE, tables, _TAKE_COLUMNS),
-        sql.statement(_LEAVE_QUEUE, tables, _TAKE_COLUMNS),
-    )
-
-
 _ATTEMPT_TYPE = Task._meta.get_field("attempt").get_internal_type()
-_TAKE_COLUMNS = (
-    *("id", "attempt", "status", "status_reason", "worker"),
-    *("started", "last_heartbeat", "last_update", "task_id"),
-)
-_TAKE = """
-    UPDATE {task_table} SET {status} = %(running)s, {status_reason} = %(reason)s,
-        {worker} = %(worker)s, {started} = %(now)s, {last_heartbeat} = %(now)s,
-        {last_update} = %(now)s
-    WHERE {id} = %(task)s AND {status} = %(queued)s AND {attempt} = %(attempt)s
-"""
-_LEAVE_QUEUE = "DELETE FROM {entry_table} WHERE {task_id} = %(task)s"
 
 
 def _turn(
@@ -144,7 +137,7 @@ def _turn(
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            _turn_sql(),
+            sql.QUEUE_TURN.text,
             {
                 "task": task_id,
                 "queued": TaskStatus.QUEUED,
@@ -163,35 +156,10 @@ def _turn(
     return already, [(task_id, attempt)] if queue_id is None else []
 
 
-def _turn_sql() -> str:
-    tables = (("task_table", Task), ("entry_table", QueueEntry))
-    return sql.statement(_TURN, tables, _TURN_COLUMNS)
-
-
-_TURN_COLUMNS = (
-    *("id", "attempt", "status", "status_reason", "worker", "queue_id"),
-    *("task_id", "position", "added"),
-)
-_TURN = """
-    SELECT entry.{task_id}, waiting.{attempt}, (
-        SELECT mine.{id} FROM {task_table} mine
-        WHERE mine.{status} = %(running)s AND mine.{worker} = %(worker)s
-            AND mine.{status_reason} = %(reason)s
-        LIMIT 1
-    )
-    FROM {entry_table} entry INNER JOIN {task_table} waiting ON entry.{task_id} = waiting.{id}
-    WHERE entry.{queue_id} = (
-            SELECT message.{queue_id} FROM {task_table} message WHERE message.{id} = %(task)s
-        )
-        AND waiting.{status} = %(queued)s
-    ORDER BY entry.{position}, entry.{added}, entry.{id}
-    LIMIT %(limit)s
-"""
-
-
-def _claimed(task_id: str, worker_name: str) -> tuple[Task, str]:
-    task = Task.objects.select_related("project", "queue", "created_by").get(pk=task_id)
+def _claimed(task: Task, worker_name: str, lease: bool) -> tuple[Task, str | None]:
     Worker.objects.filter(name=worker_name).update(current_task=task, last_seen=timezone.now())
+    if not lease:
+        return task, None
     _, secret = create_api_key(
         task.created_by or system_user(), kind=ApiKeyKind.TASK, task=task, name="step run"
     )
@@ -219,15 +187,17 @@ def ping_local_run(task: Task) -> bool:
     )
 
 
-def finish_task(task: Task, attempt: int, status: str, reason: str = "", message: str = "") -> Task:
+def finish_task(
+    task: Task, attempt: int, outcome: str, reason: str = "", message: str = ""
+) -> Task:
     """A worker reports the end of its attempt: completed, failed or stopped."""
-    if status not in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
+    if outcome not in ENDED_STATES:
         raise InvalidInput("status must be completed, failed or stopped")
     with transaction.atomic():
         try:
-            task = transition(
+            task = status.change(
                 task,
-                status,
+                outcome,
                 reason=reason,
                 message=message,
                 expected=(TaskStatus.IN_PROGRESS,),
@@ -235,7 +205,7 @@ def finish_task(task: Task, attempt: int, status: str, reason: str = "", message
             )
         except Conflict:
             # The same report again (its answer was lost): it already happened, say so.
-            current = Task.objects.filter(pk=task.pk, status=status, attempt=attempt).first()
+            current = Task.objects.filter(pk=task.pk, status=outcome, attempt=attempt).first()
             if current is None or current.status_reason != reason[:255]:
                 raise
             return current
@@ -268,13 +238,14 @@ def reap_expired_leases(now=None) -> list[str]:
         try:
             with transaction.atomic():
                 if task.attempt < task.max_attempts and task.queue is not None:
-                    task = transition(
+                    task = status.change(
                         task,
                         TaskStatus.QUEUED,
                         reason=f"re-queued: {lost}",
                         expected=(TaskStatus.IN_PROGRESS,),
                         attempt=task.attempt,
-                        extra={"attempt": F("attempt") + 1, "worker": ""},
+                        extra={"worker": ""},
+                        next_attempt=True,
                     )
                     QueueEntry.objects.update_or_create(
                         task=task,
@@ -286,7 +257,7 @@ def reap_expired_leases(now=None) -> list[str]:
                     )
                     publish_on_commit(task)
                 else:
-                    task = transition(
+                    task = status.change(
                         task,
                         TaskStatus.FAILED,
                         reason=lost,

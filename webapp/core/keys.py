@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from . import sql
@@ -57,25 +58,15 @@ def _key_and_user(prefix: str) -> ApiKey | None:
     Two raw queries: every API request runs this, and the ORM took twice as long to build
     the joined query as both of these take in all. Django still converts the values.
     """
-    from django.contrib.auth import get_user_model
-
     user_model = get_user_model()
-    key = next(iter(ApiKey.objects.raw(_row_by(ApiKey, "prefix"), [prefix])), None)
+    key = next(iter(ApiKey.objects.raw(sql.row_by(ApiKey, "prefix"), [prefix])), None)
     if key is None:
         return None
-    user = next(iter(user_model.objects.raw(_row_by(user_model, "pk"), [key.user_id])), None)
+    user = next(iter(user_model.objects.raw(sql.row_by(user_model, "pk"), [key.user_id])), None)
     if user is None:
         return None
     key.user = user
     return key
-
-
-def _row_by(model, field: str) -> str:
-    column = model._meta.pk.column if field == "pk" else model._meta.get_field(field).column
-    return sql.statement(_ROW_BY, (("table", model),), (("column", column),))
-
-
-_ROW_BY = "SELECT * FROM {table} WHERE {column} = %s"
 
 
 def revoke_api_key(key: ApiKey) -> None:
@@ -88,8 +79,6 @@ def revoke_task_keys(task: Task) -> None:
 
 def system_user():
     """The owner of keys issued to steps whose task has no creator."""
-    from django.contrib.auth import get_user_model
-
     user, _ = get_user_model().objects.get_or_create(
         username="pipelines-system", defaults={"is_active": True}
     )

@@ -8,17 +8,15 @@ import copy
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from . import access, broker, secrets
+from . import access, broker, secrets, status
 from .choices import (
-    TASK_TRANSITIONS,
     TaskStatus,
     TaskType,
     can_transition,
 )
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput
 from .keys import revoke_task_keys
 from .models import (
     Project,
@@ -28,6 +26,7 @@ from .models import (
     Worker,
 )
 from .parameters import normalize_configuration, normalize_hyperparameters
+from .storage import delete_task_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -139,47 +138,59 @@ def create_task(
     )
 
 
-def edit_task(task: Task, changes: dict) -> Task:
-    """Change fields of a task. Definition fields only while it is a draft (or running itself)."""
-    unknown = set(changes) - EDITABLE_WHILE_DRAFT - EDITABLE_ALWAYS
+# The ClearML protocol's `force` edits any of these whatever the status.
+FORCE_EDITABLE = EDITABLE_WHILE_DRAFT | EDITABLE_ALWAYS | {"system_tags"}
+
+
+def edit_task(task: Task, changes: dict, *, force: bool = False) -> Task:
+    """Change fields of a task. Definition fields only while it is a draft (or running
+    itself), unless `force` (the ClearML protocol's flag), which also edits system tags."""
+    unknown = set(changes) - (FORCE_EDITABLE if force else EDITABLE_WHILE_DRAFT | EDITABLE_ALWAYS)
     if unknown:
         raise InvalidInput(f"cannot edit field(s): {', '.join(sorted(unknown))}")
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)
         for field, value in changes.items():
-            if field in EDITABLE_ALWAYS:
-                pass
-            elif task.status == TaskStatus.CREATED:
-                pass
-            elif task.status == TaskStatus.IN_PROGRESS and field in EDITABLE_WHILE_RUNNING:
-                pass
-            else:
+            if not (
+                force
+                or field in EDITABLE_ALWAYS
+                or task.status == TaskStatus.CREATED
+                or (task.status == TaskStatus.IN_PROGRESS and field in EDITABLE_WHILE_RUNNING)
+            ):
                 raise Conflict(
                     f"task {task.id} is {task.status}: {field} can only be edited on a draft",
                     status=task.status,
                 )
-            if field == "hyperparameters":
-                # A masked secret read back and saved unchanged keeps its stored value.
-                value = secrets.keep_masked_hyperparameters(
-                    normalize_hyperparameters(value), task.hyperparameters
-                )
-            elif field == "configuration":
-                value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
-            elif field == "tags":
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise InvalidInput("tags must be a list of strings")
-            elif field in ("script", "runtime") and not isinstance(value, dict):
-                raise InvalidInput(f"{field} must be an object")
-            elif field == "type" and value not in TaskType.values:
-                raise InvalidInput(f"unknown task type {value!r}")
-            elif field == "max_attempts" and not (isinstance(value, int) and 1 <= value <= 100):
-                raise InvalidInput("max_attempts must be an integer from 1 to 100")
-            elif field == "time_limit" and value is not None and not value > 0:
-                raise InvalidInput("time_limit must be a positive number of seconds, or null")
-            setattr(task, field, value)
+            setattr(task, field, _checked_field(task, field, value))
         task.last_update = timezone.now()
         task.save()
     return task
+
+
+def _checked_field(task: Task, field: str, value):
+    if field == "hyperparameters":
+        # A masked secret read back and saved unchanged keeps its stored value: a client
+        # that read a task masked (it does not run it) and saves it whole, as a pipeline
+        # controller does with the steps it clones, keeps the stored secrets.
+        return secrets.keep_masked_hyperparameters(
+            normalize_hyperparameters(value), task.hyperparameters
+        )
+    if field == "configuration":
+        return secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
+    if field in ("tags", "system_tags"):
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise InvalidInput(f"{field} must be a list of strings")
+    elif field in ("script", "runtime") and not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be an object")
+    elif field == "type" and value not in TaskType.values:
+        raise InvalidInput(f"unknown task type {value!r}")
+    elif field == "name" and not str(value or "").strip():
+        raise InvalidInput("task name must not be empty")
+    elif field == "max_attempts" and not (isinstance(value, int) and 1 <= value <= 100):
+        raise InvalidInput("max_attempts must be an integer from 1 to 100")
+    elif field == "time_limit" and value is not None and not value > 0:
+        raise InvalidInput("time_limit must be a positive number of seconds, or null")
+    return value
 
 
 def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task:
@@ -194,106 +205,25 @@ def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task
     return edit_task(task, {"hyperparameters": merged})
 
 
-def transition(
-    task: Task,
-    target: str,
-    *,
-    reason: str = "",
-    message: str = "",
-    expected: tuple[str, ...] | None = None,
-    attempt: int | None = None,
-    extra: dict | None = None,
-) -> Task:
-    """Move a task to `target` if the table allows it from the row's current status.
-
-    The UPDATE is conditional on the status read, so a concurrent change makes it fail
-    with 409 instead of overwriting.
-    """
-    allowed_from = _sources(target, expected)
-    fields = _transition_fields(target, reason, message, extra)
-    query = Q(pk=task.pk, status__in=allowed_from)
-    if attempt is not None:
-        query &= Q(attempt=attempt)
-    updated = Task.objects.filter(query).update(**fields)
-    current = next(iter(Task.objects.filter(pk=task.pk).order_by()[:1]), None)
-    if current is None:
-        raise NotFound(f"task {task.pk} does not exist")
-    if not updated:
-        if attempt is not None and current.attempt != attempt:
-            raise Conflict(
-                f"task {task.pk} attempt {attempt} is no longer current "
-                f"(current attempt {current.attempt}, status {current.status})",
-                status=current.status,
-            )
-        raise Conflict(
-            f"task {task.pk} is {current.status}; cannot move it to {target}",
-            status=current.status,
-        )
-    after_status_change(current)
-    return current
-
-
-def transition_as_read(task: Task, target: str, *, reason: str = "", expected=None, extra=None):
-    """transition() of a row this request has just read, without reading it back.
-
-    The UPDATE also requires the row's attempt and last_update as read (every change of a
-    task moves last_update, except a running task's lease), so when it matches, `task` with
-    the new values is the row. None when it does not (the row moved, or may not move to
-    `target`): then transition() says why. `extra` holds plain values, not expressions.
-    """
-    if task.status not in _sources(target, expected):
-        return None
-    fields = _transition_fields(target, reason, "", extra)
-    unchanged = Q(pk=task.pk, status=task.status, attempt=task.attempt)
-    if not Task.objects.filter(unchanged, last_update=task.last_update).update(**fields):
-        return None
-    for name, value in fields.items():
-        setattr(task, name, value)
-    after_status_change(task)
-    return task
-
-
-def _sources(target: str, expected: tuple[str, ...] | None) -> list[str]:
-    sources = [s for s, targets in TASK_TRANSITIONS.items() if target in targets]
-    return sources if expected is None else [s for s in sources if s in expected]
-
-
-def _transition_fields(target: str, reason: str, message: str, extra: dict | None) -> dict:
-    now = timezone.now()
-    fields = {"status": target, "status_reason": reason[:255], "last_update": now}
-    if message:
-        fields["status_message"] = message
-    if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
-        fields["completed"] = now
-    return {**fields, **(extra or {})}
-
-
-def after_status_change(task: Task) -> None:
-    """Let the pipeline engine advance when a step task changes state."""
-    from . import engine_hooks
-
-    engine_hooks.task_status_changed(task)
-
-
 def mark_started(task: Task) -> Task:
-    return transition(task, TaskStatus.IN_PROGRESS, reason="started", expected=("created",))
+    return status.change(task, TaskStatus.IN_PROGRESS, reason="started", expected=("created",))
 
 
 def mark_completed(task: Task, reason: str = "", message: str = "") -> Task:
-    return transition(task, TaskStatus.COMPLETED, reason=reason or "completed", message=message)
+    return status.change(task, TaskStatus.COMPLETED, reason=reason or "completed", message=message)
 
 
 def mark_failed(task: Task, reason: str = "", message: str = "") -> Task:
-    return transition(task, TaskStatus.FAILED, reason=reason or "failed", message=message)
+    return status.change(task, TaskStatus.FAILED, reason=reason or "failed", message=message)
 
 
 def publish_task(task: Task) -> Task:
-    return transition(task, TaskStatus.PUBLISHED, reason="published")
+    return status.change(task, TaskStatus.PUBLISHED, reason="published")
 
 
 def make_draft(task: Task) -> Task:
     """execute_remotely() on a dev machine: the local run becomes a draft base task."""
-    return transition(
+    return status.change(
         task,
         TaskStatus.CREATED,
         reason="registered as a draft",
@@ -376,15 +306,22 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
     reason, expected = f"enqueued on {queue.name}", (TaskStatus.CREATED,)
     with transaction.atomic():
         before = task
-        next_attempt = {"queue": queue, "attempt": task.attempt + 1, "worker": ""}
-        task = transition_as_read(
-            task, TaskStatus.QUEUED, reason=reason, expected=expected, extra=next_attempt
-        ) or transition(
+        extra = {"queue": queue, "worker": ""}
+        task = status.change(
             task,
             TaskStatus.QUEUED,
             reason=reason,
             expected=expected,
-            extra={**next_attempt, "attempt": F("attempt") + 1},
+            extra=extra,
+            next_attempt=True,
+            as_read=True,
+        ) or status.change(
+            task,
+            TaskStatus.QUEUED,
+            reason=reason,
+            expected=expected,
+            extra=extra,
+            next_attempt=True,
         )
         # The row now points at `queue` and its project did not change: no reads for them
         # when publishing and answering.
@@ -393,7 +330,7 @@ def enqueue_task(task: Task, queue_name: str = "default") -> Task:
             task.project = before.project
         # Positions are enqueue times, so appending needs no read of the queue. The task row
         # was just updated, so no other enqueue of it can slip in between. One upsert: a
-        # draft has no entry, but a forced status change (compat_verbs) may have left one.
+        # draft has no entry, but a forced status change may have left one.
         now = timezone.now()
         entry = {"queue": queue, "position": now.timestamp(), "added": now, "last_published": now}
         QueueEntry.objects.bulk_create(
@@ -455,7 +392,7 @@ def enqueue_clones(
         QueueEntry.objects.bulk_create(entries, batch_size=500)
         for task in tasks:
             publish_on_commit(task)
-            after_status_change(task)
+            status.notify(task)
     return tasks
 
 
@@ -473,25 +410,19 @@ def publish_on_commit(task: Task) -> None:
 
 
 def dequeue_task(task: Task) -> Task:
-    with transaction.atomic():
-        task = transition(
-            task, TaskStatus.CREATED, reason="dequeued", expected=(TaskStatus.QUEUED,)
-        )
-        QueueEntry.objects.filter(task=task).delete()
-    return task
+    return status.change(task, TaskStatus.CREATED, reason="dequeued", expected=(TaskStatus.QUEUED,))
 
 
 def abort_task(task: Task, reason: str = "aborted by user") -> Task:
     """Stop a queued or running task. A running step's worker sees it on its next heartbeat
     and kills the step's process group; its late report is refused because the row moved."""
     with transaction.atomic():
-        task = transition(
+        task = status.change(
             task,
             TaskStatus.STOPPED,
             reason=reason,
             expected=(TaskStatus.QUEUED, TaskStatus.IN_PROGRESS, TaskStatus.CREATED),
         )
-        QueueEntry.objects.filter(task=task).delete()
         revoke_task_keys(task)
         # The worker will not report this attempt, so it is not "running" it any more.
         Worker.objects.filter(current_task=task).update(current_task=None)
@@ -500,12 +431,10 @@ def abort_task(task: Task, reason: str = "aborted by user") -> Task:
 
 def reset_task(task: Task) -> Task:
     """Back to draft with every output cleared (console, results, artifacts)."""
-    from .storage import delete_task_outputs
-
     if task.status == TaskStatus.IN_PROGRESS:
         raise Conflict(f"task {task.id} is running: abort it before resetting", status=task.status)
     with transaction.atomic():
-        task = transition(
+        task = status.change(
             task,
             TaskStatus.CREATED,
             reason="reset",
@@ -520,7 +449,6 @@ def reset_task(task: Task) -> Task:
                 "runtime": {},
             },
         )
-        QueueEntry.objects.filter(task=task).delete()
         delete_task_outputs(task)
     return task
 
@@ -551,8 +479,6 @@ def delete_task(task: Task) -> None:
 
     Children and pipeline nodes keep existing (their link to it is set to NULL).
     """
-    from .storage import delete_task_outputs
-
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)
         if task.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):

@@ -1,24 +1,198 @@
-"""Statements written out by hand, for the few queries every claim, enqueue and API request
-runs: the ORM spends far longer building them (about 0.5 ms each) than the database takes to
-run them (tens of microseconds).
+"""Every statement the server writes out by hand, for the queries that every claim, enqueue,
+report and API request runs: the ORM spends far longer building them (about 0.5 ms each)
+than the database takes to run them (tens of microseconds).
 
 Only names taken from the models go into the text, quoted by the database backend; every
-value is a parameter.
+value is a parameter. A statement's text is built once per process.
 """
 
 import functools
 
-from django.db import connection
+from django.apps import apps
+from django.db import connection, models
+
+
+class Statement:
+    """A statement written out with {placeholders}: each table placeholder is filled with a
+    model's table, every other one with the column of that name (or, given as a pair
+    (placeholder, name), of that name)."""
+
+    def __init__(self, template: str, tables: dict, columns: tuple = ()):
+        self.template = template
+        self.tables = tables
+        self.columns = columns
+
+    @functools.cached_property
+    def text(self) -> str:
+        quote = connection.ops.quote_name
+        names = {
+            placeholder: quote(_model(model)._meta.db_table)
+            for placeholder, model in self.tables.items()
+        }
+        for column in self.columns:
+            placeholder, name = column if isinstance(column, tuple) else (column, column)
+            names[placeholder] = quote(name)
+        return self.template.format(**names)
+
+
+def _model(model):
+    return apps.get_model(model) if isinstance(model, str) else model
+
+
+# ---------------------------------------------------------------- UPDATE of chosen fields
+
+
+def update(model, fields: dict, where: dict, *, among=None, increment=()) -> tuple[str, list]:
+    """`UPDATE model SET fields WHERE where [AND among[0] IN among[1]]`, with `increment`
+    columns counted up by one: the text and its values. Field values are what the model
+    holds (a related row or its id, an aware datetime, a dict for a JSON field)."""
+    among_name, among_values = among if among else (None, ())
+    text = update_text(
+        model, tuple(fields), tuple(where), among_name, len(among_values), tuple(increment)
+    )
+    values = [*prepare(model, fields), *prepare(model, where), *among_values]
+    return text, values
 
 
 @functools.cache
-def statement(template: str, tables: tuple, columns: tuple) -> str:
-    """`template` with its {placeholders} filled: each (placeholder, model) of `tables` by the
-    model's table; each column of `columns` by its name, as {name} or, given as a pair
-    (placeholder, name), as {placeholder}. Cached per text."""
+def update_text(
+    model,
+    assign: tuple,
+    where: tuple,
+    among: str | None = None,
+    among_count: int = 0,
+    increment: tuple = (),
+) -> str:
+    quote, meta = connection.ops.quote_name, model._meta
+    sets = [f"{quote(meta.get_field(name).column)} = %s" for name in assign]
+    sets += [
+        f"{quote(meta.get_field(n).column)} = {quote(meta.get_field(n).column)} + 1"
+        for n in increment
+    ]
+    conditions = [f"{quote(_column(meta, name))} = %s" for name in where]
+    if among:
+        marks = ", ".join(["%s"] * among_count)
+        conditions.append(f"{quote(meta.get_field(among).column)} IN ({marks})")
+    return "UPDATE {} SET {} WHERE {}".format(  # noqa: S608 - names from the model only
+        quote(meta.db_table), ", ".join(sets), " AND ".join(conditions)
+    )
+
+
+def prepare(model, values: dict) -> list:
+    """The database values of model fields, as the ORM would send them."""
+    meta = model._meta
+    prepared = []
+    for name, value in values.items():
+        field = meta.pk if name in ("pk", "id") else meta.get_field(name)
+        if isinstance(value, models.Model):
+            value = value.pk
+        prepared.append(field.get_db_prep_save(value, connection))
+    return prepared
+
+
+def _column(meta, name: str) -> str:
+    return meta.pk.column if name in ("pk", "id") else meta.get_field(name).column
+
+
+def row_by(model, field: str) -> str:
+    """`SELECT * FROM model WHERE field = %s`, for Manager.raw()."""
+    column = _column(model._meta, field)
+    return _row_by(model._meta.db_table, column)
+
+
+@functools.cache
+def _row_by(table: str, column: str) -> str:
     quote = connection.ops.quote_name
-    names = {placeholder: quote(model._meta.db_table) for placeholder, model in tables}
-    for column in columns:
-        placeholder, name = column if isinstance(column, tuple) else (column, column)
-        names[placeholder] = quote(name)
-    return template.format(**names)
+    return f"SELECT * FROM {quote(table)} WHERE {quote(column)} = %s"  # noqa: S608
+
+
+# ---------------------------------------------------------------- named statements
+
+# A claimed task leaves its queue (status.change).
+LEAVE_QUEUE = Statement(
+    "DELETE FROM {entry} WHERE {task_id} = %(task)s", {"entry": "core.QueueEntry"}, ("task_id",)
+)
+
+# What a broker message claims (execution.claim_turn): the tasks waiting in the queue of the
+# message's task, in the queue's order, with the task this very claim (its answer lost,
+# now retried) already took, if any.
+QUEUE_TURN = Statement(
+    """
+    SELECT entry.{task_id}, waiting.{attempt}, (
+        SELECT mine.{id} FROM {task} mine
+        WHERE mine.{status} = %(running)s AND mine.{worker} = %(worker)s
+            AND mine.{status_reason} = %(reason)s
+        LIMIT 1
+    )
+    FROM {entry} entry INNER JOIN {task} waiting ON entry.{task_id} = waiting.{id}
+    WHERE entry.{queue_id} = (
+            SELECT message.{queue_id} FROM {task} message WHERE message.{id} = %(task)s
+        )
+        AND waiting.{status} = %(queued)s
+    ORDER BY entry.{position}, entry.{added}, entry.{id}
+    LIMIT %(limit)s
+    """,
+    {"task": "core.Task", "entry": "core.QueueEntry"},
+    (
+        *("id", "attempt", "status", "status_reason", "worker", "queue_id"),
+        *("task_id", "position", "added"),
+    ),
+)
+
+# The tasks waiting in one queue, in its order (what a polling ClearML agent claims).
+QUEUE_WAITING = Statement(
+    """
+    SELECT entry.{task_id}, waiting.{attempt}
+    FROM {entry} entry INNER JOIN {task} waiting ON entry.{task_id} = waiting.{id}
+    WHERE entry.{queue_id} = %(queue)s AND waiting.{status} = %(queued)s
+    ORDER BY entry.{position}, entry.{added}, entry.{id}
+    LIMIT %(limit)s
+    """,
+    {"task": "core.Task", "entry": "core.QueueEntry"},
+    ("id", "attempt", "status", "queue_id", "task_id", "position", "added"),
+)
+
+# The pipeline runs the engine drives that a task is a step of (every claim and report of
+# a task asks this, nearly always of a task in no run).
+RUNS_OF_TASK = Statement(
+    """
+    SELECT node.{run_id} FROM {node} node INNER JOIN {run} run ON node.{run_id} = run.{id}
+    WHERE node.{task_id} = %(task)s AND run.{driver} <> %(mirrored)s
+    """,
+    {"node": "core.PipelineNode", "run": "core.PipelineRun"},
+    ("id", "run_id", "task_id", "driver"),
+)
+
+# A claimed step's node shown running, while a refresh of its run's plot is already due
+# (which will show the change): then this one statement is the whole event.
+MARK_NODE_RUNNING_WHILE_PLOT_DUE = Statement(
+    """
+    UPDATE {node} SET {status} = %(running)s, {updated} = %(updated)s,
+        {message} = (SELECT {status_reason} FROM {task} WHERE {id} = %(task)s)
+    WHERE {run_id} = %(run)s AND {task_id} = %(task)s AND {status} = %(queued)s
+        AND EXISTS (SELECT 1 FROM {task} WHERE {id} = %(task)s AND {status} = %(task_running)s)
+        AND EXISTS (
+            SELECT 1 FROM {run} WHERE {id} = %(run)s AND {status} = %(run_running)s
+                AND {driver} <> %(mirrored)s AND {plot_due} > %(due_since)s
+        )
+    """,
+    {"node": "core.PipelineNode", "task": "core.Task", "run": "core.PipelineRun"},
+    (
+        *("id", "status", "status_reason", "updated", "message"),
+        *("run_id", "task_id", "driver", "plot_due"),
+    ),
+)
+
+# Scalar points inserted or updated by (task, title, series, iteration), run with
+# executemany (SQLite >= 3.24 and PostgreSQL): bulk_create's per-row SQL compilation cost
+# more than storing the rows.
+UPSERT_SCALARS = Statement(
+    """
+    INSERT INTO {scalar} ({task_id}, {title}, {series}, {iteration}, {value}, {timestamp})
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT ({task_id}, {title}, {series}, {iteration})
+    DO UPDATE SET {value} = EXCLUDED.{value}, {timestamp} = EXCLUDED.{timestamp}
+    """,
+    {"scalar": "core.Scalar"},
+    ("task_id", "title", "series", "iteration", "value", "timestamp"),
+)

@@ -1,20 +1,34 @@
-"""Server-side Celery tasks. Thin: each takes ids and calls a service or the engine."""
+"""Server-side Celery tasks. Thin: each takes ids and calls a service or the engine.
+
+The engine sends `core.advance_pipeline` and `core.refresh_pipeline_plot` by name
+(engine/_jobs.py); the server worker runs them, and the periodic `core.sweep`, here.
+"""
 
 import logging
 import threading
+from collections.abc import Callable
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
 from django.db import close_old_connections
 
 # The configured app must exist before a shared task is first sent: otherwise `.delay()` in a
-# process that has not published a run yet (the web server answering a step's finish) goes to
-# Celery's unconfigured default app, not our broker, and the engine waits for the next sweep.
+# process that has not published a run yet goes to Celery's unconfigured default app.
 from webapp.celery import app as _app  # noqa: F401
 
-from . import execution
+from . import engine, execution
 
 logger = logging.getLogger(__name__)
+
+_sweep_jobs: list[Callable] = []
+
+
+def add_sweep_job(job: Callable) -> None:
+    """Run `job()` at every sweep too (other apps' housekeeping, registered by their
+    AppConfig; the API forgets stored answers to idempotent requests this way)."""
+    if job not in _sweep_jobs:
+        _sweep_jobs.append(job)
 
 
 @shared_task(name="core.advance_pipeline", acks_late=True)
@@ -22,34 +36,35 @@ def advance_pipeline(
     run_id: str, task_id: str | None = None, task_status: str | None = None
 ) -> None:
     # task_status defaults for messages sent before it was added.
-    from . import engine
-
     engine.advance(run_id, changed_task_id=task_id, task_status=task_status)
 
 
 @shared_task(name="core.refresh_pipeline_plot", acks_late=True)
 def refresh_pipeline_plot(run_id: str) -> None:
-    from . import engine
-
     engine.refresh_plot(run_id)
 
 
 @shared_task(name="core.sweep")
 def sweep() -> dict:
     """The periodic safety net: reap lost leases, re-publish lost messages, advance runs,
-    forget stored answers to idempotent requests once no retry can come for them."""
-    from webapp.api.idempotency import forget_old_requests
-
-    from . import engine
-
+    and the other apps' housekeeping."""
     reaped = execution.reap_expired_leases()
     republished = execution.republish_queued()
     advanced = engine.advance_all_running()
-    forget_old_requests()
+    for job in _sweep_jobs:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - one job failing must not stop the others
+            logger.exception("sweep job %r failed", job)
     return {"reaped": reaped, "republished": republished, "advanced": advanced}
 
 
 _sweeper_started = threading.Lock()
+
+
+@worker_ready.connect
+def _start_sweeper_in_the_server_worker(**_kwargs) -> None:
+    start_sweeper()
 
 
 def start_sweeper(interval: float | None = None) -> threading.Thread | None:

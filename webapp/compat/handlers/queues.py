@@ -1,6 +1,6 @@
 """queues.*: our Queue and QueueEntry rows; `get_next_task` is how ClearML agents pull work."""
 
-from webapp.core import compat_verbs, services
+from webapp.core import execution, services
 from webapp.core.models import Queue, QueueEntry
 
 from ..documents import get_queue, iso, queue_doc, record_runner
@@ -61,7 +61,7 @@ def get_next_task(call):
     """Pop the next task and mark it running for the calling worker (see take_next_task)."""
     queue = resolve_queue(call.require("queue"))
     worker = call.worker or str(call.get("worker", "")) or f"clearml-{call.key.prefix}"
-    task = compat_verbs.take_next_task(queue, worker)
+    task = execution.claim_from_queue(queue, worker)
     if task is None:
         return {}
     record_runner(task, call.worker, call.key)

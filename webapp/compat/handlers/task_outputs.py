@@ -11,7 +11,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.core import artifacts as core_artifacts
-from webapp.core import compat_verbs
 from webapp.core.errors import Conflict
 from webapp.core.models import Artifact
 
@@ -57,7 +56,7 @@ def upsert_artifact(call, task, item: dict) -> Artifact:
         raise ApiError(400, error.message, 110) from error
     found = stored_object(path) if path else None
     if found is not None:
-        artifact = compat_verbs.attach_artifact_bytes(artifact, *found)
+        artifact = core_artifacts.attach_stored_bytes(artifact, *found)
     return artifact
 
 

@@ -3,7 +3,7 @@ ClearML's rules (status.py) carried out by our services."""
 
 from django.db import transaction
 
-from webapp.core import compat_verbs, services
+from webapp.core import services, status
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task
 
@@ -101,7 +101,7 @@ def reset(call):
     if task.status == S.IN_PROGRESS:
         if not call.flag("force"):
             raise ApiError(400, f"Invalid task status: task {task.id} is running", 110)
-        task = compat_verbs.force_transition(task, S.STOPPED, reason="reset")
+        task = status.change(task, S.STOPPED, reason="reset", force=True)
     with transaction.atomic():
         task = services.reset_task(task)
         extra = extra_of(task)
@@ -111,7 +111,7 @@ def reset(call):
         if call.flag("clear_all"):
             extra.execution = {}
             extra.script = {}
-            task = compat_verbs.edit_task_forced(task, {"script": {}})
+            task = services.edit_task(task, {"script": {}}, force=True)
         extra.save()
     return _result(task, dequeued={}, events={}, deleted_models=0, urls={})
 
@@ -130,13 +130,13 @@ def enqueue(call):
         if task.status != S.CREATED:
             # ClearML enqueues stopped and failed tasks as they are (pipe.start() enqueues
             # its stopped controller); ours go through draft, keeping their outputs.
-            task = compat_verbs.force_transition(task, S.CREATED, reason="re-enqueued")
+            task = status.change(task, S.CREATED, reason="re-enqueued", force=True)
         task = services.enqueue_task(task, queue.name)
         # clearml-server drops `development` when a task is queued: it is no longer a
         # dev-machine run, so the SDK will not reuse or abort it as one.
         if "development" in (task.system_tags or []):
             tags = [t for t in task.system_tags if t != "development"]
-            task = compat_verbs.edit_task_forced(task, {"system_tags": tags})
+            task = services.edit_task(task, {"system_tags": tags}, force=True)
     return {"queued": 1, **_result(task)}
 
 

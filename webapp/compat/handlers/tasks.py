@@ -8,7 +8,7 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import compat_verbs, services
+from webapp.core import services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
@@ -171,7 +171,7 @@ def create(call):
         )
         changes.pop("name", None)
         if changes:
-            task = compat_verbs.edit_task_forced(task, changes)
+            task = services.edit_task(task, changes, force=True)
         save_extra(task, body, leftovers)
     return {"id": task.id, "new_project": None}
 
@@ -184,7 +184,7 @@ def edit(call):
     with transaction.atomic():
         task = apply_archived(task, changes)
         if changes:
-            task = compat_verbs.edit_task_forced(task, changes)
+            task = services.edit_task(task, changes, force=True)
         save_extra(task, call.body, leftovers)
         if "configuration" in changes:
             mirror.configuration_written(task, changes["configuration"])
@@ -202,7 +202,7 @@ def update(call):
     }
     task = apply_archived(task, changes)
     if changes:
-        compat_verbs.edit_task_forced(task, changes)
+        services.edit_task(task, changes, force=True)
     return {"updated": 1, "fields": changes}
 
 
@@ -212,7 +212,7 @@ def set_requirements(call):
     requirements = call.get("requirements", {})
     script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
     with transaction.atomic():
-        compat_verbs.edit_task_forced(task, {"script": script})
+        services.edit_task(task, {"script": script}, force=True)
         save_extra(task, {}, leftovers)
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
@@ -235,7 +235,7 @@ def edit_hyper_params(call):
         params.setdefault(section, {})[str(item.get("name"))] = hyperparams_to_ours(
             {section: {"x": item}}
         )[section]["x"]
-    compat_verbs.edit_task_forced(task, {"hyperparameters": params})
+    services.edit_task(task, {"hyperparameters": params}, force=True)
     return {"updated": 1}
 
 
@@ -250,7 +250,7 @@ def delete_hyper_params(call):
             params.get(section, {}).pop(str(item["name"]), None)
         else:
             params.pop(section, None)
-    compat_verbs.edit_task_forced(task, {"hyperparameters": params})
+    services.edit_task(task, {"hyperparameters": params}, force=True)
     return {"deleted": 1}
 
 
@@ -288,7 +288,7 @@ def edit_configuration(call):
         if isinstance(item, dict) and item.get("name"):
             config.update(configuration_to_ours({str(item["name"]): item}))
     with transaction.atomic():
-        task = compat_verbs.edit_task_forced(task, {"configuration": config})
+        task = services.edit_task(task, {"configuration": config}, force=True)
         mirror.configuration_written(task, config)
     return {"updated": 1}
 
@@ -426,7 +426,7 @@ def clone(call):
             changes["hyperparameters"] = hyperparams_to_ours(body["new_task_hyperparams"])
         if body.get("new_task_configuration") is not None:
             changes["configuration"] = configuration_to_ours(body["new_task_configuration"])
-        task = compat_verbs.edit_task_forced(task, changes)
+        task = services.edit_task(task, changes, force=True)
         execution = {**(source_extra.execution or {}), **(body.get("execution_overrides") or {})}
         extra = extra_of(task)
         extra.container = body.get("new_task_container") or source_extra.container or {}

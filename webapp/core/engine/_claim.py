@@ -9,10 +9,11 @@ to queued; whatever they do not match is left to the locked pass.
 from django.db import connection
 from django.utils import timezone
 
-from . import engine_plot, sql
-from .choices import NodeStatus, PipelineDriver, PipelineStatus, TaskStatus
-from .engine_launch import one
-from .models import PipelineNode, PipelineRun, Task
+from .. import sql
+from ..choices import NodeStatus, PipelineDriver, PipelineStatus, TaskStatus
+from ..models import PipelineNode
+from . import _plot
+from ._pass import one
 
 
 def mark_running(run_id: str, task_id: str, now=None) -> bool:
@@ -30,7 +31,7 @@ def _mark_while_plot_due(run_id: str, task_id: str, now) -> bool:
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.execute(
-            _mark_while_plot_due_sql(),
+            sql.MARK_NODE_RUNNING_WHILE_PLOT_DUE.text,
             {
                 "running": NodeStatus.RUNNING,
                 "queued": NodeStatus.QUEUED,
@@ -40,31 +41,10 @@ def _mark_while_plot_due(run_id: str, task_id: str, now) -> bool:
                 "task_running": TaskStatus.IN_PROGRESS,
                 "run_running": PipelineStatus.RUNNING,
                 "mirrored": PipelineDriver.CLEARML,
-                "due_since": adapt(now - engine_plot.LOST_AFTER),
+                "due_since": adapt(now - _plot.LOST_AFTER),
             },
         )
         return cursor.rowcount > 0
-
-
-def _mark_while_plot_due_sql() -> str:
-    tables = (("node", PipelineNode), ("task", Task), ("run", PipelineRun))
-    return sql.statement(_MARK_WHILE_PLOT_DUE, tables, _COLUMNS)
-
-
-_COLUMNS = (
-    *("id", "status", "status_reason", "updated", "message"),
-    *("run_id", "task_id", "driver", "plot_due"),
-)
-_MARK_WHILE_PLOT_DUE = """
-    UPDATE {node} SET {status} = %(running)s, {updated} = %(updated)s,
-        {message} = (SELECT {status_reason} FROM {task} WHERE {id} = %(task)s)
-    WHERE {run_id} = %(run)s AND {task_id} = %(task)s AND {status} = %(queued)s
-        AND EXISTS (SELECT 1 FROM {task} WHERE {id} = %(task)s AND {status} = %(task_running)s)
-        AND EXISTS (
-            SELECT 1 FROM {run} WHERE {id} = %(run)s AND {status} = %(run_running)s
-                AND {driver} <> %(mirrored)s AND {plot_due} > %(due_since)s
-        )
-"""
 
 
 def _mark_and_ask_for_plot(run_id: str, task_id: str, now) -> bool:
@@ -87,5 +67,5 @@ def _mark_and_ask_for_plot(run_id: str, task_id: str, now) -> bool:
         run_id=run_id, task_id=task_id, status=NodeStatus.QUEUED
     ).update(status=NodeStatus.RUNNING, message=reason, updated=timezone.now())
     if marked:
-        engine_plot.request_unlocked(run_id, plot_due, plot_updated, now)
+        _plot.request_unlocked(run_id, plot_due, plot_updated, now)
     return bool(marked)

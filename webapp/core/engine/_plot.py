@@ -2,7 +2,7 @@
 
 Rebuilding them costs time in proportion to the size of the run, so the engine never does it
 while reacting to a step: it only records that a refresh is due (`request`), and the
-`core.refresh_pipeline_plot` job rebuilds both plots, at most once per interval. The
+`core.refresh_pipeline_plot` job (core/tasks.py) rebuilds both plots, at most once per interval. The
 interval stretches with what the last rebuild of that run cost (REFRESH_BUDGET), so however
 large the run, re-plotting takes a bounded share of the server worker. The engine writes a
 run's final plot itself, under the run's lock, so the last picture is never stale.
@@ -15,9 +15,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .choices import PipelineDriver, PipelineStatus
-from .models import PipelineRun, Plot
-from .pipeline_figure import build_pipeline_figure, build_pipeline_table, layout_pipeline
+from ..choices import PipelineDriver, PipelineStatus
+from ..models import PipelineRun, Plot
+from ..pipeline_figure import build_pipeline_figure, build_pipeline_table, layout_pipeline
+from . import _jobs
+from ._shape import shape_of
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +64,11 @@ def _due(run_id: str, plot_due, plot_updated, now, changed: bool):
 
 
 def _schedule(run_id: str, due) -> None:
-    try:
-        from .tasks import refresh_pipeline_plot
-
-        refresh_pipeline_plot.apply_async(args=[run_id], eta=due)
-    except Exception:  # noqa: BLE001 - LOST_AFTER later, the next event asks again
-        logger.warning("could not schedule the plot of run %s", run_id, exc_info=True)
+    # LOST_AFTER later, should this fail, the next event asks again.
+    _jobs.refresh_plot_at(run_id, due)
 
 
-def refresh(run_id: str, shape_of) -> bool:
+def refresh(run_id: str) -> bool:
     """Rebuild the plots of a running run whose refresh is due; False if none was.
 
     Idempotent: the first thing it does is take the due mark, so a second delivery finds

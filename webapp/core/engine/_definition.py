@@ -7,9 +7,9 @@ import copy
 
 from pipelines import dag
 
-from .choices import TaskStatus
-from .errors import InvalidInput, NotFound
-from .models import Task
+from ..choices import TaskStatus
+from ..errors import InvalidInput, NotFound
+from ..models import Task
 
 STEP_KEYS = {
     "name",

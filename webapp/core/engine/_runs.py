@@ -1,0 +1,232 @@
+"""Starting, stopping and running again a pipeline run, launching or skipping one of its
+steps on request (the SDK's start_locally()), and the sweep's pass over running runs."""
+
+import copy
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import access, services
+from ..choices import (
+    PIPELINE_TERMINAL,
+    NodeStatus,
+    PipelineDriver,
+    PipelineStatus,
+    TaskStatus,
+    TaskType,
+)
+from ..errors import Conflict, InvalidInput, NotFound
+from ..models import PipelineNode, PipelineRun, Task
+from . import _jobs, _plot
+from ._advance import abort_remaining, advance, mirrored, release, sync_nodes
+from ._definition import checked_steps
+from ._launch import launch
+from ._pass import Nodes, Pass, locked, nodes_with_tasks, one, run_nodes, set_node
+from ._shape import retried_with_fresh_shape
+
+logger = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------- starting
+
+
+def start_run(
+    *,
+    user,
+    controller: Task,
+    steps: list,
+    parameters: dict | None = None,
+    default_queue: str = "default",
+    abort_on_failure: bool = False,
+    driver: str = PipelineDriver.SERVER,
+    visible_tasks=None,
+) -> PipelineRun:
+    """Validate the whole definition, resolve base tasks, then create the run.
+
+    Nothing is cloned when anything is wrong: every error names the step and parameter.
+    """
+    if not isinstance(steps, list) or not steps:
+        raise InvalidInput("a pipeline needs at least one step")
+    if driver not in (PipelineDriver.SERVER, PipelineDriver.CLIENT):
+        raise InvalidInput("driver must be 'server' or 'client'")
+    parameters = dict(parameters or {})
+    tasks = visible_tasks if visible_tasks is not None else Task.objects.all()
+    clean = checked_steps(steps, parameters, tasks)
+    if hasattr(controller, "pipeline_run"):
+        raise Conflict(f"task {controller.id} already controls a pipeline run")
+    with transaction.atomic():
+        run = PipelineRun.objects.create(
+            controller=controller,
+            steps=clean,
+            parameters=parameters,
+            default_queue=default_queue or "default",
+            abort_on_failure=abort_on_failure,
+            driver=driver,
+            open_nodes=len(clean),
+        )
+        PipelineNode.objects.bulk_create(
+            [
+                PipelineNode(
+                    run=run, name=step["name"], position=index, base_task_id=step["base_task_id"]
+                )
+                for index, step in enumerate(clean)
+            ]
+        )
+        if controller.status == TaskStatus.CREATED:
+            services.mark_started(controller)
+        services.edit_task(
+            controller,
+            {"runtime": {**controller.runtime, "pipeline_run": run.id}},
+        )
+        transaction.on_commit(lambda: _jobs.advance_soon(run.id))
+    return run
+
+
+def refuse_mirrored(run: PipelineRun) -> None:
+    if mirrored(run):
+        raise Conflict(f"pipeline run {run.pk} is driven by its ClearML controller")
+
+
+# ---------------------------------------------------------------- one step on request
+
+
+@retried_with_fresh_shape(lambda run, *_args, **_kwargs: run.pk)
+def launch_step(run: PipelineRun, name: str) -> PipelineNode:
+    """Launch one pending step now (the SDK's start_locally() decides when)."""
+    with transaction.atomic():
+        run = locked(run.pk)
+        if run is None:
+            raise NotFound("pipeline run not found")
+        refuse_mirrored(run)
+        work = Pass(run)
+        node = one(nodes_with_tasks(run).filter(name=name))
+        if node is None:
+            raise NotFound(f"pipeline has no step {name!r}")
+        sync_nodes(work, {name: node})
+        if node.status == NodeStatus.PENDING and not node.task_id:
+            release(work, launch(work, [node], Nodes(work, [node])))
+        # else: already launched, and launching twice is a no-op
+        work.flush()
+    return node
+
+
+def skip_step(run: PipelineRun, name: str, reason: str = "skipped by callback") -> PipelineNode:
+    with transaction.atomic():
+        run = locked(run.pk)
+        if run is None:
+            raise NotFound("pipeline run not found")
+        refuse_mirrored(run)
+        work = Pass(run)
+        node = one(run_nodes(run).filter(name=name))
+        if node is None:
+            raise NotFound(f"pipeline has no step {name!r}")
+        if node.status == NodeStatus.PENDING and node.task_id is None:
+            set_node(work, node, NodeStatus.SKIPPED, reason)
+        work.flush()
+    _jobs.advance_soon(run.pk)
+    return node
+
+
+# ---------------------------------------------------------------- stopping, running again
+
+
+def stop_run(run_id: str, reason: str = "pipeline stopped") -> PipelineRun:
+    """Abort what is still running, skip what has not started, mark the run stopped."""
+    with transaction.atomic():
+        run = PipelineRun.objects.select_for_update().defer("steps", "parameters").get(pk=run_id)
+        if run.status in PIPELINE_TERMINAL:
+            return run
+        if mirrored(run):
+            return _stop_mirrored_run(run, reason)
+        work = Pass(run)
+        nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
+        sync_nodes(work, nodes)
+        abort_remaining(work, nodes, reason)
+        run.status = PipelineStatus.STOPPED
+        run.completed = timezone.now()
+        run.open_nodes = 0
+        controller = Task.objects.get(pk=run.controller_id)
+        if controller.status in (TaskStatus.IN_PROGRESS, TaskStatus.QUEUED):
+            services.abort_task(controller, reason)
+        _plot.write_final(run, work.shape, nodes, work.now)
+        work.flush()
+    return run
+
+
+def rerun(run_id: str, *, user) -> PipelineRun:
+    """Run an ended pipeline again on the server: a new controller task (same project, name,
+    parameters and tags, its parent the old controller) and a new run of the same steps from
+    the same base tasks, with the same pipeline parameters."""
+    run = PipelineRun.objects.select_related("controller__project").get(pk=run_id)
+    if mirrored(run):
+        raise Conflict("this run follows a ClearML controller: run its controller script again")
+    if run.driver == PipelineDriver.CLIENT:
+        raise Conflict(
+            "this run was driven by its script's Python callbacks, which only that script "
+            "can run: run the script again"
+        )
+    if run.status not in PIPELINE_TERMINAL:
+        raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
+    old = run.controller
+    controller = services.create_task(
+        user=user,
+        project_name=old.project.name,
+        name=old.name,
+        task_type=TaskType.CONTROLLER,
+        hyperparameters=copy.deepcopy(old.hyperparameters),
+        configuration=copy.deepcopy(old.configuration),
+        tags=list(old.tags),
+        parent=old,
+        start_running=True,
+    )
+    return start_run(
+        user=user,
+        controller=controller,
+        steps=copy.deepcopy(run.steps),
+        parameters=dict(run.parameters),
+        default_queue=run.default_queue,
+        abort_on_failure=run.abort_on_failure,
+        driver=PipelineDriver.SERVER,
+        visible_tasks=access.visible_tasks(user),
+    )
+
+
+def _stop_mirrored_run(run, reason: str):
+    """Stopping a run mirrored from a ClearML controller stops that controller and the steps
+    it has running, as ClearML's `tasks.stop` with `include_pipeline_steps` does; the mirror
+    then follows their statuses. Nothing is skipped or relaunched here."""
+    active = (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS)
+    controller = Task.objects.get(pk=run.controller_id)
+    for task in [controller, *Task.objects.filter(parent=controller, status__in=active)]:
+        if task.status in active:
+            try:
+                services.abort_task(task, reason)
+            except Conflict:
+                pass  # it ended meanwhile
+    return run
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def advance_all_running() -> list[str]:
+    runs = list(
+        PipelineRun.objects.filter(status=PipelineStatus.RUNNING).values_list(
+            "pk", "driver", "controller__status"
+        )
+    )
+    for run_id, driver, controller_status in runs:
+        try:
+            if driver == PipelineDriver.CLIENT and controller_status in (
+                TaskStatus.FAILED,
+                TaskStatus.STOPPED,
+            ):
+                # Only the controller's process launches the steps of a client-driven run:
+                # once it has ended (its worker died, its script crashed) the run would
+                # otherwise stay running for ever.
+                stop_run(run_id, f"the controller ended ({controller_status}) during the run")
+            else:
+                advance(run_id)
+        except Exception:  # noqa: BLE001 - one broken run must not stop the sweep
+            logger.exception("advancing pipeline run %s failed", run_id)
+    return [run_id for run_id, _, _ in runs]
