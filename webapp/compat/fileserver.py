@@ -146,10 +146,7 @@ def _delete(path: str) -> HttpResponse:
     row = StoredFile.objects.filter(path_hash=path_hash(path)).first()
     if row is None:
         return _error(404, f"no such object: {path}")
-    # An artifact row pointing at these bytes falls back to pending: its bytes are gone.
-    Artifact.objects.filter(storage_key=row.storage_key).update(
-        state=ArtifactState.PENDING, storage_key=""
-    )
+    artifacts.bytes_removed(row.storage_key)
     delete_key(row.storage_key)
     row.delete()
     return JsonResponse({"deleted": path})

@@ -8,20 +8,21 @@ that DAG and the step tasks into a PipelineRun with driver `clearml` and one Pip
 node, so the dashboard lists the pipeline and draws its live DAG like one of ours.
 
 It only records what the controller did: the engine never launches, skips or aborts anything
-for such a run (engine.py refuses), and the controller's own "Pipeline" plots are left as it
+for such a run (the engine refuses), and the controller's own "Pipeline" plots are left as it
 reported them. The mirror is refreshed when the controller writes its `Pipeline`
 configuration (handlers/tasks.py) and when the controller or one of its steps changes
-status (a status listener registered in apps.py). Each refresh rebuilds the whole run from
-the rows, so refreshing twice, late or out of order gives the same result.
+status (a status listener registered in apps.py). The engine's `mirror_run` writes the
+rows; each refresh rebuilds the whole run from the tasks, so refreshing twice, late or out
+of order gives the same result.
 """
 
 import json
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from webapp.core import access
+from webapp.core import access, engine
 from webapp.core.choices import (
     NODE_STATUS_FOR_TASK,
     NodeStatus,
@@ -122,20 +123,15 @@ def refresh(controller_id: str) -> PipelineRun | None:
     if controller is None:
         return None
     dag = pipeline_dag(controller)
-    run = PipelineRun.objects.filter(controller=controller).first()
-    if run is None:
-        if dag is None:
-            return None
-        run = _create_run(controller)
-    if run.driver != PipelineDriver.CLEARML:
-        return run  # one of our own engine's runs: not ours to touch
-    with transaction.atomic():
-        run = PipelineRun.objects.select_for_update().get(pk=run.pk)
-        if dag is not None:
-            _update_definition(run, controller, dag)
-        _update_nodes(run, controller, dag)
-        _update_status(run, controller)
-    return run
+    status = RUN_STATUS_FOR_CONTROLLER.get(controller.status, PipelineStatus.RUNNING)
+    ended = status != PipelineStatus.RUNNING
+    return engine.mirror_run(
+        controller,
+        definition=None if dag is None else _definition(controller, dag),
+        nodes_for=lambda steps: _nodes(steps, controller, dag),
+        status=status,
+        completed=(controller.completed or timezone.now()) if ended else None,
+    )
 
 
 def pipeline_dag(controller: Task) -> dict | None:
@@ -151,17 +147,7 @@ def pipeline_dag(controller: Task) -> dict | None:
     return dag
 
 
-def _create_run(controller: Task) -> PipelineRun:
-    try:
-        with transaction.atomic():
-            return PipelineRun.objects.create(
-                controller=controller, driver=PipelineDriver.CLEARML, steps=[]
-            )
-    except IntegrityError:  # created meanwhile by a concurrent refresh
-        return PipelineRun.objects.get(controller=controller)
-
-
-def _update_definition(run: PipelineRun, controller: Task, dag: dict) -> None:
+def _definition(controller: Task, dag: dict) -> dict:
     """The DAG as our step definitions (what the run page draws), and the pipeline's
     arguments; the ClearML-only node fields stay in the controller's configuration."""
     steps = [_step(name, node) for name, node in dag.items()]
@@ -171,12 +157,7 @@ def _update_definition(run: PipelineRun, controller: Task, dag: dict) -> None:
         for name, entry in (params.get(ARGS_SECTION) or {}).items()
     }
     queue = ((params.get(PIPELINE_SECTION) or {}).get("default_queue") or {}).get("value")
-    fields = {"steps": steps, "parameters": arguments, "default_queue": queue or "default"}
-    changed = [name for name, value in fields.items() if getattr(run, name) != value]
-    if changed:
-        for name in changed:
-            setattr(run, name, fields[name])
-        run.save(update_fields=changed)
+    return {"steps": steps, "parameters": arguments, "default_queue": queue or "default"}
 
 
 def _step(name: str, node: dict) -> dict:
@@ -200,9 +181,8 @@ def _dict(value) -> dict:
     return dict(value) if isinstance(value, dict) else {}
 
 
-def _update_nodes(run: PipelineRun, controller: Task, dag: dict | None) -> None:
-    existing = {node.name: node for node in run.nodes.all()}
-    names = [step["name"] for step in run.steps]
+def _nodes(steps: list, controller: Task, dag: dict | None) -> list[dict]:
+    names = [step["name"] for step in steps]
     nodes_by_name = {str(name): node for name, node in (dag or {}).items()}
     # Only tasks the controller's owner may see: a DAG naming another team's task ids must
     # not put those tasks on this run's page.
@@ -218,38 +198,24 @@ def _update_nodes(run: PipelineRun, controller: Task, dag: dict | None) -> None:
     }
     by_id = visible.in_bulk(wanted_ids - {c.pk for c in children.values()})
     by_id.update({c.pk: c for c in children.values()})
-    now = timezone.now()
+    nodes = []
     for position, name in enumerate(names):
         info = nodes_by_name.get(name, {})
         task = _step_task(info, name, by_id, children)
         status, message = _node_status(info, task, controller)
-        base = by_id.get(str(info.get("base_task_id") or ""))
-        wanted = {
-            "position": position,
-            "task": task,
-            "base_task": base,
-            "status": status,
-            "message": message,
-            "attempts": 1 if task is not None else 0,
-            "resolved_overrides": _dict(info.get("parameters")),
-        }
-        node = existing.pop(name, None)
-        if node is None:
-            PipelineNode.objects.create(run=run, name=name, updated=now, **wanted)
-            continue
-        changed = [
-            field
-            for field, value in wanted.items()
-            if getattr(node, field if field not in ("task", "base_task") else f"{field}_id")
-            != (value.pk if isinstance(value, Task) else value)
-        ]
-        if changed:
-            for field in changed:
-                setattr(node, field, wanted[field])
-            node.updated = now
-            node.save(update_fields=[*changed, "updated"])
-    if existing:  # nodes the controller no longer has in its DAG
-        run.nodes.filter(pk__in=[node.pk for node in existing.values()]).delete()
+        nodes.append(
+            {
+                "name": name,
+                "position": position,
+                "task": task,
+                "base_task": by_id.get(str(info.get("base_task_id") or "")),
+                "status": status,
+                "message": message,
+                "attempts": 1 if task is not None else 0,
+                "resolved_overrides": _dict(info.get("parameters")),
+            }
+        )
+    return nodes
 
 
 def _step_task(info: dict, name: str, by_id: dict, children: dict) -> Task | None:
@@ -276,12 +242,3 @@ def _node_status(info: dict, task: Task | None, controller: Task) -> tuple[str, 
     if controller.status in CONTROLLER_ENDED:
         return NodeStatus.SKIPPED, "never launched: the pipeline ended first"
     return NodeStatus.PENDING, ""
-
-
-def _update_status(run: PipelineRun, controller: Task) -> None:
-    status = RUN_STATUS_FOR_CONTROLLER.get(controller.status, PipelineStatus.RUNNING)
-    ended = status != PipelineStatus.RUNNING
-    completed = (controller.completed or timezone.now()) if ended else None
-    if run.status != status or (run.completed is None) != (completed is None):
-        run.status, run.completed = status, completed
-        run.save(update_fields=["status", "completed"])

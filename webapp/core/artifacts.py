@@ -180,6 +180,21 @@ def attach_stored_bytes(artifact: Artifact, storage_key: str, size: int, sha256:
     return artifact
 
 
+def forget_artifacts(task: Task, names) -> int:
+    """Delete the artifact rows of `task` called `names` (ClearML's `tasks.delete_artifacts`:
+    the bytes stay where they were stored, under the file server's own paths)."""
+    deleted, _ = Artifact.objects.filter(task=task, name__in=list(names)).delete()
+    return deleted
+
+
+def bytes_removed(storage_key: str) -> None:
+    """Bytes at `storage_key` were deleted (from ClearML's file server): an artifact that
+    pointed at them falls back to pending."""
+    Artifact.objects.filter(storage_key=storage_key).update(
+        state=ArtifactState.PENDING, storage_key="", updated=timezone.now()
+    )
+
+
 def open_artifact(artifact: Artifact):
     if not artifact.is_ready:
         raise Conflict(f"artifact {artifact.name!r} is still pending: its upload did not finish")

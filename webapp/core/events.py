@@ -170,6 +170,19 @@ def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, u
     return sample
 
 
+def link_debug_sample(task: Task, *, title: str, series: str, iteration: int, storage_key: str):
+    """Upsert an image by (title, series, iteration) whose bytes are already stored under
+    `storage_key` (uploaded to ClearML's file server before the event naming them)."""
+    sample, _ = DebugSample.objects.update_or_create(
+        task=task,
+        title=title[:255],
+        series=series[:255],
+        iteration=iteration,
+        defaults={"storage_key": storage_key, "timestamp": timezone.now()},
+    )
+    return sample
+
+
 def downsample(xs: list, ys: list, max_points: int) -> tuple[list, list]:
     """Every k-th point plus the last, so long series stay cheap to draw."""
     if max_points <= 0 or len(xs) <= max_points:

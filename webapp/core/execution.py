@@ -293,12 +293,19 @@ def republish_queued(older_than_seconds: float | None = None) -> list[str]:
     return published
 
 
-def worker_heartbeat(name: str, queues: list[str], hostname: str = "", pid=None) -> Worker:
+_UNCHANGED = object()
+
+
+def worker_heartbeat(
+    name: str, queues: list[str], hostname: str = "", pid=None, current_task_id=_UNCHANGED
+) -> Worker:
+    """A worker says it is alive (and, when given, which task it runs now, for workers that
+    report it themselves, as ClearML's agents do)."""
     now = timezone.now()
-    worker, _ = Worker.objects.update_or_create(
-        name=name,
-        defaults={"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now},
-    )
+    fields = {"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now}
+    if current_task_id is not _UNCHANGED:
+        fields["current_task_id"] = current_task_id or None
+    worker, _ = Worker.objects.update_or_create(name=name, defaults=fields)
     return worker
 
 

@@ -73,6 +73,12 @@ def get_or_create_project(name: str, user=None, team=None) -> Project:
     return access.check_project_access(project, user)
 
 
+def describe_project(project: Project, description: str) -> Project:
+    Project.objects.filter(pk=project.pk).update(description=description)
+    project.description = description
+    return project
+
+
 def get_or_create_queue(name: str) -> Queue:
     name = (name or "").strip()
     if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):

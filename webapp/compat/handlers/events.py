@@ -11,12 +11,11 @@ import logging
 from collections import defaultdict
 
 from django.db import transaction
-from django.utils import timezone
 
 from webapp.core import access
 from webapp.core.errors import DomainError
-from webapp.core.events import ingest_events
-from webapp.core.models import DebugSample, LogLine, Plot
+from webapp.core.events import ingest_events, link_debug_sample
+from webapp.core.models import LogLine, Plot
 
 from ..documents import extra_of, file_path_of, get_task, iso, visible_tasks
 from ..envelope import ApiError
@@ -139,12 +138,12 @@ def _store_image(task, image: dict) -> None:
     found = stored_object(path) if path else None
     if found is None:
         return  # an image on another host: ClearML keeps only its URL, so do we not store it
-    DebugSample.objects.update_or_create(
-        task=task,
-        title=image["title"][:255],
-        series=image["series"][:255],
+    link_debug_sample(
+        task,
+        title=image["title"],
+        series=image["series"],
         iteration=image["iteration"],
-        defaults={"storage_key": found[0], "timestamp": timezone.now()},
+        storage_key=found[0],
     )
 
 

@@ -22,8 +22,7 @@ def ensure_project(name: str, user, description: str = ""):
         services.get_or_create_project("/".join(parts[:depth]), user)
     created = services.get_or_create_project(name, user)
     if description and not created.description:
-        created.description = description
-        created.save(update_fields=["description"])
+        created = services.describe_project(created, description)
     return created
 
 
@@ -87,8 +86,7 @@ def update(call):
     target = get_project(call, call.require("project"))
     fields = {}
     if call.body.get("description") is not None:
-        target.description = str(call.body["description"])
-        target.save(update_fields=["description"])
+        target = services.describe_project(target, str(call.body["description"]))
         fields["description"] = target.description
     save_extra(target, call.body)
     for field in ("tags", "system_tags", "default_output_destination"):

@@ -76,8 +76,7 @@ def add_or_update_artifacts(call):
 def delete_artifacts(call):
     task = get_task(call, call.require("task"), write=True)
     keys = [str(a.get("key")) for a in as_list(call.get("artifacts")) if isinstance(a, dict)]
-    deleted, _ = Artifact.objects.filter(task=task, name__in=keys).delete()
-    return {"deleted": deleted}
+    return {"deleted": core_artifacts.forget_artifacts(task, keys)}
 
 
 @endpoint("tasks.add_or_update_model")

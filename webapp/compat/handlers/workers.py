@@ -44,11 +44,12 @@ def status_report(call):
     queues = _queue_names(call.get("queues") or call.get("queue"))
     if not queues and existing is not None:
         queues = existing.queues
-    worker = execution.worker_heartbeat(
-        name, queues, hostname=existing.hostname if existing else ""
+    execution.worker_heartbeat(
+        name,
+        queues,
+        hostname=existing.hostname if existing else "",
+        current_task_id=call.get("task") or None,
     )
-    task_id = call.get("task")
-    Worker.objects.filter(pk=worker.pk).update(current_task_id=task_id or None)
     return {}
 
 

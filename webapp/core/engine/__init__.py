@@ -1,5 +1,6 @@
 """The pipeline engine: starts a run, advances it whenever one of its steps changes state,
-stops it and runs it again.
+stops it and runs it again; and records the runs of controllers that drive their own
+steps (ClearML's), which it only mirrors.
 
 This is its whole interface; everything else in the package is private to it. The engine
 follows task status changes through `on_task_status_changed`, which core's AppConfig
@@ -10,13 +11,14 @@ How the package is laid out: _runs.py (the entry points that start, stop, rerun,
 or skip one step), _advance.py (what a change of a step means for its run), _launch.py,
 _references.py and _cache.py (cloning and enqueueing steps, resolving their references,
 reusing cached results), _claim.py (a claimed step shown running without the run's lock),
-_plot.py (the run's figure on its controller), _pass.py and _shape.py (the working state of
-one visit and what never changes), _definition.py (checking a definition), _hooks.py and
-_jobs.py (status changes in, jobs out).
+_plot.py (the run's figure on its controller), _mirror.py (mirrored runs), _pass.py and
+_shape.py (the working state of one visit and what never changes), _definition.py
+(checking a definition), _hooks.py and _jobs.py (status changes in, jobs out).
 """
 
 from ._advance import advance
 from ._hooks import on_task_status_changed
+from ._mirror import mirror_run
 from ._plot import refresh as refresh_plot
 from ._runs import advance_all_running, launch_step, rerun, skip_step, start_run, stop_run
 
@@ -24,6 +26,7 @@ __all__ = [
     "advance",
     "advance_all_running",
     "launch_step",
+    "mirror_run",
     "on_task_status_changed",
     "refresh_plot",
     "rerun",
