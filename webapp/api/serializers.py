@@ -4,29 +4,22 @@ import copy
 
 from rest_framework import serializers
 
-from webapp.core import secrets
-from webapp.core.choices import ApiKeyKind, TaskType
+from webapp.core import presenters
+from webapp.core.choices import TaskType
 from webapp.core.models import Artifact, LogLine, Project, Queue, Task, Team, Worker
 
 
-def reveals_secrets(request, task) -> bool:
-    """Only the task's own key (its step) reads its secret parameters unmasked."""
-    key = getattr(request, "auth", None)
-    return getattr(key, "kind", None) == ApiKeyKind.TASK and key.task_id == task.pk
+def read_task(request, task):
+    """`task` as the caller sees it: secret values masked but for its own step's key."""
+    return presenters.read_task(task, key=getattr(request, "auth", None))
 
 
 def masked_task_fields(data: dict, task, request) -> dict:
     """Sensitive parameter values and credentials in the status message, masked."""
-    if reveals_secrets(request, task):
-        return data
-    if "hyperparameters" in data:
-        data["hyperparameters"] = secrets.mask_hyperparameters(data["hyperparameters"])
-    if "configuration" in data:
-        data["configuration"] = secrets.mask_flat(data["configuration"])
-    if data.get("status_message"):
-        data["status_message"] = secrets.mask_text(
-            data["status_message"], secrets.secret_values(task)
-        )
+    reading = read_task(request, task)
+    for field in ("hyperparameters", "configuration", "status_message"):
+        if field in data:
+            data[field] = getattr(reading, field)
     return data
 
 

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, execution, secrets, services
+from webapp.core import access, artifacts, events, execution, services
 from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
@@ -94,13 +94,8 @@ class TaskViewSet(
         return Response(data, status=code)
 
     def _parameters(self, task, field: str):
-        """A task's hyperparameters or configuration, secrets masked (see secrets.py)."""
-        values = getattr(task, field)
-        if s.reveals_secrets(self.request, task):
-            return Response(values)
-        if field == "hyperparameters":
-            return Response(secrets.mask_hyperparameters(values))
-        return Response(secrets.mask_flat(values))
+        """A task's hyperparameters or configuration, secrets masked (presenters.py)."""
+        return Response(getattr(s.read_task(self.request, task), field))
 
     def _input(self, serializer_class):
         serializer = serializer_class(data=self.request.data)

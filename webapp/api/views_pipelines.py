@@ -6,7 +6,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from webapp.core import access, engine, secrets
+from webapp.core import access, engine, presenters
 from webapp.core.models import PipelineNode, PipelineRun
 
 from .permissions import TaskKeyWritesOwnTask
@@ -31,7 +31,7 @@ class PipelineNodeSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["resolved_overrides"] = secrets.mask_flat(data.get("resolved_overrides"))
+        data["resolved_overrides"] = presenters.read_overrides(data.get("resolved_overrides"))
         return data
 
 
@@ -60,20 +60,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        # Copies: the stored steps (the engine's input) keep their values.
-        data["steps"] = [
-            {
-                **step,
-                **{
-                    key: secrets.mask_flat(step[key])
-                    for key in ("parameter_override", "configuration_overrides")
-                    if isinstance(step.get(key), dict)
-                },
-            }
-            if isinstance(step, dict)
-            else step
-            for step in data.get("steps") or []
-        ]
+        data["steps"] = presenters.read_steps(data.get("steps"))
         return data
 
 

@@ -3,7 +3,7 @@ share (a task or project by id, visible to the caller, or a 400 as ClearML answe
 
 from urllib.parse import unquote, urlsplit
 
-from webapp.core import access
+from webapp.core import access, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
 from .convert import (
@@ -14,7 +14,6 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
-from .masking import mask_document, reveals_secrets
 from .models import ProjectExtra, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
@@ -67,7 +66,7 @@ def extra_of(task: Task) -> TaskExtra:
 
 def record_runner(task: Task, worker: str = "", key=None) -> None:
     """Who runs the task: clearml-server keeps the caller's X-ClearML-Worker as its last
-    worker; the caller's key is the one its SDK will read its parameters with (masking.py)."""
+    worker; the caller's key is the one its SDK reads its parameters with (presenters.py)."""
     extra = extra_of(task)
     changed = []
     if worker and extra.last_worker != worker[:255]:
@@ -119,8 +118,9 @@ def artifact_doc(artifact: Artifact) -> dict:
 
 def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
     """The task as ClearML's document, secret-looking values masked unless `key` (the caller's)
-    runs the task (masking.py)."""
+    runs the task (core/presenters.py)."""
     extra = extra_of(task)
+    reading = presenters.read_task(task, key=key, run_key_id=extra.run_key_id)
     if artifacts is None:
         artifacts = list(task.artifacts.all())
     execution = dict(extra.execution or {})
@@ -136,7 +136,7 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "type": task.type,
         "status": task.status,
         "status_reason": task.status_reason,
-        "status_message": task.status_message,
+        "status_message": reading.status_message,
         "status_changed": iso(task.last_update),
         "comment": task.comment,
         "created": iso(task.created),
@@ -157,14 +157,12 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "system_tags": list(task.system_tags or []) + (["archived"] if task.archived else []),
         "last_iteration": extra.last_iteration,
         "last_metrics": last_metrics_to_clearml(task.last_metrics),
-        "hyperparams": hyperparams_to_clearml(task.hyperparameters),
-        "configuration": configuration_to_clearml(task.configuration),
+        "hyperparams": hyperparams_to_clearml(reading.hyperparameters),
+        "configuration": configuration_to_clearml(reading.configuration),
         "runtime": dict(task.runtime or {}),
         "last_worker": extra.last_worker or task.worker,
     }
-    if reveals_secrets(task, key, extra.run_key_id):
-        return doc
-    return mask_document(doc, task)
+    return doc
 
 
 def _active_duration(task: Task) -> int | None:

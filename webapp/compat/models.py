@@ -32,7 +32,7 @@ class TaskExtra(models.Model):
     last_iteration = models.BigIntegerField(default=0)
     # The key that pulled the task from its queue or marked it started: an agent's, a
     # runner's, or a dev machine's. While the task runs, that key reads its secret-looking
-    # parameters unmasked, since the SDK inside the task acts with it (see masking.py).
+    # parameters unmasked, since the SDK inside the task acts with it (see core/presenters.py).
     run_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

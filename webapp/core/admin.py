@@ -1,6 +1,7 @@
 """Admin pages for every model; actions go through the same services as the API."""
 
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from . import access, services
 from .errors import DomainError
@@ -83,9 +84,22 @@ class TaskAdmin(ScopedAdmin):
     list_display = ["name", "project", "type", "status", "worker", "attempt", "last_update"]
     list_filter = ["status", "type", "archived", "project"]
     search_fields = ["id", "name", "project__name"]
-    readonly_fields = ["id", "created", "started", "completed", "last_update", "last_heartbeat"]
-    raw_id_fields = ["parent", "queue", "created_by"]
+    # A task's state moves only through its verbs (the actions, the dashboard's buttons):
+    # the form shows it but cannot set it.
+    readonly_fields = [
+        *("id", "status", "status_reason", "attempt", "worker", "queue", "last_heartbeat"),
+        *("created", "started", "completed", "last_update"),
+    ]
+    raw_id_fields = ["parent", "created_by"]
     actions = [enqueue_default, abort, archive]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Only what the form changed: the row may have moved on (a worker claimed it, the
+        # engine ended it) since the page was loaded, and a whole-row save would undo that.
+        obj.last_update = timezone.now()
+        obj.save(update_fields=[*form.changed_data, "last_update"])
 
 
 @admin.register(Artifact)

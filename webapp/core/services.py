@@ -169,7 +169,7 @@ def edit_task(task: Task, changes: dict, *, force: bool = False) -> Task:
                 )
             setattr(task, field, _checked_field(task, field, value))
         task.last_update = timezone.now()
-        task.save()
+        task.save(update_fields=[*changes, "last_update"])
     return task
 
 

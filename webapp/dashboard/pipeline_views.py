@@ -12,11 +12,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
-from webapp.core import access, engine, secrets
+from webapp.core import access, engine
 from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL, PipelineDriver
 from webapp.core.errors import DomainError
 from webapp.core.models import PipelineRun
-from webapp.core.pipeline_figure import build_pipeline_figure
 
 RUNS_PER_PIPELINE = 10
 PIPELINES_PER_PAGE = 20
@@ -69,38 +68,9 @@ def pipelines(request):
 
 
 def run_view(run) -> dict:
-    """Everything the run page shows, built once for the page and for its live feed."""
-    nodes = {node.name: node for node in run.nodes.select_related("task")}
-    view, rows = {}, []
-    for step in run.steps or []:
-        name = str(step.get("name"))
-        node = nodes.get(name)
-        overrides = (node.resolved_overrides if node else None) or dict(
-            step.get("parameter_override") or {}
-        )
-        status = node.status if node else "pending"
-        view[name] = {"status": status, "task_id": node.task_id if node else None}
-        overrides = secrets.mask_flat(overrides)
-        view[name]["overrides"] = overrides
-        rows.append(
-            {
-                "name": name,
-                "parents": step.get("parents") or [],
-                "status": status,
-                "task": node.task if node else None,
-                "overrides": overrides,
-                "attempts": node.attempts if node else 0,
-                "message": node.message if node else "",
-            }
-        )
-    done = sum(1 for row in rows if row["status"] in NODE_TERMINAL)
-    total = len(rows)
-    progress = {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
-    return {
-        "figure": build_pipeline_figure(run.steps or [], view),
-        "rows": rows,
-        "progress": progress,
-    }
+    """Everything the run page shows, for the page and for its live feed."""
+    view = engine.run_view(run)
+    return {"figure": view.figure(), "rows": view.rows(), "progress": view.progress()}
 
 
 @login_required

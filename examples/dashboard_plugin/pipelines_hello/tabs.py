@@ -4,8 +4,7 @@ The tab lists the chain of tasks this one was cloned from and the tasks cloned f
 which is handy when a pipeline step was cloned from a base task cloned from another.
 """
 
-from webapp.core.access import visible_tasks
-from webapp.dashboard.registry import MenuItem, TaskTab
+from webapp.dashboard.plugin_api import MenuItem, TaskTab, visible_tasks
 
 MAX_DEPTH = 20  # parent chains are short; this only guards against a cycle
 

@@ -8,7 +8,7 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import services
+from webapp.core import presenters, services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
@@ -29,7 +29,6 @@ from ..documents import (
     visible_tasks,
 )
 from ..envelope import ApiError, bad_request
-from ..masking import mask_configuration, mask_hyperparam_items, reveals_secrets
 from ..query import (
     as_list,
     matches_all_any,
@@ -261,11 +260,9 @@ def get_hyper_params(call):
     for task in tasks:
         items = [
             entry
-            for section in hyperparams_to_clearml(task.hyperparameters).values()
+            for section in hyperparams_to_clearml(_reading(call, task).hyperparameters).values()
             for entry in section.values()
         ]
-        if not _reveals(call, task):
-            items = mask_hyperparam_items(items)
         result.append({"task": task.id, "hyperparams": items})
     return {"params": result}
 
@@ -275,8 +272,9 @@ def _listed(call, field: str):
     return visible_tasks(call).filter(pk__in=ids).select_related("clearml")
 
 
-def _reveals(call, task: Task) -> bool:
-    return reveals_secrets(task, call.key, extra_of(task).run_key_id)
+def _reading(call, task: Task):
+    """`task` as the caller sees it: secrets masked unless its key runs the task."""
+    return presenters.read_task(task, key=call.key, run_key_id=extra_of(task).run_key_id)
 
 
 @endpoint("tasks.edit_configuration")
@@ -298,9 +296,7 @@ def get_configurations(call):
     names = set(as_list(call.get("names")))
     result = []
     for task in _listed(call, "tasks"):
-        configuration = configuration_to_clearml(task.configuration)
-        if not _reveals(call, task):
-            configuration = mask_configuration(configuration)
+        configuration = configuration_to_clearml(_reading(call, task).configuration)
         items = [item for name, item in configuration.items() if not names or name in names]
         result.append({"task": task.id, "configuration": items})
     return {"configurations": result}

@@ -11,9 +11,10 @@ How the package is laid out: _runs.py (the entry points that start, stop, rerun,
 or skip one step), _advance.py (what a change of a step means for its run), _launch.py,
 _references.py and _cache.py (cloning and enqueueing steps, resolving their references,
 reusing cached results), _claim.py (a claimed step shown running without the run's lock),
-_plot.py (the run's figure on its controller), _mirror.py (mirrored runs), _pass.py and
-_shape.py (the working state of one visit and what never changes), _definition.py
-(checking a definition), _hooks.py and _jobs.py (status changes in, jobs out).
+_view.py (the run as it is shown), _plot.py (its figures kept on its controller),
+_mirror.py (mirrored runs), _pass.py and _shape.py (the working state of one visit and what
+never changes), _definition.py (checking a definition), _hooks.py and _jobs.py (status
+changes in, jobs out).
 """
 
 from ._advance import advance
@@ -21,8 +22,10 @@ from ._hooks import on_task_status_changed
 from ._mirror import mirror_run
 from ._plot import refresh as refresh_plot
 from ._runs import advance_all_running, launch_step, rerun, skip_step, start_run, stop_run
+from ._view import RunView, run_view
 
 __all__ = [
+    "RunView",
     "advance",
     "advance_all_running",
     "launch_step",
@@ -30,6 +33,7 @@ __all__ = [
     "on_task_status_changed",
     "refresh_plot",
     "rerun",
+    "run_view",
     "skip_step",
     "start_run",
     "stop_run",

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from ..choices import PipelineDriver, PipelineStatus
 from ..models import PipelineRun, Plot
-from ..pipeline_figure import build_pipeline_figure, build_pipeline_table, layout_pipeline
 from . import _jobs
 from ._shape import shape_of
+from ._view import view_of
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +86,7 @@ def refresh(run_id: str) -> bool:
     run = PipelineRun.objects.defer("steps", "parameters").get(pk=run_id)
     shape = shape_of(run)
     rows = run.nodes.values_list("name", "status", "task_id", "resolved_overrides")
-    view = {
-        name: _view(shape, name, status, task_id, overrides)
-        for name, status, task_id, overrides in rows
-    }
-    figures = _figures(shape, view)
+    figures = _figures(shape, {name: tuple(node) for name, *node in rows})
     with transaction.atomic():
         # The engine writes the final plot under this lock when the run ends; a refresh
         # built before that must not replace it.
@@ -107,29 +103,17 @@ def refresh(run_id: str) -> bool:
 
 def write_final(run: PipelineRun, shape, nodes: dict, now) -> None:
     """The plot of a run that just ended, from the nodes the engine holds (run locked)."""
-    view = {
-        name: _view(shape, name, node.status, node.task_id, node.resolved_overrides)
-        for name, node in nodes.items()
-    }
-    _write(run.controller_id, _figures(shape, view), now)
+    _write(run.controller_id, _figures(shape, nodes), now)
     run.plot_updated = now
     run.plot_due = None
     _last_cost.pop(run.pk, None)
 
 
-def _view(shape, name: str, status: str, task_id, overrides) -> dict:
-    if not overrides:
-        overrides = dict(shape.index.steps[name].get("parameter_override") or {})
-    return {"status": status, "task_id": task_id, "overrides": overrides}
-
-
-def _figures(shape, view: dict) -> list:
-    if shape.layout is None:
-        shape.layout = layout_pipeline(shape.steps)
-    return [
-        ("Execution Flow", build_pipeline_figure(shape.steps, view, shape.layout)),
-        ("Execution Details", build_pipeline_table(shape.steps, view, shape.layout)),
-    ]
+def _figures(shape, nodes: dict) -> list:
+    view = view_of(shape.steps, nodes, shape.layout)
+    figures = view.figures()
+    shape.layout = view.layout  # laid out once per process
+    return figures
 
 
 def _write(controller_id: str, figures: list, now) -> None:

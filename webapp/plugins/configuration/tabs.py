@@ -1,6 +1,4 @@
-from webapp.core import secrets
-from webapp.dashboard.permissions import task_actions
-from webapp.dashboard.registry import TaskTab
+from webapp.dashboard.plugin_api import TaskTab, read_task, task_actions
 
 
 def _rows(hyperparameters: dict) -> list[dict]:
@@ -22,8 +20,9 @@ def _rows(hyperparameters: dict) -> list[dict]:
 
 
 def get_context(request, task) -> dict:
-    # Sensitive values show as a mask; saving the form unchanged keeps them (secrets.py).
-    rows = _rows(secrets.mask_hyperparameters(task.hyperparameters))
+    # Sensitive values show as a mask; saving the form unchanged keeps them.
+    reading = read_task(task)
+    rows = _rows(reading.hyperparameters)
     sections: dict[str, list[dict]] = {}
     for index, row in enumerate(rows):
         row["index"] = index
@@ -32,7 +31,7 @@ def get_context(request, task) -> dict:
         "sections": sections,
         "row_count": len(rows),
         "editable": task_actions(task)["edit"],
-        "configuration": sorted(secrets.mask_flat(task.configuration or {}).items()),
+        "configuration": sorted(reading.configuration.items()),
     }
 
 

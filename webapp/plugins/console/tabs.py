@@ -1,6 +1,6 @@
 from django.db.models import Max
 
-from webapp.dashboard.registry import TaskTab
+from webapp.dashboard.plugin_api import TaskTab
 
 # A console can hold 200,000 lines; the page starts this far from the end.
 TAIL_LINES = 2000

@@ -1,4 +1,4 @@
-from webapp.dashboard.registry import TaskTab
+from webapp.dashboard.plugin_api import TaskTab
 
 # The newest iterations first; older ones are rarely looked at and cost a request each.
 MAX_SAMPLES = 200

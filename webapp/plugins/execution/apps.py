@@ -1,4 +1,4 @@
-from webapp.dashboard.registry import DashboardPlugin
+from webapp.dashboard.plugin_api import DashboardPlugin
 
 
 class ExecutionPlugin(DashboardPlugin):

@@ -1,6 +1,4 @@
-from webapp.core import secrets
-from webapp.core.access import visible_tasks
-from webapp.dashboard.registry import TaskTab
+from webapp.dashboard.plugin_api import TaskTab, read_task, visible_tasks
 
 
 def get_context(request, task) -> dict:
@@ -10,7 +8,7 @@ def get_context(request, task) -> dict:
         "metrics": sorted((task.last_metrics or {}).items()),
         "runtime": sorted((task.runtime or {}).items()),
         # The stderr tail a worker reports can hold what a step printed: credentials masked.
-        "status_message": secrets.mask_text(task.status_message, secrets.secret_values(task)),
+        "status_message": read_task(task).status_message,
     }
 
 

@@ -1,25 +1,23 @@
-from webapp.core.choices import PIPELINE_TERMINAL
-from webapp.core.models import PipelineRun
-from webapp.dashboard.pipeline_views import run_view
-from webapp.dashboard.plotting import json_safe
-from webapp.dashboard.registry import TaskTab
-
-
-def _run(task):
-    return PipelineRun.objects.filter(controller=task).first()
+from webapp.dashboard.plugin_api import (
+    PIPELINE_TERMINAL,
+    TaskTab,
+    json_safe,
+    pipeline_run_of,
+    run_view,
+)
 
 
 def is_controller(task) -> bool:
-    return PipelineRun.objects.filter(controller=task).exists()
+    return pipeline_run_of(task) is not None
 
 
 def get_context(request, task) -> dict:
-    run = _run(task)
+    run = pipeline_run_of(task)
     view = run_view(run)
     return {
         "run": run,
-        "figure": json_safe(view["figure"]),
-        "progress": view["progress"],
+        "figure": json_safe(view.figure()),
+        "progress": view.progress(),
         "live": run.status not in PIPELINE_TERMINAL,
     }
 

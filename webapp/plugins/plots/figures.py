@@ -3,7 +3,7 @@ title/series (as ClearML shows them), with a title and no NaN tokens."""
 
 from collections.abc import Iterable
 
-from webapp.dashboard.plotting import json_safe
+from webapp.dashboard.plugin_api import json_safe
 
 
 def latest_plots(rows: Iterable) -> list[dict]:

@@ -1,4 +1,4 @@
-from webapp.dashboard.registry import TaskTab
+from webapp.dashboard.plugin_api import TaskTab
 
 from .figures import scalar_figures
 
