@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from webapp.core import access, engine, presenters
+from webapp.core.choices import PipelineDriver
 from webapp.core.models import PipelineNode, PipelineRun
 
 from .permissions import TaskKeyWritesOwnTask
@@ -70,7 +71,9 @@ class PipelineStartSerializer(serializers.Serializer):
     parameters = serializers.DictField(required=False, default=dict)
     default_queue = serializers.CharField(max_length=100, required=False, default="default")
     abort_on_failure = serializers.BooleanField(required=False, default=False)
-    driver = serializers.ChoiceField(choices=["server", "client"], default="server")
+    driver = serializers.ChoiceField(
+        choices=[PipelineDriver.SERVER, PipelineDriver.CLIENT], default=PipelineDriver.SERVER
+    )
 
 
 class StepNameSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from .choices import (
     ArtifactState,
     LogStream,
     NodeStatus,
+    PipelineDriver,
     PipelineStatus,
     TaskStatus,
     TaskType,
@@ -363,7 +364,7 @@ class PipelineRun(models.Model):
     completed = models.DateTimeField(null=True, blank=True)
     # Who decides when steps launch: the server engine, or the SDK process running
     # start_locally() (it has the user's Python callbacks) through the same launch verb.
-    driver = models.CharField(max_length=16, default="server")
+    driver = models.CharField(max_length=16, default=PipelineDriver.SERVER)
     plot_updated = models.DateTimeField(null=True, blank=True)
     # When a refresh of the run's plot is due (None: none asked for). The engine only sets
     # it; a throttled job rebuilds the figure, so the cost of a re-plot, which grows with the
