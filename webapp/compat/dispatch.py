@@ -5,7 +5,6 @@ without a `/vX.Y/` prefix; everything under this view is answered in the envelop
 included, because anything else sends the SDK into an endless retry loop.
 """
 
-import json
 import logging
 import re
 import time
@@ -15,6 +14,7 @@ from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from webapp.core import limits
 from webapp.core.errors import Conflict, DomainError, NotFound
 
 from .auth import authenticate
@@ -89,23 +89,27 @@ def _parse_body(request, call: Call) -> None:
     content_type = request.content_type or ""
     if raw.strip():
         text = raw.decode("utf-8", errors="replace")
-        if "json-lines" in content_type or "jsonlines" in content_type:
-            try:
-                call.lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except ValueError as error:
-                raise ApiError(400, f"invalid JSON line: {error}") from error
+        # The same limits as the REST API's parser: depth, finite numbers (core/limits.py).
+        try:
+            if "json-lines" in content_type or "jsonlines" in content_type:
+                call.lines = [
+                    limits.load_json(line, len(raw)) for line in text.splitlines() if line.strip()
+                ]
+                return _merge_query(request, call)
+            body = limits.load_json(text, len(raw))
+        except limits.BodyError as error:
+            raise ApiError(400, error.message) from error
+        if isinstance(body, list):
+            # A JSON array is how some clients send a batch of events.
+            call.lines = body
+        elif isinstance(body, dict):
+            call.body = body
         else:
-            try:
-                body = json.loads(text)
-            except ValueError as error:
-                raise ApiError(400, f"invalid JSON body: {error}") from error
-            if isinstance(body, list):
-                # A JSON array is how some clients send a batch of events.
-                call.lines = body
-            elif isinstance(body, dict):
-                call.body = body
-            else:
-                raise ApiError(400, "the request body must be a JSON object")
+            raise ApiError(400, "the request body must be a JSON object")
+    _merge_query(request, call)
+
+
+def _merge_query(request, call: Call) -> None:
     # Query parameters (auth.login?expiration_sec=...) fill in what the body lacks.
     for key, value in request.GET.items():
         call.body.setdefault(key, value)

@@ -8,14 +8,15 @@ rows, with the same conditional updates and engine hooks as the verbs in service
 from django.db import transaction
 from django.utils import timezone
 
-from . import secrets
-from .choices import TaskStatus, TaskType
+from . import limits, secrets
+from .choices import TaskStatus
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Queue, QueueEntry, Task, Worker
 from .services import (
     EDITABLE_ALWAYS,
     EDITABLE_WHILE_DRAFT,
     after_status_change,
+    checked_field,
     normalize_configuration,
     normalize_hyperparameters,
 )
@@ -35,7 +36,7 @@ def force_transition(task: Task, target: str, *, reason: str = "", message: str 
     now = timezone.now()
     fields = {"status": target, "status_reason": reason[:255], "last_update": now}
     if message:
-        fields["status_message"] = message
+        fields["status_message"] = limits.text("message", message, limits.STATUS_MESSAGE_MAX)
     if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED) and (
         current != target
     ):
@@ -73,15 +74,8 @@ def edit_task_forced(task: Task, changes: dict) -> Task:
                 )
             elif field == "configuration":
                 value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
-            elif field in ("tags", "system_tags"):
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise InvalidInput(f"{field} must be a list of strings")
-            elif field in ("script", "runtime") and not isinstance(value, dict):
-                raise InvalidInput(f"{field} must be an object")
-            elif field == "type" and value not in TaskType.values:
-                raise InvalidInput(f"unknown task type {value!r}")
-            elif field == "name" and not str(value or "").strip():
-                raise InvalidInput("task name must not be empty")
+            else:
+                value = checked_field(field, value)
             setattr(task, field, value)
         task.last_update = timezone.now()
         task.save()

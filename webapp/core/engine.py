@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from pipelines import dag
 
-from . import access, engine_claim, engine_definition, engine_plot, services
+from . import access, engine_claim, engine_definition, engine_plot, limits, services
 from .choices import (
     NODE_STATUS_FOR_TASK,
     NODE_TERMINAL,
@@ -76,7 +76,13 @@ def start_run(
         raise InvalidInput("a pipeline needs at least one step")
     if driver not in ("server", "client"):
         raise InvalidInput("driver must be 'server' or 'client'")
+    if not isinstance(parameters or {}, dict):
+        raise InvalidInput("parameters must be an object", field="parameters")
     parameters = dict(parameters or {})
+    for name in parameters:
+        limits.text("parameters", name, limits.PARAMETER_NAME_MAX)
+    limits.json_value("parameters", parameters)
+    default_queue = services.checked_queue_name(default_queue or "default", "default_queue")
     tasks = visible_tasks if visible_tasks is not None else Task.objects.all()
     clean = engine_definition.checked_steps(steps, parameters, tasks)
     if hasattr(controller, "pipeline_run"):

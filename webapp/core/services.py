@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import access, broker, secrets
+from . import access, broker, limits, secrets
 from .choices import (
     TASK_TRANSITIONS,
     TaskStatus,
@@ -57,11 +57,15 @@ def get_or_create_project(name: str, user=None, team=None) -> Project:
     An existing project the user may not see is refused, so nobody adds tasks to another
     team's project by naming it.
     """
-    name = (name or "").strip()
+    if not isinstance(name, str):
+        raise InvalidInput("project name must be a string", field="project_name")
+    name = name.strip()
     if not name:
-        raise InvalidInput("project name must not be empty")
-    if len(name) > 255:
-        raise InvalidInput("project name is longer than 255 characters")
+        raise InvalidInput("project name must not be empty", field="project_name")
+    if len(name) > limits.NAME_MAX:
+        raise InvalidInput(
+            f"project name is longer than {limits.NAME_MAX} characters", field="project_name"
+        )
     existing = Project.objects.filter(name=name).first()
     if existing is not None:
         return access.check_project_access(existing, user)
@@ -74,10 +78,21 @@ def get_or_create_project(name: str, user=None, team=None) -> Project:
     return access.check_project_access(project, user)
 
 
+def checked_queue_name(name, field: str = "queue") -> str:
+    name = (name if isinstance(name, str) else "").strip()
+    if len(name) > limits.QUEUE_NAME_MAX:
+        raise InvalidInput(
+            f"queue name is longer than {limits.QUEUE_NAME_MAX} characters", field=field
+        )
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput(
+            f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'", field=field
+        )
+    return name
+
+
 def get_or_create_queue(name: str) -> Queue:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidInput(f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'")
+    name = checked_queue_name(name)
     # Nearly always there already: a plain read, not a write transaction (SQLite's BEGIN
     # IMMEDIATE would queue behind every other writer just to look it up).
     queue = Queue.objects.filter(name=name).first()
@@ -114,21 +129,19 @@ def create_task(
     start_running: bool = False,
 ) -> Task:
     """Create a draft; `start_running` marks it running at once (a script run locally)."""
-    if not (name or "").strip():
-        raise InvalidInput("task name must not be empty")
-    if task_type not in TaskType.values:
-        raise InvalidInput(f"unknown task type {task_type!r}", allowed=TaskType.values)
+    name = checked_field("name", name)
+    task_type = checked_field("type", task_type)
     project = get_or_create_project(project_name, user)
     now = timezone.now()
     return Task.objects.create(
         project=project,
-        name=name.strip(),
+        name=name,
         type=task_type,
-        script=script or {},
+        script=checked_field("script", script or {}),
         hyperparameters=normalize_hyperparameters(hyperparameters or {}),
         configuration=normalize_configuration(configuration or {}),
-        tags=list(tags or []),
-        comment=comment,
+        tags=checked_field("tags", list(tags or [])),
+        comment=checked_field("comment", comment or ""),
         parent=parent,
         created_by=user,
         status=TaskStatus.IN_PROGRESS if start_running else TaskStatus.CREATED,
@@ -165,21 +178,36 @@ def edit_task(task: Task, changes: dict) -> Task:
                 )
             elif field == "configuration":
                 value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
-            elif field == "tags":
-                if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-                    raise InvalidInput("tags must be a list of strings")
-            elif field in ("script", "runtime") and not isinstance(value, dict):
-                raise InvalidInput(f"{field} must be an object")
-            elif field == "type" and value not in TaskType.values:
-                raise InvalidInput(f"unknown task type {value!r}")
-            elif field == "max_attempts" and not (isinstance(value, int) and 1 <= value <= 100):
-                raise InvalidInput("max_attempts must be an integer from 1 to 100")
-            elif field == "time_limit" and value is not None and not value > 0:
-                raise InvalidInput("time_limit must be a positive number of seconds, or null")
+            else:
+                value = checked_field(field, value)
             setattr(task, field, value)
         task.last_update = timezone.now()
         task.save()
     return task
+
+
+def checked_field(field: str, value):
+    """A task field's value within its limits (core/limits.py), or InvalidInput naming it.
+    Hyperparameters and configuration are checked by their normalisation (parameters.py)."""
+    if field == "name":
+        return limits.text("name", value, limits.NAME_MAX, allow_empty=False).strip()
+    if field == "comment":
+        return limits.text("comment", value, limits.COMMENT_MAX)
+    if field in ("tags", "system_tags"):
+        return limits.tags(field, value)
+    if field == "script":
+        return limits.json_object(field, value, limits.SCRIPT_MAX_BYTES)
+    if field == "runtime":
+        return limits.json_object(field, value)
+    if field == "type":
+        if value not in TaskType.values:
+            raise InvalidInput(f"unknown task type {value!r}", field=field, allowed=TaskType.values)
+        return value
+    if field == "max_attempts":
+        return limits.integer(field, value, 1, 100)
+    if field == "time_limit":
+        return limits.time_limit(field, value)
+    return value
 
 
 def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task:
@@ -262,7 +290,7 @@ def _transition_fields(target: str, reason: str, message: str, extra: dict | Non
     now = timezone.now()
     fields = {"status": target, "status_reason": reason[:255], "last_update": now}
     if message:
-        fields["status_message"] = message
+        fields["status_message"] = limits.text("message", message, limits.STATUS_MESSAGE_MAX)
     if target in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.STOPPED):
         fields["completed"] = now
     return {**fields, **(extra or {})}
@@ -354,16 +382,18 @@ def build_clone(
     now = timezone.now()
     return Task(
         project=project,
-        name=(name or source.name).strip(),
+        name=checked_field("name", name) if name else source.name,
         type=source.type,
         script=copy.deepcopy(source.script),
         hyperparameters=params,
         configuration=config,
-        tags=list(tags if tags is not None else source.tags),
+        tags=checked_field("tags", list(tags)) if tags is not None else list(source.tags),
         comment=source.comment,
         parent=parent or source,
         max_attempts=source.max_attempts,
-        time_limit=time_limit if time_limit is not None else source.time_limit,
+        time_limit=(
+            checked_field("time_limit", time_limit) if time_limit is not None else source.time_limit
+        ),
         created_by=user,
         created=now,
         last_update=now,
