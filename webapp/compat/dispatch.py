@@ -10,7 +10,7 @@ import re
 import time
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -23,6 +23,10 @@ from .envelope import ApiError, respond, respond_error
 from .registry import HANDLERS, PUBLIC, Call
 
 logger = logging.getLogger("webapp.compat")
+
+# What a handler raises when a body's field is not of the shape it reads (handlers read the
+# parsed body directly, as the protocol's fields are many and loosely typed).
+BAD_SHAPE = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
 
 PATH = re.compile(r"^(?:v(?P<version>\d+\.\d+)/)?(?P<endpoint>[A-Za-z_]+\.[A-Za-z_]+)/?$")
 
@@ -48,9 +52,22 @@ def api_view(request, path: str = "") -> HttpResponse:
     except DomainError as error:
         code = error.status_code if error.status_code <= 500 else 500
         response = respond_error(name, ApiError(code, error.message), version)
+    except DataError as error:
+        # SQLSTATE class 22: the database refused a value (too long, out of range, NUL).
+        logger.info("clearml %s: value refused by the database: %s", name, error)
+        response = respond_error(name, ApiError(400, f"invalid value: {error}"[:500]), version)
     except DatabaseError:
         logger.exception("database error in %s", name)
         response = respond_error(name, ApiError(500, "database error"), version)
+    except BAD_SHAPE as error:
+        # A field of the wrong type or shape (a string where a list goes, a list where an
+        # object goes): clearml-server answers its schema validation with a 400 too.
+        logger.warning("clearml %s: malformed request: %r", name, error, exc_info=True)
+        response = respond_error(
+            name,
+            ApiError(400, f"malformed request: {type(error).__name__}: {error}"[:500]),
+            version,
+        )
     except Exception:  # noqa: BLE001 - an unwrapped 500 page would hang the SDK
         logger.exception("unexpected error in %s", name)
         response = respond_error(name, ApiError(500, f"internal error in {name}"), version)
