@@ -14,7 +14,9 @@ from tests.security.conftest import start_live
 pytestmark = pytest.mark.e2e
 
 BODY_LIMIT = 8 * 1024 * 1024  # DATA_UPLOAD_MAX_MEMORY_SIZE of this server
-ARTIFACT_LIMIT = 16 * 1024 * 1024  # larger: uploads keep their own limit
+# Larger: uploads keep their own limit, and waitress lets bodies up to it through, so a
+# 150 MB JSON body reaches the body limit of webapp/bodylimit.py.
+ARTIFACT_LIMIT = 256 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +99,11 @@ def _send_raw(server, head: str, chunks) -> bytes:
     """A request written by hand (a huge or chunked body); the whole answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head.encode())
-        for chunk in chunks:
-            sock.sendall(chunk)
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError as error:
+            raise AssertionError(f"the server hung up before the body was sent: {error}") from None
         received = b""
         while data := sock.recv(65536):
             received += data
@@ -131,7 +136,7 @@ def test_json_bodies_past_the_limit_are_refused_unread_and_uploads_still_stream(
     answer = _send_raw(server, head, [prefix, *_zeros(huge - len(prefix))])
     status, _, body = answer.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 413"), answer[:300]
-    assert json.loads(body)["error"] == "too_large"
+    assert b'"too_large"' in body, body[:300]
     # the bytes were counted, never kept: no spill file, no memory kept
     assert not list(tmp_dir.iterdir())
     assert _rss_kib(server.process.pid) - rss_before < 64 * 1024
@@ -362,15 +367,19 @@ def test_json_nested_past_32_levels_is_a_400_at_parse_time_on_both_doors(server)
     for depth in (33, 1_000, 100_000):
         bodies = [
             ("POST", "/api/v1/tasks/", _nested(depth)),
-            ("PUT", f"/api/v1/tasks/{running}/runtime/", '{"values": {"a": %s}}' % _nested(depth)),
+            (
+                "PUT",
+                f"/api/v1/tasks/{running}/runtime/",
+                f'{{"values": {{"a": {_nested(depth)}}}}}',
+            ),
             (
                 "POST",
                 f"/api/v1/tasks/{running}/events/",
-                '{"events": [{"type": "plot", "title": "t", "series": "s", "figure": {"data": %s}}]}'
-                % _nested(depth),
+                '{"events": [{"type": "plot", "title": "t", "series": "s", '
+                f'"figure": {{"data": {_nested(depth)}}}}}]}}',
             ),
-            ("POST", "/api/v1/pipelines/", '{"controller": "x", "steps": %s}' % _nested(depth)),
-            ("POST", "/api/v1/workers/heartbeat/", '{"name": "w", "queues": %s}' % _nested(depth)),
+            ("POST", "/api/v1/pipelines/", f'{{"controller": "x", "steps": {_nested(depth)}}}'),
+            ("POST", "/api/v1/workers/heartbeat/", f'{{"name": "w", "queues": {_nested(depth)}}}'),
         ]
         for method, path, text in bodies:
             who = "admin" if "/workers/" in path else "alice"
@@ -378,12 +387,12 @@ def test_json_nested_past_32_levels_is_a_400_at_parse_time_on_both_doors(server)
             assert response.status_code == 400, (depth, path, response.text[:300])
             assert "nested" in response.json()["detail"], (depth, path, response.text[:300])
         for endpoint in ("tasks.create", "tasks.edit", "events.add_batch"):
-            response = _clearml(server, endpoint, raw='{"name": "n", "x": %s}' % _nested(depth))
+            response = _clearml(server, endpoint, raw=f'{{"name": "n", "x": {_nested(depth)}}}')
             assert _meta(response)["result_code"] == 400, (depth, endpoint, response.text[:300])
             assert "nested" in _meta(response)["result_msg"]
     # 31 levels inside a value are fine
     ok = _raw_json(
-        server, "PUT", f"/api/v1/tasks/{running}/runtime/", '{"values": {"a": %s}}' % _nested(29)
+        server, "PUT", f"/api/v1/tasks/{running}/runtime/", f'{{"values": {{"a": {_nested(29)}}}}}'
     )
     assert ok.status_code == 200, ok.text[:300]
     _reads_still_work(server)
@@ -405,21 +414,21 @@ def test_numbers_are_finite_and_within_their_columns_for_every_field_and_query(s
         ("PATCH", f"/api/v1/tasks/{draft}/", '{"time_limit": NaN}', None),
         ("PATCH", f"/api/v1/tasks/{draft}/", '{"time_limit": -Infinity}', None),
         ("PATCH", f"/api/v1/tasks/{draft}/", '{"time_limit": 1e30}', None),
-        ("PATCH", f"/api/v1/tasks/{draft}/", '{"max_attempts": %s}' % huge, None),
-        ("PUT", f"/api/v1/tasks/{draft}/runtime/", '{"values": {"a": %s}}' % huge, None),
+        ("PATCH", f"/api/v1/tasks/{draft}/", f'{{"max_attempts": {huge}}}', None),
+        ("PUT", f"/api/v1/tasks/{draft}/runtime/", f'{{"values": {{"a": {huge}}}}}', None),
         ("PUT", f"/api/v1/tasks/{draft}/runtime/", '{"values": {"a": 1e999}}', None),
         (
             "POST",
             f"/api/v1/tasks/{running}/events/",
-            '{"events": [{"type": "scalar", "title": "t", "series": "s", "iteration": %s, '
-            '"value": 1}]}' % huge,
+            f'{{"events": [{{"type": "scalar", "title": "t", "series": "s", "iteration": {huge}, '
+            '"value": 1}]}',
             None,
         ),
         (
             "POST",
             f"/api/v1/tasks/{running}/events/",
-            '{"events": [{"type": "scalar", "title": "t", "series": "s", "iteration": "%s", '
-            '"value": 1}]}' % huge,
+            f'{{"events": [{{"type": "scalar", "title": "t", "series": "s", "iteration": "{huge}", '
+            '"value": 1}]}',
             None,
         ),
         (
@@ -438,24 +447,24 @@ def test_numbers_are_finite_and_within_their_columns_for_every_field_and_query(s
         (
             "POST",
             f"/api/v1/tasks/{running}/claim/",
-            '{"attempt": %s, "worker": "w"}' % huge,
+            f'{{"attempt": {huge}, "worker": "w"}}',
             worker,
         ),
-        ("POST", f"/api/v1/tasks/{running}/heartbeat/", '{"attempt": %s}' % huge, worker),
+        ("POST", f"/api/v1/tasks/{running}/heartbeat/", f'{{"attempt": {huge}}}', worker),
         (
             "POST",
             f"/api/v1/tasks/{running}/finish/",
-            '{"attempt": %s, "status": "completed"}' % huge,
+            f'{{"attempt": {huge}, "status": "completed"}}',
             worker,
         ),
-        ("POST", "/api/v1/workers/heartbeat/", '{"name": "w", "pid": %s}' % huge, worker),
+        ("POST", "/api/v1/workers/heartbeat/", f'{{"name": "w", "pid": {huge}}}', worker),
         ("POST", "/api/v1/workers/heartbeat/", '{"name": "w", "pid": -1}', worker),
         ("POST", "/api/v1/workers/unregister/", "[1, 2]", worker),
         ("POST", "/api/v1/workers/unregister/", '"w"', worker),
         (
             "POST",
             f"/api/v1/tasks/{running}/artifacts/",
-            '{"name": "a", "kind": "file", "filename": "f", "size": %s}' % huge,
+            f'{{"name": "a", "kind": "file", "filename": "f", "size": {huge}}}',
             None,
         ),
         (
@@ -469,22 +478,22 @@ def test_numbers_are_finite_and_within_their_columns_for_every_field_and_query(s
         (
             "POST",
             "/api/v1/pipelines/",
-            '{"controller": "%s", "steps": [{"name": "a", "base_task_id": "%s", '
-            '"time_limit": "inf"}]}' % (running, draft),
+            f'{{"controller": "{running}", "steps": [{{"name": "a", "base_task_id": "{draft}", '
+            '"time_limit": "inf"}]}',
             None,
         ),
         (
             "POST",
             "/api/v1/pipelines/",
-            '{"controller": "%s", "steps": [{"name": "a", "base_task_id": "%s", '
-            '"retry_on_failure": %s}]}' % (running, draft, huge),
+            f'{{"controller": "{running}", "steps": [{{"name": "a", "base_task_id": "{draft}", '
+            f'"retry_on_failure": {huge}}}]}}',
             None,
         ),
         (
             "POST",
             "/api/v1/pipelines/",
-            '{"controller": "%s", "steps": [{"name": "a", "base_task_id": "%s", '
-            '"parameter_override": {"General/x": 1e999}}]}' % (running, draft),
+            f'{{"controller": "{running}", "steps": [{{"name": "a", "base_task_id": "{draft}", '
+            '"parameter_override": {"General/x": 1e999}}]}',
             None,
         ),
     ]
@@ -515,9 +524,9 @@ def test_numbers_are_finite_and_within_their_columns_for_every_field_and_query(s
     clearml_raw = [
         ("tasks.create", '{"name": "nan task", "runtime": {"a": NaN}}'),
         ("tasks.create", '{"name": "inf task", "runtime": {"a": 1e999}}'),
-        ("tasks.create", '{"name": "big task", "runtime": {"a": %s}}' % huge),
+        ("tasks.create", f'{{"name": "big task", "runtime": {{"a": {huge}}}}}'),
         ("tasks.get_all", '{"page_size": "abc"}'),
-        ("tasks.get_all", '{"page": %s, "page_size": 10}' % huge),
+        ("tasks.get_all", f'{{"page": {huge}, "page_size": 10}}'),
         ("auth.login", '{"expiration_sec": "abc"}'),
     ]
     for endpoint, text in clearml_raw:
