@@ -16,7 +16,6 @@ from .services import (
     EDITABLE_ALWAYS,
     EDITABLE_WHILE_DRAFT,
     after_status_change,
-    checked_field,
     normalize_configuration,
     normalize_hyperparameters,
 )
@@ -75,7 +74,7 @@ def edit_task_forced(task: Task, changes: dict) -> Task:
             elif field == "configuration":
                 value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
             else:
-                value = checked_field(field, value)
+                value = limits.checked_task_field(field, value)
             setattr(task, field, value)
         task.last_update = timezone.now()
         task.save()

@@ -167,6 +167,32 @@ def time_limit(field: str, value) -> float | None:
     return number(field, value, 0.001, TIME_LIMIT_MAX)
 
 
+def checked_task_field(field: str, value):
+    """A task field's value within its limits (core/py), or InvalidInput naming it.
+    Hyperparameters and configuration are checked by their normalisation (parameters.py)."""
+    if field == "name":
+        return text("name", value, NAME_MAX, allow_empty=False).strip()
+    if field == "comment":
+        return text("comment", value, COMMENT_MAX)
+    if field in ("tags", "system_tags"):
+        return tags(field, value)
+    if field == "script":
+        return json_object(field, value, SCRIPT_MAX_BYTES)
+    if field == "runtime":
+        return json_object(field, value)
+    if field == "type":
+        from .choices import TaskType
+
+        if value not in TaskType.values:
+            raise InvalidInput(f"unknown task type {value!r}", field=field, allowed=TaskType.values)
+        return value
+    if field == "max_attempts":
+        return integer(field, value, 1, 100)
+    if field == "time_limit":
+        return time_limit(field, value)
+    return value
+
+
 def json_object(field: str, value, max_bytes: int = OBJECT_MAX_BYTES) -> dict:
     """A free-form object stored as JSON: checked for depth and numbers, bounded in size."""
     if not isinstance(value, dict):

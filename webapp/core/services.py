@@ -129,19 +129,19 @@ def create_task(
     start_running: bool = False,
 ) -> Task:
     """Create a draft; `start_running` marks it running at once (a script run locally)."""
-    name = checked_field("name", name)
-    task_type = checked_field("type", task_type)
+    name = limits.checked_task_field("name", name)
+    task_type = limits.checked_task_field("type", task_type)
     project = get_or_create_project(project_name, user)
     now = timezone.now()
     return Task.objects.create(
         project=project,
         name=name,
         type=task_type,
-        script=checked_field("script", script or {}),
+        script=limits.checked_task_field("script", script or {}),
         hyperparameters=normalize_hyperparameters(hyperparameters or {}),
         configuration=normalize_configuration(configuration or {}),
-        tags=checked_field("tags", list(tags or [])),
-        comment=checked_field("comment", comment or ""),
+        tags=limits.checked_task_field("tags", list(tags or [])),
+        comment=limits.checked_task_field("comment", comment or ""),
         parent=parent,
         created_by=user,
         status=TaskStatus.IN_PROGRESS if start_running else TaskStatus.CREATED,
@@ -179,35 +179,11 @@ def edit_task(task: Task, changes: dict) -> Task:
             elif field == "configuration":
                 value = secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
             else:
-                value = checked_field(field, value)
+                value = limits.checked_task_field(field, value)
             setattr(task, field, value)
         task.last_update = timezone.now()
         task.save()
     return task
-
-
-def checked_field(field: str, value):
-    """A task field's value within its limits (core/limits.py), or InvalidInput naming it.
-    Hyperparameters and configuration are checked by their normalisation (parameters.py)."""
-    if field == "name":
-        return limits.text("name", value, limits.NAME_MAX, allow_empty=False).strip()
-    if field == "comment":
-        return limits.text("comment", value, limits.COMMENT_MAX)
-    if field in ("tags", "system_tags"):
-        return limits.tags(field, value)
-    if field == "script":
-        return limits.json_object(field, value, limits.SCRIPT_MAX_BYTES)
-    if field == "runtime":
-        return limits.json_object(field, value)
-    if field == "type":
-        if value not in TaskType.values:
-            raise InvalidInput(f"unknown task type {value!r}", field=field, allowed=TaskType.values)
-        return value
-    if field == "max_attempts":
-        return limits.integer(field, value, 1, 100)
-    if field == "time_limit":
-        return limits.time_limit(field, value)
-    return value
 
 
 def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task:
@@ -382,17 +358,21 @@ def build_clone(
     now = timezone.now()
     return Task(
         project=project,
-        name=checked_field("name", name) if name else source.name,
+        name=limits.checked_task_field("name", name) if name else source.name,
         type=source.type,
         script=copy.deepcopy(source.script),
         hyperparameters=params,
         configuration=config,
-        tags=checked_field("tags", list(tags)) if tags is not None else list(source.tags),
+        tags=limits.checked_task_field("tags", list(tags))
+        if tags is not None
+        else list(source.tags),
         comment=source.comment,
         parent=parent or source,
         max_attempts=source.max_attempts,
         time_limit=(
-            checked_field("time_limit", time_limit) if time_limit is not None else source.time_limit
+            limits.checked_task_field("time_limit", time_limit)
+            if time_limit is not None
+            else source.time_limit
         ),
         created_by=user,
         created=now,
