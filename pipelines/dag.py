@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,9 @@ NODE_DONE_OK = frozenset({"completed", "cached"})
 NODE_TERMINAL = frozenset({"completed", "cached", "failed", "skipped", "aborted"})
 
 STEP_NAME_RE = re.compile(r"[A-Za-z0-9_\-]+")
+STEP_NAME_MAX = 255
+# What a parameter override may be: a task parameter is one value, kept as text.
+OVERRIDE_VALUE_TYPES = (str, int, float, bool, type(None))
 # ``${pipeline.X}`` would be ambiguous if a step could be called "pipeline".
 RESERVED_STEP_NAMES = frozenset({"pipeline"})
 
@@ -205,6 +209,10 @@ def _build_graph(steps: Sequence[Mapping[str, Any]]) -> _Graph:
         name = step.get("name")
         if not isinstance(name, str) or not name:
             raise PipelineDefinitionError(f"step #{position} has an empty name")
+        if len(name) > STEP_NAME_MAX:
+            raise PipelineDefinitionError(
+                f"step name is longer than {STEP_NAME_MAX} characters", step=name[:40] + "..."
+            )
         if not STEP_NAME_RE.fullmatch(name):
             raise PipelineDefinitionError(
                 "invalid step name: only letters, digits, '_' and '-' are allowed", step=name
@@ -353,8 +361,30 @@ def validate_pipeline(
     """
     graph = _build_graph(steps)
     order = _topological_order(graph)
+    _check_override_values(graph)
     _check_references(graph, order, pipeline_parameters)
     return order
+
+
+def _check_override_values(graph: _Graph) -> None:
+    """A parameter override is one value (a string, number, boolean or null): a task
+    parameter holds nothing else, so a dict or list could never be launched."""
+    for name in graph.names:
+        mapping = graph.steps[name].get("parameter_override")
+        if not isinstance(mapping, Mapping):
+            continue  # _override_items says why
+        for key, value in mapping.items():
+            if not isinstance(value, OVERRIDE_VALUE_TYPES):
+                raise PipelineDefinitionError(
+                    f"override value must be a string, number, boolean or null, "
+                    f"not {type(value).__name__}",
+                    name,
+                    str(key),
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PipelineDefinitionError(
+                    "override value must be a finite number", name, str(key)
+                )
 
 
 def ancestors(steps: Sequence[Mapping[str, Any]], name: str) -> set[str]:

@@ -7,7 +7,7 @@ import time
 
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
-from waitress.receiver import FixedStreamReceiver
+from waitress.receiver import ChunkedReceiver, FixedStreamReceiver
 from waitress.wasyncore import _DISCONNECTED
 
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
@@ -28,9 +28,11 @@ class SpoolingParser(HTTPRequestParser):
 
     spool_dir = None  # set by main() when the artifact storage is local
     spool = None  # this request's SpooledBody, once its headers asked for one
+    body_limit = None  # set by main(): DATA_UPLOAD_MAX_MEMORY_SIZE, for non-upload paths
 
     def parse_header(self, header_plus):
         super().parse_header(header_plus)
+        self._limit_body()
         if (
             self.spool_dir is not None
             and self.command == "PUT"
@@ -50,6 +52,20 @@ class SpoolingParser(HTTPRequestParser):
                 return  # waitress's own buffer; the view copies from it instead
             self.body_rcv = FixedStreamReceiver(self.content_length, spool)
             self.spool = spool
+
+    def _limit_body(self):
+        """A body too large for a non-upload path is counted, not kept (webapp/bodylimit.py
+        answers it 413); a chunked one is kept only while it fits."""
+        from webapp.bodylimit import DiscardedBody, is_upload_path
+
+        limit = self.body_limit
+        if limit is None or self.body_rcv is None or is_upload_path(self.path):
+            return
+        if isinstance(self.body_rcv, ChunkedReceiver):
+            self.body_rcv.buf = DiscardedBody(limit, self.body_rcv.buf)
+        elif self.content_length > limit:
+            self.body_rcv.buf.close()
+            self.body_rcv = FixedStreamReceiver(self.content_length, DiscardedBody())
 
 
 class SpoolingChannel(HTTPChannel):
@@ -109,6 +125,7 @@ def main() -> None:
     from webapp.wsgi import application
 
     SpoolingParser.spool_dir = incoming_dir()
+    SpoolingParser.body_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     sweep_incoming()
     server = create_server(
         application,

@@ -89,6 +89,8 @@ DASHBOARD_PLUGINS = [
 INSTALLED_APPS += DASHBOARD_PLUGINS
 
 MIDDLEWARE = [
+    # First: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused before anything reads it.
+    "webapp.bodylimit.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -192,6 +194,8 @@ STORAGES = {
 # Uploads above this are refused with 413 before any byte reaches the artifact storage.
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_BYTES", 5 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Every request body but the uploads' (artifacts, debug samples, the ClearML file server),
+# JSON included: larger ones are a 413 before they are read (webapp/bodylimit.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 FILE_UPLOAD_TEMP_DIR = None
 # Django's own default, stated: more files in one multipart body is a 400 (CVE-2023-24580).
@@ -205,6 +209,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
         "webapp.api.permissions.KeyScope",
+    ],
+    # JSON bodies within the size limit, 32 levels deep at most, finite numbers only.
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.Pagination",
     "PAGE_SIZE": 100,

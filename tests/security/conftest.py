@@ -135,9 +135,11 @@ def start_live(tmp_path_factory, name: str, **env):
     (data_dir / "upload-tmp").mkdir()
     server = start_server(
         data_dir,
-        ARTIFACT_MAX_BYTES=str(ARTIFACT_LIMIT),
-        TMPDIR=str(data_dir / "upload-tmp"),
-        **env,
+        **{
+            "ARTIFACT_MAX_BYTES": str(ARTIFACT_LIMIT),
+            "TMPDIR": str(data_dir / "upload-tmp"),
+            **env,
+        },
     )
     try:
         server.extra.update(json.loads(server.manage("shell", "-c", _LIVE_SETUP).splitlines()[-1]))

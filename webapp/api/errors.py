@@ -3,7 +3,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -29,6 +29,15 @@ def exception_handler(exc, context):
             {"error": "database_unavailable", "detail": "the database cannot be reached; retry"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+    if isinstance(exc, DataError):
+        # SQLSTATE class 22 (PostgreSQL): a value the database refused, too long, out of
+        # range or holding NUL, that a check before it missed. The caller's input, not ours.
+        logger.warning("value refused by the database: %s", exc)
+        set_rollback()
+        return Response(
+            {"error": "invalid", "detail": f"invalid value: {exc}"[:500]},
+            status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, DomainError):
         body = {"error": exc.code, "detail": exc.message, **exc.details}

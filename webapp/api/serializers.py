@@ -1,12 +1,47 @@
 """Request and response shapes. Validation of domain rules stays in services."""
 
 import copy
+import math
 
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
-from webapp.core import presenters
+from webapp.core import limits, presenters
 from webapp.core.choices import TaskType
 from webapp.core.models import Artifact, LogLine, Project, Queue, Task, Team, Worker
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: NaN and infinities ("inf", 1e999) are refused."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
+
+class ConsoleTextField(serializers.CharField):
+    """Console text as a step printed it: NUL characters are replaced when stored, not
+    refused (a step printing binary output must not lose its console)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
+
+
+def _tags(**kwargs):
+    return serializers.ListField(
+        child=serializers.CharField(max_length=limits.TAG_MAX),
+        max_length=limits.TAGS_MAX,
+        **kwargs,
+    )
+
+
+def _attempt():
+    return serializers.IntegerField(min_value=1, max_value=limits.INT32_MAX)
 
 
 def read_task(request, task):
@@ -33,11 +68,16 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = ["id", "name", "description", "created", "task_count", "team", "team_name"]
         read_only_fields = ["id", "created", "task_count", "team_name"]
+        extra_kwargs = {"description": {"max_length": limits.DESCRIPTION_MAX}}
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["team"] = instance.team_id
         return data
+
+
+class ProjectListQuerySerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=limits.NAME_MAX)
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -52,7 +92,7 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class TeamCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=limits.TEAM_NAME_MAX)
     members = serializers.ListField(
         child=serializers.CharField(max_length=150), required=False, default=list, max_length=1000
     )
@@ -127,29 +167,62 @@ class TaskListSerializer(TaskSerializer):
 
 
 class TaskCreateSerializer(serializers.Serializer):
-    project_name = serializers.CharField(max_length=255)
-    name = serializers.CharField(max_length=255)
+    project_name = serializers.CharField(max_length=limits.NAME_MAX)
+    name = serializers.CharField(max_length=limits.NAME_MAX)
     type = serializers.ChoiceField(choices=TaskType.choices, default=TaskType.TRAINING)
     script = serializers.DictField(required=False, default=dict)
     hyperparameters = serializers.DictField(required=False, default=dict)
     configuration = serializers.DictField(required=False, default=dict)
-    tags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
-    comment = serializers.CharField(required=False, allow_blank=True, default="")
-    parent = serializers.CharField(required=False, allow_null=True, default=None)
+    tags = _tags(required=False, default=list)
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=limits.COMMENT_MAX
+    )
+    parent = serializers.CharField(required=False, allow_null=True, default=None, max_length=32)
     start_running = serializers.BooleanField(required=False, default=False)
 
 
 class TaskEditSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255, required=False)
+    name = serializers.CharField(max_length=limits.NAME_MAX, required=False)
     type = serializers.ChoiceField(choices=TaskType.choices, required=False)
-    comment = serializers.CharField(required=False, allow_blank=True)
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=limits.COMMENT_MAX)
     script = serializers.DictField(required=False)
     hyperparameters = serializers.DictField(required=False)
     configuration = serializers.DictField(required=False)
     runtime = serializers.DictField(required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = _tags(required=False)
     max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
-    time_limit = serializers.FloatField(min_value=0.001, required=False, allow_null=True)
+    time_limit = FiniteFloatField(
+        min_value=0.001, max_value=limits.TIME_LIMIT_MAX, required=False, allow_null=True
+    )
+
+
+class TaskListQuerySerializer(serializers.Serializer):
+    """The list's filters (query parameters)."""
+
+    project = serializers.CharField(required=False, max_length=32)
+    project_name = serializers.CharField(required=False, max_length=limits.NAME_MAX)
+    name = serializers.CharField(required=False, max_length=limits.NAME_MAX)
+    search = serializers.CharField(required=False, max_length=limits.NAME_MAX)
+    status = serializers.CharField(required=False, max_length=200, help_text="comma-separated")
+    type = serializers.CharField(required=False, max_length=200, help_text="comma-separated")
+    parent = serializers.CharField(required=False, max_length=32)
+    tag = serializers.CharField(required=False, max_length=limits.TAG_MAX)
+    archived = serializers.CharField(required=False, max_length=8)
+    ordering = serializers.CharField(required=False, max_length=32)
+
+
+class ConsoleQuerySerializer(serializers.Serializer):
+    since = serializers.IntegerField(
+        required=False, default=-1, min_value=-1, max_value=limits.INT64_MAX
+    )
+    limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=10_000)
+
+
+class ScalarsQuerySerializer(serializers.Serializer):
+    title = serializers.CharField(required=False, max_length=limits.NAME_MAX)
+    max_points = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=1_000_000
+    )
 
 
 class ParametersSerializer(serializers.Serializer):
@@ -159,20 +232,24 @@ class ParametersSerializer(serializers.Serializer):
 
 class StatusChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
-    message = serializers.CharField(required=False, allow_blank=True, default="")
+    message = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=limits.STATUS_MESSAGE_MAX
+    )
 
 
 class CloneSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255, required=False)
-    project_name = serializers.CharField(max_length=255, required=False)
-    parent = serializers.CharField(required=False, allow_null=True, default=None)
+    name = serializers.CharField(max_length=limits.NAME_MAX, required=False)
+    project_name = serializers.CharField(max_length=limits.NAME_MAX, required=False)
+    parent = serializers.CharField(required=False, allow_null=True, default=None, max_length=32)
     hyperparameters = serializers.DictField(required=False, default=dict)
     configuration = serializers.DictField(required=False, default=dict)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = _tags(required=False)
 
 
 class EnqueueSerializer(serializers.Serializer):
-    queue = serializers.CharField(max_length=100, required=False, default="default")
+    queue = serializers.CharField(
+        max_length=limits.QUEUE_NAME_MAX, required=False, default="default"
+    )
 
 
 class QueueEntrySerializer(serializers.Serializer):
@@ -187,15 +264,15 @@ class QueueMoveSerializer(serializers.Serializer):
 
 
 class ClaimSerializer(serializers.Serializer):
-    attempt = serializers.IntegerField(min_value=1)
-    worker = serializers.CharField(max_length=255)
+    attempt = _attempt()
+    worker = serializers.CharField(max_length=limits.NAME_MAX)
     # One per message the worker handles: a retried claim (lost answer) is answered again.
     claim_id = serializers.RegexField(r"^[0-9a-f]{1,32}$", required=False, default="")
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    attempt = serializers.IntegerField(min_value=1)
-    worker = serializers.CharField(max_length=255, required=False, default="")
+    attempt = _attempt()
+    worker = serializers.CharField(max_length=limits.NAME_MAX, required=False, default="")
 
 
 class PingSerializer(serializers.Serializer):
@@ -205,15 +282,18 @@ class PingSerializer(serializers.Serializer):
 
 
 class FinishSerializer(serializers.Serializer):
-    attempt = serializers.IntegerField(min_value=1)
+    attempt = _attempt()
     status = serializers.ChoiceField(choices=["completed", "failed", "stopped"])
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
-    message = serializers.CharField(required=False, allow_blank=True, default="")
+    message = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=limits.STATUS_MESSAGE_MAX
+    )
 
 
 class LogLineInSerializer(serializers.Serializer):
     stream = serializers.ChoiceField(choices=["stdout", "stderr", "system"], default="stdout")
-    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    # Lines past 10,000 characters are cut when stored (execution.append_log).
+    text = ConsoleTextField(allow_blank=True, trim_whitespace=False)
 
 
 class ConsoleAppendSerializer(serializers.Serializer):
@@ -251,17 +331,21 @@ class ArtifactSerializer(serializers.ModelSerializer):
 
 
 class ArtifactDeclareSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=limits.NAME_MAX)
     kind = serializers.CharField(max_length=16)
-    filename = serializers.CharField(max_length=255)
-    size = serializers.IntegerField(min_value=0)
+    filename = serializers.CharField(max_length=limits.NAME_MAX)
+    size = serializers.IntegerField(min_value=0, max_value=limits.INT64_MAX)
     # Left out when the raw upload carries it after the bytes (X-Content-SHA256: trailing).
     sha256 = serializers.CharField(
         max_length=64, min_length=64, required=False, allow_blank=True, default=""
     )
     metadata = serializers.DictField(required=False, default=dict)
-    preview = serializers.CharField(required=False, allow_blank=True, default="")
-    content_type = serializers.CharField(required=False, allow_blank=True, default="")
+    preview = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=100_000
+    )
+    content_type = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=255
+    )
 
 
 class QueueSerializer(serializers.ModelSerializer):
@@ -289,12 +373,60 @@ class WorkerSerializer(serializers.ModelSerializer):
 
 
 class WorkerHeartbeatSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=255)
-    queues = serializers.ListField(child=serializers.CharField(max_length=100), default=list)
-    hostname = serializers.CharField(max_length=255, required=False, default="")
-    pid = serializers.IntegerField(required=False, allow_null=True, default=None)
+    name = serializers.CharField(max_length=limits.NAME_MAX)
+    queues = serializers.ListField(
+        child=serializers.CharField(max_length=limits.QUEUE_NAME_MAX),
+        default=list,
+        max_length=limits.TAGS_MAX,
+    )
+    hostname = serializers.CharField(max_length=limits.NAME_MAX, required=False, default="")
+    pid = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=0, max_value=limits.INT32_MAX
+    )
+
+
+class WorkerUnregisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=limits.NAME_MAX)
+
+
+class EventListField(serializers.ListField):
+    """A list of event objects. Each event is checked as it is stored (ingest_events): a
+    serializer per event would cost more than storing it."""
+
+    child = serializers.DictField()
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        if len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return data
 
 
 class EventBatchSerializer(serializers.Serializer):
     batch_id = serializers.CharField(max_length=64, required=False, default="")
-    events = serializers.ListField(child=serializers.DictField(), max_length=50_000)
+    events = EventListField(max_length=50_000)
+
+
+class DebugSampleUploadSerializer(serializers.Serializer):
+    """A debug sample: multipart fields beside the image."""
+
+    file = serializers.FileField()
+    title = serializers.CharField(max_length=limits.NAME_MAX, required=False, default="")
+    series = serializers.CharField(max_length=limits.NAME_MAX, required=False, default="")
+    iteration = serializers.IntegerField(
+        required=False, default=0, min_value=limits.INT64_MIN, max_value=limits.INT64_MAX
+    )
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["user", "worker"], required=False, default="user")
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    # Bounded: a lifetime past ~100 years is "no expiry" said confusingly.
+    expires_in = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=100 * 365 * 86400
+    )
+
+
+class ApiKeyDeleteQuerySerializer(serializers.Serializer):
+    prefix = serializers.CharField(max_length=16)

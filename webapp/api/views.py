@@ -7,15 +7,16 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from webapp.core import access, artifacts, events, execution, services
-from webapp.core.errors import Conflict, InvalidInput
+from webapp.core.errors import Conflict
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
 
 from . import serializers as s
+from .parsers import JSONParser
 from .permissions import IsWorker, TaskKeyWritesOwnTask
 
 
@@ -29,7 +30,7 @@ class ProjectViewSet(
 
     def get_queryset(self):
         projects = access.visible_projects(self.request.user, self.request.auth)
-        name = self.request.query_params.get("name")
+        name = _query(self.request, s.ProjectListQuerySerializer).get("name")
         if name:
             projects = projects.filter(name=name)
         # Meta.ordering is dropped from GROUP BY queries: order explicitly for stable pages.
@@ -45,6 +46,10 @@ class ProjectViewSet(
             project.description = serializer.validated_data["description"]
             project.save(update_fields=["description"])
         serializer.instance = project
+
+    @extend_schema(parameters=[s.ProjectListQuerySerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
 
 class TaskViewSet(
@@ -62,7 +67,7 @@ class TaskViewSet(
         )
         if self.action != "list":
             return tasks
-        q = self.request.query_params
+        q = _query(self.request, s.TaskListQuerySerializer)
         if q.get("project"):
             tasks = tasks.filter(project_id=q["project"])
         if q.get("project_name"):
@@ -101,6 +106,10 @@ class TaskViewSet(
         serializer = serializer_class(data=self.request.data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+    @extend_schema(parameters=[s.TaskListQuerySerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=s.TaskCreateSerializer, responses=s.TaskSerializer)
     def create(self, request):
@@ -292,7 +301,11 @@ class TaskViewSet(
         )
         return self._respond(task)
 
-    @extend_schema(request=s.ConsoleAppendSerializer, responses=s.LogLineSerializer(many=True))
+    @extend_schema(
+        request=s.ConsoleAppendSerializer,
+        responses=s.LogLineSerializer(many=True),
+        parameters=[s.ConsoleQuerySerializer],
+    )
     @action(detail=True, methods=["get", "post"])
     def console(self, request, pk=None):
         task = self.get_object()
@@ -300,8 +313,8 @@ class TaskViewSet(
             data = self._input(s.ConsoleAppendSerializer)
             added = execution.append_log(task, data["lines"], data["batch_id"])
             return Response({"added": added})
-        since = _int_param(request, "since", -1)
-        limit = min(_int_param(request, "limit", 1000), 10_000)
+        query = _query(request, s.ConsoleQuerySerializer)
+        since, limit = query["since"], query["limit"]
         lines = LogLine.objects.filter(task=task, seq__gt=since).order_by("seq")[:limit]
         return Response(s.LogLineSerializer(lines, many=True).data)
 
@@ -321,21 +334,17 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def events(self, request, pk=None):
         task = self.get_object()
-        # Validated event by event in ingest_events: a serializer per event would cost more
-        # than storing it.
-        body = request.data if isinstance(request.data, dict) else {}
-        batch_id = body.get("batch_id") or ""
-        if not isinstance(batch_id, str) or len(batch_id) > 64:
-            raise InvalidInput("batch_id must be a string of at most 64 characters")
-        return Response(events.ingest_events(task, body.get("events"), batch_id))
+        data = self._input(s.EventBatchSerializer)
+        return Response(events.ingest_events(task, data["events"], data["batch_id"]))
 
-    @extend_schema(responses=None)
+    @extend_schema(responses=None, parameters=[s.ScalarsQuerySerializer])
     @action(detail=True, methods=["get"])
     def scalars(self, request, pk=None):
         task = self.get_object()
+        query = _query(request, s.ScalarsQuerySerializer)
         points = Scalar.objects.filter(task=task).order_by("title", "series", "iteration")
-        if request.query_params.get("title"):
-            points = points.filter(title=request.query_params["title"])
+        if query.get("title"):
+            points = points.filter(title=query["title"])
         grouped: dict = {}
         for title, series, iteration, value in points.values_list(
             "title", "series", "iteration", "value"
@@ -343,7 +352,7 @@ class TaskViewSet(
             entry = grouped.setdefault(title, {}).setdefault(series, {"x": [], "y": []})
             entry["x"].append(iteration)
             entry["y"].append(_json_float(value))
-        max_points = _int_param(request, "max_points", 0)
+        max_points = query["max_points"]
         if max_points:
             for series in grouped.values():
                 for entry in series.values():
@@ -362,20 +371,18 @@ class TaskViewSet(
             ]
         )
 
-    @extend_schema(request={"multipart/form-data": {"type": "object"}}, responses=None)
+    @extend_schema(request={"multipart/form-data": s.DebugSampleUploadSerializer}, responses=None)
     @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, JSONParser])
     def samples(self, request, pk=None):
         task = self.get_object()
         if request.method == "POST":
-            uploaded = request.FILES.get("file")
-            if uploaded is None:
-                raise InvalidInput("multipart field 'file' is required")
+            data = self._input(s.DebugSampleUploadSerializer)
             sample = events.store_debug_sample(
                 task,
-                title=str(request.data.get("title", "")),
-                series=str(request.data.get("series", "")),
-                iteration=_int_value(request.data.get("iteration", 0)),
-                uploaded=uploaded,
+                title=data["title"],
+                series=data["series"],
+                iteration=data["iteration"],
+                uploaded=data["file"],
             )
             return Response({"id": sample.id}, status=status.HTTP_201_CREATED)
         rows = task.debug_samples.order_by("title", "series", "iteration")
@@ -393,13 +400,6 @@ class TaskViewSet(
         )
 
 
-def _int_value(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError) as error:
-        raise InvalidInput("iteration must be an integer") from error
-
-
 def _json_float(value):
     # SQLite stores NaN as NULL, and a reported value is never null: NULL reads back as NaN.
     if value is None or value != value:
@@ -409,11 +409,11 @@ def _json_float(value):
     return value
 
 
-def _int_param(request, name: str, default: int) -> int:
-    try:
-        return int(request.query_params.get(name, default))
-    except (TypeError, ValueError):
-        return default
+def _query(request, serializer_class) -> dict:
+    """Query parameters through a serializer: a bad one is a 400 naming it."""
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -73,10 +73,12 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         worker = execution.worker_heartbeat(**data.validated_data)
         return Response(self.get_serializer(worker).data)
 
-    @extend_schema(request=s.WorkerHeartbeatSerializer, responses=None)
+    @extend_schema(request=s.WorkerUnregisterSerializer, responses=None)
     @action(detail=False, methods=["post"], permission_classes=[IsWorker])
     def unregister(self, request):
-        execution.unregister_worker(str(request.data.get("name", "")))
+        data = s.WorkerUnregisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        execution.unregister_worker(data.validated_data["name"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -108,38 +110,27 @@ class ApiKeyView(APIView):
         )
         return Response(list(rows))
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(request=s.ApiKeyCreateSerializer, responses=None)
     def post(self, request):
-        kind = request.data.get("kind", "user") if isinstance(request.data, dict) else "user"
+        data = s.ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        kind, name, expires_in = (data.validated_data[k] for k in ("kind", "name", "expires_in"))
         if kind == "worker" and not request.user.is_staff:
             return Response({"error": "forbidden", "detail": "staff only"}, status=403)
-        if kind not in ("user", "worker"):
-            return Response({"error": "invalid", "detail": "kind is user or worker"}, status=400)
-        name = str(request.data.get("name", ""))[:100] if isinstance(request.data, dict) else ""
-        expires_in = request.data.get("expires_in") if isinstance(request.data, dict) else None
         expires = None
-        if expires_in not in (None, ""):
-            # Bounded: a lifetime past ~100 years is "no expiry" said confusingly.
-            try:
-                seconds = int(expires_in)
-            except (TypeError, ValueError):
-                seconds = 0
-            if not 1 <= seconds <= 100 * 365 * 86400:
-                return Response(
-                    {"error": "invalid", "detail": "expires_in is a number of seconds >= 1"},
-                    status=400,
-                )
-            expires = timezone.now() + timedelta(seconds=seconds)
+        if expires_in is not None:
+            expires = timezone.now() + timedelta(seconds=expires_in)
         key, secret = keys.create_api_key(request.user, kind=kind, name=name, expires=expires)
         return Response(
             {"prefix": key.prefix, "key": secret, "kind": kind, "expires": key.expires},
             status=201,
         )
 
-    @extend_schema(request=None, responses=None)
+    @extend_schema(request=None, responses=None, parameters=[s.ApiKeyDeleteQuerySerializer])
     def delete(self, request):
-        prefix = request.query_params.get("prefix", "")
-        key = get_object_or_404(ApiKey, user=request.user, prefix=prefix)
+        query = s.ApiKeyDeleteQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        key = get_object_or_404(ApiKey, user=request.user, prefix=query.validated_data["prefix"])
         keys.revoke_api_key(key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

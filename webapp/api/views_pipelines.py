@@ -78,7 +78,7 @@ class PipelineStartSerializer(serializers.Serializer):
 
 class StepNameSerializer(serializers.Serializer):
     step = serializers.CharField(max_length=255)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
 
 
 class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -5,16 +5,16 @@ without a `/vX.Y/` prefix; everything under this view is answered in the envelop
 included, because anything else sends the SDK into an endless retry loop.
 """
 
-import json
 import logging
 import re
 import time
 
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from webapp.core import limits
 from webapp.core.errors import Conflict, DomainError, NotFound
 
 from .auth import authenticate
@@ -23,6 +23,10 @@ from .envelope import ApiError, respond, respond_error
 from .registry import HANDLERS, PUBLIC, Call
 
 logger = logging.getLogger("webapp.compat")
+
+# What a handler raises when a body's field is not of the shape it reads (handlers read the
+# parsed body directly, as the protocol's fields are many and loosely typed).
+BAD_SHAPE = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError)
 
 PATH = re.compile(r"^(?:v(?P<version>\d+\.\d+)/)?(?P<endpoint>[A-Za-z_]+\.[A-Za-z_]+)/?$")
 
@@ -48,9 +52,22 @@ def api_view(request, path: str = "") -> HttpResponse:
     except DomainError as error:
         code = error.status_code if error.status_code <= 500 else 500
         response = respond_error(name, ApiError(code, error.message), version)
+    except DataError as error:
+        # SQLSTATE class 22: the database refused a value (too long, out of range, NUL).
+        logger.info("clearml %s: value refused by the database: %s", name, error)
+        response = respond_error(name, ApiError(400, f"invalid value: {error}"[:500]), version)
     except DatabaseError:
         logger.exception("database error in %s", name)
         response = respond_error(name, ApiError(500, "database error"), version)
+    except BAD_SHAPE as error:
+        # A field of the wrong type or shape (a string where a list goes, a list where an
+        # object goes): clearml-server answers its schema validation with a 400 too.
+        logger.warning("clearml %s: malformed request: %r", name, error, exc_info=True)
+        response = respond_error(
+            name,
+            ApiError(400, f"malformed request: {type(error).__name__}: {error}"[:500]),
+            version,
+        )
     except Exception:  # noqa: BLE001 - an unwrapped 500 page would hang the SDK
         logger.exception("unexpected error in %s", name)
         response = respond_error(name, ApiError(500, f"internal error in {name}"), version)
@@ -89,23 +106,27 @@ def _parse_body(request, call: Call) -> None:
     content_type = request.content_type or ""
     if raw.strip():
         text = raw.decode("utf-8", errors="replace")
-        if "json-lines" in content_type or "jsonlines" in content_type:
-            try:
-                call.lines = [json.loads(line) for line in text.splitlines() if line.strip()]
-            except ValueError as error:
-                raise ApiError(400, f"invalid JSON line: {error}") from error
+        # The same limits as the REST API's parser: depth, finite numbers (core/limits.py).
+        try:
+            if "json-lines" in content_type or "jsonlines" in content_type:
+                call.lines = [
+                    limits.load_json(line, len(raw)) for line in text.splitlines() if line.strip()
+                ]
+                return _merge_query(request, call)
+            body = limits.load_json(text, len(raw))
+        except limits.BodyError as error:
+            raise ApiError(400, error.message) from error
+        if isinstance(body, list):
+            # A JSON array is how some clients send a batch of events.
+            call.lines = body
+        elif isinstance(body, dict):
+            call.body = body
         else:
-            try:
-                body = json.loads(text)
-            except ValueError as error:
-                raise ApiError(400, f"invalid JSON body: {error}") from error
-            if isinstance(body, list):
-                # A JSON array is how some clients send a batch of events.
-                call.lines = body
-            elif isinstance(body, dict):
-                call.body = body
-            else:
-                raise ApiError(400, "the request body must be a JSON object")
+            raise ApiError(400, "the request body must be a JSON object")
+    _merge_query(request, call)
+
+
+def _merge_query(request, call: Call) -> None:
     # Query parameters (auth.login?expiration_sec=...) fill in what the body lacks.
     for key, value in request.GET.items():
         call.body.setdefault(key, value)

@@ -8,6 +8,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
+from . import limits
 from .choices import ArtifactKind, ArtifactState, TaskStatus
 from .errors import Conflict, InvalidInput, TooLarge
 from .models import Artifact, Task
@@ -44,13 +45,12 @@ def declare_artifact(
     `sha256` may be left out when the bytes will carry it (a raw upload with a trailing
     sha256, see receive_artifact_body).
     """
-    name = (name or "").strip()
-    if not name or len(name) > 255:
-        raise InvalidInput("artifact name must be 1-255 characters")
+    name = (name if isinstance(name, str) else "").strip()
+    if not name or len(name) > limits.NAME_MAX:
+        raise InvalidInput("artifact name must be 1-255 characters", field="name")
     if kind not in ArtifactKind.values:
         raise InvalidInput(f"unknown artifact kind {kind!r}", allowed=ArtifactKind.values)
-    if not isinstance(size, int) or size < 0:
-        raise InvalidInput("size must be a non-negative integer")
+    limits.integer("size", size, 0, limits.INT64_MAX)
     if size > settings.ARTIFACT_MAX_BYTES:
         raise TooLarge(
             f"artifact is {size} bytes; the limit is {settings.ARTIFACT_MAX_BYTES} bytes"
@@ -58,8 +58,8 @@ def declare_artifact(
     sha256 = sha256 or ""
     if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
         raise InvalidInput("sha256 must be 64 lowercase hex characters")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidInput("metadata must be an object")
+    if metadata is not None:
+        limits.json_object("metadata", metadata)
     if task.status not in WRITABLE_STATES:
         raise Conflict(
             f"task {task.id} is {task.status}: artifacts can only be added while it is a "

@@ -6,13 +6,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import sql
+from . import limits, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
 from .storage import delete_key, safe_filename, sample_key, save_bytes
 
 MAX_EVENTS_PER_BATCH = 50_000
+INT64_MIN, INT64_MAX = limits.INT64_MIN, limits.INT64_MAX
 MAX_SERIES_PER_TASK = getattr(settings, "MAX_SERIES_PER_TASK", 2_000)
 # The upsert key first, then what an upsert replaces (see _upsert_scalars).
 
@@ -27,7 +28,7 @@ def _float(value) -> float:
             return mapped[value.lower()]
     try:
         return float(value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise InvalidInput(f"scalar value {value!r} is not a number") from error
 
 
@@ -52,16 +53,19 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
         title = event.get("title", "")
         series = event.get("series", "")
         # The common case (what the SDK sends) skips the conversions.
-        if type(title) is not str or len(title) > 255:
-            title = str(title)[:255]
-        if type(series) is not str or len(series) > 255:
-            series = str(series)[:255]
+        if type(title) is not str or len(title) > 255 or "\x00" in title:
+            title = str(title)[:255].replace("\x00", "")
+        if type(series) is not str or len(series) > 255 or "\x00" in series:
+            series = str(series)[:255].replace("\x00", "")
         iteration = event.get("iteration", 0)
-        if type(iteration) is not int:
+        if type(iteration) is not int or not INT64_MIN <= iteration <= INT64_MAX:
             try:
-                iteration = int(iteration)
-            except (TypeError, ValueError) as error:
-                raise InvalidInput(f"event {index}: iteration must be an integer") from error
+                iteration = limits.to_integer("iteration", iteration)
+            except InvalidInput as error:
+                raise InvalidInput(
+                    f"event {index}: iteration must be an integer from {INT64_MIN} to {INT64_MAX}",
+                    field="iteration",
+                ) from error
         if kind == "scalar":
             value = event.get("value")
             scalars[(title, series, iteration)] = value if type(value) is float else _float(value)
@@ -69,6 +73,7 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             figure = event.get("figure")
             if not isinstance(figure, dict):
                 raise InvalidInput(f"event {index}: plot figure must be an object")
+            limits.json_value(f"event {index}: figure", figure, limits.FIGURE_MAX_BYTES)
             plots[(title, series, iteration)] = Plot(
                 task=task, title=title, series=series, iteration=iteration, figure=figure
             )

@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from . import broker, secrets, sql, status
-from .choices import ENDED_STATES, ApiKeyKind, PipelineDriver, TaskStatus
+from . import broker, limits, secrets, sql, status
+from .choices import ENDED_STATES, ApiKeyKind, LogStream, PipelineDriver, TaskStatus
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import create_api_key, revoke_task_keys, system_user
 from .models import LogLine, Queue, QueueEntry, ReceivedBatch, Task, Worker
@@ -301,6 +301,14 @@ def worker_heartbeat(
 ) -> Worker:
     """A worker says it is alive (and, when given, which task it runs now, for workers that
     report it themselves, as ClearML's agents do)."""
+    limits.text("name", name, limits.NAME_MAX, allow_empty=False)
+    limits.text("hostname", hostname, limits.NAME_MAX)
+    if pid is not None:
+        limits.integer("pid", pid, 0, limits.INT32_MAX)
+    if not isinstance(queues, list) or len(queues) > limits.TAGS_MAX:
+        raise InvalidInput(f"queues must be a list of at most {limits.TAGS_MAX}", field="queues")
+    for queue in queues:
+        limits.text("queues", queue, limits.QUEUE_NAME_MAX)
     now = timezone.now()
     fields = {"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now}
     if current_task_id is not _UNCHANGED:
@@ -338,12 +346,17 @@ def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
         known = secrets.secret_values(task)
         for line in lines:
             seq += 1
+            stream = line.get("stream") or LogStream.STDOUT
+            if stream not in LogStream.values:
+                raise InvalidInput(f"unknown console stream {stream!r}", field="stream")
             rows.append(
                 LogLine(
                     task=task,
                     seq=seq,
-                    stream=line.get("stream") or "stdout",
-                    text=secrets.mask_text(str(line.get("text", ""))[:10_000], known),
+                    stream=stream,
+                    text=secrets.mask_text(
+                        str(line.get("text", ""))[:10_000].replace("\x00", "\ufffd"), known
+                    ),
                     timestamp=now,
                 )
             )

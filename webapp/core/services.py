@@ -10,7 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import access, broker, secrets, status
+from . import access, broker, limits, secrets, status
 from .choices import (
     TaskStatus,
     TaskType,
@@ -56,11 +56,15 @@ def get_or_create_project(name: str, user=None, team=None) -> Project:
     An existing project the user may not see is refused, so nobody adds tasks to another
     team's project by naming it.
     """
-    name = (name or "").strip()
+    if not isinstance(name, str):
+        raise InvalidInput("project name must be a string", field="project_name")
+    name = name.strip()
     if not name:
-        raise InvalidInput("project name must not be empty")
-    if len(name) > 255:
-        raise InvalidInput("project name is longer than 255 characters")
+        raise InvalidInput("project name must not be empty", field="project_name")
+    if len(name) > limits.NAME_MAX:
+        raise InvalidInput(
+            f"project name is longer than {limits.NAME_MAX} characters", field="project_name"
+        )
     existing = Project.objects.filter(name=name).first()
     if existing is not None:
         return access.check_project_access(existing, user)
@@ -79,10 +83,21 @@ def describe_project(project: Project, description: str) -> Project:
     return project
 
 
+def checked_queue_name(name, field: str = "queue") -> str:
+    name = (name if isinstance(name, str) else "").strip()
+    if len(name) > limits.QUEUE_NAME_MAX:
+        raise InvalidInput(
+            f"queue name is longer than {limits.QUEUE_NAME_MAX} characters", field=field
+        )
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput(
+            f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'", field=field
+        )
+    return name
+
+
 def get_or_create_queue(name: str) -> Queue:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
-        raise InvalidInput(f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'")
+    name = checked_queue_name(name)
     # Nearly always there already: a plain read, not a write transaction (SQLite's BEGIN
     # IMMEDIATE would queue behind every other writer just to look it up).
     queue = Queue.objects.filter(name=name).first()
@@ -119,21 +134,19 @@ def create_task(
     start_running: bool = False,
 ) -> Task:
     """Create a draft; `start_running` marks it running at once (a script run locally)."""
-    if not (name or "").strip():
-        raise InvalidInput("task name must not be empty")
-    if task_type not in TaskType.values:
-        raise InvalidInput(f"unknown task type {task_type!r}", allowed=TaskType.values)
+    name = limits.checked_task_field("name", name)
+    task_type = limits.checked_task_field("type", task_type)
     project = get_or_create_project(project_name, user)
     now = timezone.now()
     return Task.objects.create(
         project=project,
-        name=name.strip(),
+        name=name,
         type=task_type,
-        script=script or {},
+        script=limits.checked_task_field("script", script or {}),
         hyperparameters=normalize_hyperparameters(hyperparameters or {}),
         configuration=normalize_configuration(configuration or {}),
-        tags=list(tags or []),
-        comment=comment,
+        tags=limits.checked_task_field("tags", list(tags or [])),
+        comment=limits.checked_task_field("comment", comment or ""),
         parent=parent,
         created_by=user,
         status=TaskStatus.IN_PROGRESS if start_running else TaskStatus.CREATED,
@@ -183,20 +196,7 @@ def _checked_field(task: Task, field: str, value):
         )
     if field == "configuration":
         return secrets.keep_masked_flat(normalize_configuration(value), task.configuration)
-    if field in ("tags", "system_tags"):
-        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-            raise InvalidInput(f"{field} must be a list of strings")
-    elif field in ("script", "runtime") and not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be an object")
-    elif field == "type" and value not in TaskType.values:
-        raise InvalidInput(f"unknown task type {value!r}")
-    elif field == "name" and not str(value or "").strip():
-        raise InvalidInput("task name must not be empty")
-    elif field == "max_attempts" and not (isinstance(value, int) and 1 <= value <= 100):
-        raise InvalidInput("max_attempts must be an integer from 1 to 100")
-    elif field == "time_limit" and value is not None and not value > 0:
-        raise InvalidInput("time_limit must be a positive number of seconds, or null")
-    return value
+    return limits.checked_task_field(field, value)
 
 
 def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task:
@@ -290,16 +290,22 @@ def build_clone(
     now = timezone.now()
     return Task(
         project=project,
-        name=(name or source.name).strip(),
+        name=limits.checked_task_field("name", name) if name else source.name,
         type=source.type,
         script=copy.deepcopy(source.script),
         hyperparameters=params,
         configuration=config,
-        tags=list(tags if tags is not None else source.tags),
+        tags=limits.checked_task_field("tags", list(tags))
+        if tags is not None
+        else list(source.tags),
         comment=source.comment,
         parent=parent or source,
         max_attempts=source.max_attempts,
-        time_limit=time_limit if time_limit is not None else source.time_limit,
+        time_limit=(
+            limits.checked_task_field("time_limit", time_limit)
+            if time_limit is not None
+            else source.time_limit
+        ),
         created_by=user,
         created=now,
         last_update=now,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from . import sql
+from . import limits, sql
 from .choices import ENDED_STATES, TASK_TRANSITIONS, TaskStatus
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Task
@@ -138,7 +138,7 @@ def _fields(target: str, reason: str, message: str, extra: dict | None, stamp_en
     now = timezone.now()
     fields = {"status": target, "status_reason": reason[:255], "last_update": now}
     if message:
-        fields["status_message"] = message
+        fields["status_message"] = limits.text("message", message, limits.STATUS_MESSAGE_MAX)
     if stamp_end and target in ENDED_STATES:
         fields["completed"] = now
     return {**fields, **(extra or {})}

@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from webapp.core import access, services
+from webapp.core import access, limits, services
 
 from ..documents import get_project, project_doc, project_extra_of
 from ..envelope import bad_request
@@ -22,7 +22,9 @@ def ensure_project(name: str, user, description: str = ""):
         services.get_or_create_project("/".join(parts[:depth]), user)
     created = services.get_or_create_project(name, user)
     if description and not created.description:
-        created = services.describe_project(created, description)
+        created = services.describe_project(
+            created, limits.text("description", str(description), limits.DESCRIPTION_MAX)
+        )
     return created
 
 
@@ -31,10 +33,12 @@ def save_extra(target, body: dict) -> None:
     changed = False
     for field in ("tags", "system_tags"):
         if field in body and body[field] is not None:
-            setattr(extra, field, [str(t) for t in as_list(body[field])])
+            setattr(extra, field, limits.tags(field, [str(t) for t in as_list(body[field])]))
             changed = True
     if body.get("default_output_destination") is not None:
-        extra.default_output_destination = str(body["default_output_destination"] or "")
+        extra.default_output_destination = limits.text(
+            "default_output_destination", str(body["default_output_destination"] or ""), 1024
+        )
         changed = True
     if changed:
         extra.save()

@@ -8,7 +8,7 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import presenters, services
+from webapp.core import limits, presenters, services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
@@ -61,6 +61,9 @@ def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
     """Store the ClearML-only fields a create/edit/clone carried."""
     extra = extra_of(task)
     changed = False
+    for field in ("container", "execution", "models", "output"):
+        if isinstance(body.get(field), dict):
+            limits.json_object(field, body[field])
     if isinstance(body.get("container"), dict):
         extra.container = body["container"]
         changed = True

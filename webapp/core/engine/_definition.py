@@ -3,13 +3,16 @@
 Nothing is cloned when anything is wrong: every error names the step and parameter.
 """
 
+import contextlib
 import copy
 
-from pipelines import dag
+from pipelines import dag, parameters
 
+from .. import limits, services
 from ..choices import TaskStatus
 from ..errors import InvalidInput, NotFound
 from ..models import Task
+from ..parameters import normalize_configuration, normalize_hyperparameters
 
 STEP_KEYS = {
     "name",
@@ -35,6 +38,8 @@ def checked_steps(steps: list, parameters: dict, tasks) -> list:
         dag.validate_pipeline(clean, parameters)
     except dag.PipelineDefinitionError as error:
         raise InvalidInput(str(error), step=error.step, parameter=error.parameter) from error
+    for step in clean:
+        _check_overrides(step)
     resolve = _base_task_resolver(tasks, clean)
     for step in clean:
         step["base_task_id"] = resolve(step).id
@@ -52,17 +57,62 @@ def _clean_step(index: int, step) -> dict:
             step=step.get("name"),
         )
     clean = copy.deepcopy(step)
+    name = step.get("name")
     clean["parents"] = list(clean.get("parents") or [])
     for key in ("parameter_override", "configuration_overrides"):
         value = clean.get(key) or {}
         if not isinstance(value, dict):
-            raise InvalidInput(f"step {step.get('name')!r}: {key} must be an object")
+            raise InvalidInput(f"step {name!r}: {key} must be an object", step=name, parameter=key)
         clean[key] = value
     retries = clean.get("retry_on_failure") or 0
-    if not isinstance(retries, int) or retries < 0:
-        raise InvalidInput(f"step {step.get('name')!r}: retry_on_failure must be an integer >= 0")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise InvalidInput(
+            f"step {name!r}: retry_on_failure must be an integer from 0 to 100",
+            step=name,
+            parameter="retry_on_failure",
+        )
     clean["retry_on_failure"] = retries
+    if clean.get("time_limit"):
+        with _naming(name, "time_limit"):
+            clean["time_limit"] = limits.time_limit("time_limit", clean["time_limit"])
+    if clean.get("execution_queue"):
+        with _naming(name, "execution_queue"):
+            clean["execution_queue"] = services.checked_queue_name(
+                clean["execution_queue"], "execution_queue"
+            )
+    for key in ("base_task_id", "base_task_project", "base_task_name"):
+        if clean.get(key) is not None:
+            with _naming(name, key):
+                limits.text(key, clean[key], limits.NAME_MAX)
     return clean
+
+
+def _check_overrides(step: dict) -> None:
+    """The literal override values as the launch will store them on the clone; values
+    holding references are checked again when they are resolved."""
+    name = step["name"]
+    literal = {k: v for k, v in step["parameter_override"].items() if not dag.parse_references(v)}
+    with _naming(name, "parameter_override"):
+        for key in literal:
+            limits.text("parameter_override", str(key), 2 * limits.PARAMETER_NAME_MAX + 1)
+        normalize_hyperparameters(parameters.nest(literal))
+    config = step["configuration_overrides"]
+    literal = {k: v for k, v in config.items() if not dag.parse_references(v)}
+    with _naming(name, "configuration_overrides"):
+        normalize_configuration(literal)
+
+
+@contextlib.contextmanager
+def _naming(step, parameter: str):
+    """InvalidInput from a field check, naming the step and parameter it was about."""
+    try:
+        yield
+    except InvalidInput as error:
+        raise InvalidInput(
+            f"step {step!r}, parameter {parameter!r}: {error.message}",
+            step=step,
+            parameter=parameter,
+        ) from None
 
 
 def _base_task_resolver(tasks, steps: list):

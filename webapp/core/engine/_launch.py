@@ -5,8 +5,9 @@ from django.utils import timezone
 
 from pipelines import dag, parameters
 
-from .. import services
+from .. import limits, services
 from ..choices import NodeStatus
+from ..errors import InvalidInput
 from ..models import PipelineNode, Task
 from ._cache import cache_key, cached_task
 from ._pass import Pass, note, set_node
@@ -42,7 +43,18 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
             )
             ended.append(node)
             continue
-        overrides = services.normalize_hyperparameters(parameters.nest(params))
+        try:
+            # What a reference resolved to may not fit a task parameter (an artifact's
+            # metadata, a list): the step fails with the reason, every other one launches.
+            overrides = services.normalize_hyperparameters(parameters.nest(params))
+            services.normalize_configuration(config)  # build_clone stores it so
+            time_limit = limits.time_limit("time_limit", step.get("time_limit") or None)
+            queue = services.checked_queue_name(step.get("execution_queue") or run.default_queue)
+        except (InvalidInput, ValueError, TypeError) as error:
+            reason = error.message if isinstance(error, InvalidInput) else str(error)
+            set_node(work, node, NodeStatus.FAILED, f"cannot launch: {reason}"[:2000])
+            ended.append(node)
+            continue
         node.resolved_overrides = {**params, **{f"configuration:{k}": v for k, v in config.items()}}
         node.attempts += 1
         if step.get("cache_executed_step"):
@@ -56,12 +68,12 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
                 note(work, node, was)
                 ended.append(node)
                 continue
-        ready.append((node, step, base, overrides, config))
+        ready.append((node, step, base, overrides, config, time_limit, queue))
     written = [node for node in ended if node.status == NodeStatus.CACHED]
     if ready:
         controller = _controller(work)
         clones, queues = [], []
-        for _node, step, base, overrides, config in ready:
+        for _node, step, base, overrides, config, time_limit, queue in ready:
             clones.append(
                 services.build_clone(
                     base,
@@ -71,10 +83,10 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
                     parent=controller,
                     hyperparameters=overrides,
                     configuration=config,
-                    time_limit=float(step["time_limit"]) if step.get("time_limit") else None,
+                    time_limit=time_limit,
                 )
             )
-            queues.append(step.get("execution_queue") or run.default_queue)
+            queues.append(queue)
         services.enqueue_clones(clones, queues, _queues(work, queues))
         now = timezone.now()
         for (node, *_), task, queue in zip(ready, clones, queues, strict=True):

@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from .. import access, services
+from .. import access, limits, services
 from ..choices import (
     PIPELINE_TERMINAL,
     NodeStatus,
@@ -49,7 +49,13 @@ def start_run(
         raise InvalidInput("a pipeline needs at least one step")
     if driver not in (PipelineDriver.SERVER, PipelineDriver.CLIENT):
         raise InvalidInput("driver must be 'server' or 'client'")
+    if not isinstance(parameters or {}, dict):
+        raise InvalidInput("parameters must be an object", field="parameters")
     parameters = dict(parameters or {})
+    for name in parameters:
+        limits.text("parameters", name, limits.PARAMETER_NAME_MAX)
+    limits.json_value("parameters", parameters)
+    default_queue = services.checked_queue_name(default_queue or "default", "default_queue")
     tasks = visible_tasks if visible_tasks is not None else Task.objects.all()
     clean = checked_steps(steps, parameters, tasks)
     if hasattr(controller, "pipeline_run"):
