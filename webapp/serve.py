@@ -10,6 +10,8 @@ from waitress.parser import HTTPRequestParser
 from waitress.receiver import FixedStreamReceiver
 from waitress.wasyncore import _DISCONNECTED
 
+from webapp import startup
+
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
 # sees it; for these the body goes straight to a file under the artifact storage root,
 # hashed as it arrives, so the view can rename it into place: the bytes are written once.
@@ -108,6 +110,7 @@ def main() -> None:
     from webapp.core.storage import incoming_dir, sweep_incoming
     from webapp.wsgi import application
 
+    startup.ready()
     SpoolingParser.spool_dir = incoming_dir()
     sweep_incoming()
     server = create_server(

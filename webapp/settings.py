@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from webapp.private_files import install_secret
+
 
 def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
@@ -51,9 +53,21 @@ except OSError:
     pass  # reported by the system checks when something needs it
 
 DEBUG = env_bool("DEBUG", False)
-# The development key is only used when SECRET_KEY is unset; checks.py warns about it.
+# SECRET_KEY from the environment wins; otherwise each install has its own, made on first
+# start in the data dir (0600) and read by every process of the install. The public
+# development key is the last resort, when that file can be neither read nor made: the
+# system checks refuse it outside DEBUG (pipelines.E002), so the server does not start.
 DEV_SECRET_KEY = "dev-insecure-pipelines-secret-key-change-me-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
+SECRET_KEY_PROBLEM = ""
+SECRET_KEY = env_str("SECRET_KEY").strip()
+if not SECRET_KEY:
+    try:
+        SECRET_KEY = install_secret(SECRET_KEY_FILE)
+    except (OSError, ValueError) as error:
+        SECRET_KEY, SECRET_KEY_PROBLEM = DEV_SECRET_KEY, str(error)
+# Older keys still accepted for sessions while they end (rotation, docs/deploying.md).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 

@@ -2,7 +2,9 @@
 
 A key `pk_<prefix>_<secret>` is given to ClearML as access key `pk_<prefix>` and secret key
 `<secret>`; `auth.login` (HTTP Basic) joins them again and checks the key like our REST API
-does. The token names the key, so revoking the key ends its tokens at the next call.
+does. The token is signed with the install's secret and names its key by an unguessable id
+(keys.token_id, never the row's integer id), so revoking or deleting the key ends its tokens
+at the next call.
 """
 
 import base64
@@ -10,7 +12,7 @@ import time
 
 from django.conf import settings
 
-from webapp.core.keys import authenticate_api_key
+from webapp.core.keys import authenticate_api_key, key_for_token_id, token_id
 from webapp.core.models import ApiKey
 
 from . import jwt
@@ -62,7 +64,7 @@ def issue_token(key: ApiKey, expiration_sec: int | None = None) -> str:
                 "user_name": user.get_username(),
                 "role": "admin" if user.is_staff else "user",
             },
-            "key": key.pk,
+            "key": token_id(key),
             "iat": now,
             "exp": now + lifetime,
             "env": "pipelines",
@@ -91,9 +93,7 @@ def authenticate(request):
             claims = jwt.decode(token)
         except jwt.InvalidToken as error:
             raise ApiError(401, f"Unauthorized ({error})", 21) from error
-        key = ApiKey.objects.select_related("user", "task").filter(pk=claims.get("key")).first()
-        if key is not None and not (key.is_active and key.user.is_active):
-            key = None
+        key, _ = key_for_token_id(claims.get("key"))
     if key is None:
         raise ApiError(401, "Unauthorized (invalid credentials)", 21)
     return key.user, key
