@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
+    startup.begin()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
     from django.conf import settings

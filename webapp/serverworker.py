@@ -13,6 +13,7 @@ from webapp import startup
 
 
 def main() -> int:
+    startup.begin()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
     import django
     from celery.concurrency import get_implementation

@@ -46,9 +46,11 @@ def env_list(name: str, default: str) -> list[str]:
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PIPELINES_DATA_DIR", str(BASE_DIR / ".pipelines-data"))).resolve()
-# SQLite and local artifacts live here; create it so a fresh checkout works at once.
+# SQLite and local artifacts live here; create it so a fresh checkout works at once. It is
+# private to its owner (webapp/private_files.py), whatever the umask.
 try:
-    (DATA_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (DATA_DIR / "staticfiles").mkdir(mode=0o700, exist_ok=True)
 except OSError:
     pass  # reported by the system checks when something needs it
 
@@ -208,6 +210,9 @@ ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_BYTES", 5 * 1024**3)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 FILE_UPLOAD_TEMP_DIR = None
+# Django's FileSystemStorage chmods what it saves to 0644 by default, whatever the umask.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Django's own default, stated: more files in one multipart body is a 400 (CVE-2023-24580).
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 
