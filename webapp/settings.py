@@ -6,6 +6,7 @@ DATABASE_URL, CELERY_BROKER_URL and ARTIFACT_STORAGE. Problems are reported by s
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -82,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "webapp.core.apps.CoreConfig",
     "webapp.api.apps.ApiConfig",
     "webapp.dashboard.apps.DashboardConfig",
@@ -114,6 +116,8 @@ MIDDLEWARE = [
     "webapp.api.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -160,6 +164,32 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# Failed credentials, counted per client address (webapp/core/lockout.py). Behind N reverse
+# proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N; with the default 0 the
+# header is ignored, so a client cannot pick the address it is counted under.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Passwords (dashboard and admin login form) go through django-axes, whose backend comes
+# first: a locked-out client is refused before its password is hashed (PBKDF2's million
+# rounds cost a server thread about 0.3 CPU-seconds per try). LOGIN_FAILURE_LIMIT failures
+# lock the address out for LOGIN_LOCKOUT_SECONDS; a try during the lockout starts it again.
+AUTHENTICATION_BACKENDS = [
+    "webapp.core.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env_float("LOGIN_LOCKOUT_SECONDS", 300.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "webapp.core.lockout.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# API keys (REST API, ClearML tokens and auth.login): API_KEY_FAILURE_LIMIT failed keys
+# from one address within API_KEY_LOCKOUT_SECONDS, and its key checks answer 429 until that
+# window ends, before any lookup. A key that is genuine but revoked or expired is not a guess
+# and is not counted. Counted in the default cache (per server process unless CACHES is shared).
+API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 50)
+API_KEY_LOCKOUT_SECONDS = env_int("API_KEY_LOCKOUT_SECONDS", 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -3,7 +3,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from webapp.core.keys import authenticate_api_key
+from webapp.core import lockout
+from webapp.core.keys import check_api_key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -16,8 +17,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'")
-        key = authenticate_api_key(parts[1])
+        # A client past its failed-keys limit is refused before its key is looked up.
+        wait = lockout.key_retry_after(request)
+        if wait:
+            raise exceptions.Throttled(
+                wait, detail="too many failed API keys from this address; retry later"
+            )
+        key, genuine = check_api_key(parts[1])
         if key is None:
+            if not genuine:
+                lockout.record_key_guess(request)
             raise exceptions.AuthenticationFailed("invalid, expired or revoked API key")
         return key.user, key
 

@@ -4,7 +4,8 @@ A key `pk_<prefix>_<secret>` is given to ClearML as access key `pk_<prefix>` and
 `<secret>`; `auth.login` (HTTP Basic) joins them again and checks the key like our REST API
 does. The token is signed with the install's secret and names its key by an unguessable id
 (keys.token_id, never the row's integer id), so revoking or deleting the key ends its tokens
-at the next call.
+at the next call. Failed credentials count against the client (core/lockout.py): a client
+past the limit gets 429 before any of its credentials is looked at.
 """
 
 import base64
@@ -12,7 +13,8 @@ import time
 
 from django.conf import settings
 
-from webapp.core.keys import authenticate_api_key, key_for_token_id, token_id
+from webapp.core import lockout
+from webapp.core.keys import check_api_key, key_for_token_id, token_id
 from webapp.core.models import ApiKey
 
 from . import jwt
@@ -37,16 +39,36 @@ def join_key(access_key: str, secret_key: str) -> str:
     return f"{access_key}_{secret_key}"
 
 
+def refuse_locked_out(request) -> None:
+    """HTTP 429 (with Retry-After) for a client past its failed-credentials limit."""
+    wait = lockout.key_retry_after(request)
+    if wait:
+        raise ApiError(
+            429,
+            f"Too many failed credentials from this address: retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _checked(request, found: tuple[ApiKey | None, bool]) -> ApiKey | None:
+    key, genuine = found
+    if key is None and not genuine:
+        lockout.record_key_guess(request)
+    return key
+
+
 def key_from_basic(request) -> ApiKey | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
+    refuse_locked_out(request)
     try:
         access, _, secret = base64.b64decode(value.strip()).decode().partition(":")
     except ValueError:
+        lockout.record_key_guess(request)
         return None
-    return authenticate_api_key(join_key(access, secret))
+    return _checked(request, check_api_key(join_key(access, secret)))
 
 
 def issue_token(key: ApiKey, expiration_sec: int | None = None) -> str:
@@ -86,14 +108,18 @@ def authenticate(request):
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Unauthorized (missing credentials)", 20)
+    refuse_locked_out(request)
     if token.startswith("pk_"):
-        key = authenticate_api_key(token)
+        key = _checked(request, check_api_key(token))
     else:
         try:
             claims = jwt.decode(token)
+        except jwt.TokenExpired as error:
+            raise ApiError(401, f"Unauthorized ({error})", 21) from error  # ours, not a guess
         except jwt.InvalidToken as error:
+            lockout.record_key_guess(request)
             raise ApiError(401, f"Unauthorized ({error})", 21) from error
-        key, _ = key_for_token_id(claims.get("key"))
+        key = _checked(request, key_for_token_id(claims.get("key")))
     if key is None:
         raise ApiError(401, "Unauthorized (invalid credentials)", 21)
     return key.user, key
