@@ -184,10 +184,11 @@ AXES_CLIENT_IP_CALLABLE = "webapp.core.lockout.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# API keys (REST API, ClearML tokens and auth.login): API_KEY_FAILURE_LIMIT failed keys
-# from one address within API_KEY_LOCKOUT_SECONDS, and its key checks answer 429 until that
-# window ends, before any lookup. A key that is genuine but revoked or expired is not a guess
-# and is not counted. Counted in the default cache (per server process unless CACHES is shared).
+# API keys (REST API, ClearML tokens and auth.login): past API_KEY_FAILURE_LIMIT keys that
+# match nothing from one address within API_KEY_LOCKOUT_SECONDS, its failed keys answer 429
+# until that window ends; valid keys are always served (a key check is as cheap as a
+# refusal). Revoked or expired keys are not guesses and are not counted. Counted in the
+# default cache (per server process unless CACHES is shared).
 API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 50)
 API_KEY_LOCKOUT_SECONDS = env_int("API_KEY_LOCKOUT_SECONDS", 60)
 

@@ -17,16 +17,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'")
-        # A client past its failed-keys limit is refused before its key is looked up.
-        wait = lockout.key_retry_after(request)
-        if wait:
-            raise exceptions.Throttled(
-                wait, detail="too many failed API keys from this address; retry later"
-            )
         key, genuine = check_api_key(parts[1])
         if key is None:
             if not genuine:
-                lockout.record_key_guess(request)
+                wait = lockout.refuse_guess(request)
+                if wait:
+                    raise exceptions.Throttled(
+                        wait, detail="too many failed API keys from this address; retry later"
+                    )
             raise exceptions.AuthenticationFailed("invalid, expired or revoked API key")
         return key.user, key
 

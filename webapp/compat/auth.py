@@ -4,8 +4,8 @@ A key `pk_<prefix>_<secret>` is given to ClearML as access key `pk_<prefix>` and
 `<secret>`; `auth.login` (HTTP Basic) joins them again and checks the key like our REST API
 does. The token is signed with the install's secret and names its key by an unguessable id
 (keys.token_id, never the row's integer id), so revoking or deleting the key ends its tokens
-at the next call. Failed credentials count against the client (core/lockout.py): a client
-past the limit gets 429 before any of its credentials is looked at.
+at the next call. Credentials that match nothing count against the client (core/lockout.py):
+past the limit its failures are answered 429 instead of 401; its valid keys still work.
 """
 
 import base64
@@ -39,9 +39,10 @@ def join_key(access_key: str, secret_key: str) -> str:
     return f"{access_key}_{secret_key}"
 
 
-def refuse_locked_out(request) -> None:
-    """HTTP 429 (with Retry-After) for a client past its failed-credentials limit."""
-    wait = lockout.key_retry_after(request)
+def _guess(request) -> None:
+    """Count a credential that matched nothing of ours; HTTP 429 once the client is past
+    its limit (core/lockout.py)."""
+    wait = lockout.refuse_guess(request)
     if wait:
         raise ApiError(
             429,
@@ -53,7 +54,7 @@ def refuse_locked_out(request) -> None:
 def _checked(request, found: tuple[ApiKey | None, bool]) -> ApiKey | None:
     key, genuine = found
     if key is None and not genuine:
-        lockout.record_key_guess(request)
+        _guess(request)
     return key
 
 
@@ -62,11 +63,10 @@ def key_from_basic(request) -> ApiKey | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None
-    refuse_locked_out(request)
     try:
         access, _, secret = base64.b64decode(value.strip()).decode().partition(":")
     except ValueError:
-        lockout.record_key_guess(request)
+        _guess(request)
         return None
     return _checked(request, check_api_key(join_key(access, secret)))
 
@@ -108,7 +108,6 @@ def authenticate(request):
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Unauthorized (missing credentials)", 20)
-    refuse_locked_out(request)
     if token.startswith("pk_"):
         key = _checked(request, check_api_key(token))
     else:
@@ -117,7 +116,7 @@ def authenticate(request):
         except jwt.TokenExpired as error:
             raise ApiError(401, f"Unauthorized ({error})", 21) from error  # ours, not a guess
         except jwt.InvalidToken as error:
-            lockout.record_key_guess(request)
+            _guess(request)
             raise ApiError(401, f"Unauthorized ({error})", 21) from error
         key = _checked(request, key_for_token_id(claims.get("key")))
     if key is None:

@@ -2,10 +2,12 @@
 
 Passwords (the dashboard's and the admin's login form) are django-axes's: its backend comes
 first in AUTHENTICATION_BACKENDS and refuses a locked-out client before the password hasher
-runs. API keys, ClearML tokens and ClearML `auth.login` use the counter below: a guessed key
-costs the server little (one indexed lookup and a sha256), so it only needs to be bounded,
-cheaply, in the cache. Both key on `client_address`, so a client guessing from one address
-never slows or locks out anyone else.
+runs (a PBKDF2 check is a few hundred CPU-milliseconds; that is what let failed logins slow
+everyone). API keys, ClearML tokens and ClearML `auth.login` use the counter below: a key
+check costs one indexed lookup and a sha256 whether it succeeds or not, the same as a
+refusal, so keys are always checked and only the failures are counted and, past the limit,
+answered 429. Both key on `client_address`, so a client guessing from one address never
+slows or locks out anyone else.
 """
 
 import math
@@ -39,40 +41,32 @@ def _names(request) -> tuple[str, str]:
     return f"{name}:count", f"{name}:since"
 
 
-def key_retry_after(request) -> int:
-    """Seconds until this client may present an API key again; 0 while it is not locked out.
+def refuse_guess(request) -> int:
+    """Count one more key from this client that matched no key of ours (a guess, garbage,
+    a forged token); returns the seconds it must wait once it is past its limit, else 0.
 
-    One cache read for a client under the limit: this runs before every key check.
+    Counted over API_KEY_LOCKOUT_SECONDS from the first one. Past the limit the client's
+    failures are answered 429 until that window ends and are not counted any more, so a
+    client that stops is served again then. Only failures get here: a valid key is served
+    whatever its address did, so a guesser sharing an address (a NAT, a proxy, localhost
+    under `pipelines up`) locks no worker or user out.
     """
     limit = settings.API_KEY_FAILURE_LIMIT
     if limit <= 0:
         return 0
-    count, since = _names(request)
-    if cache.get(count, 0) < limit:
-        return 0
-    started = cache.get(since)
-    if started is None:
-        return 0
-    return max(1, math.ceil(started + settings.API_KEY_LOCKOUT_SECONDS - time.time()))
-
-
-def record_key_guess(request) -> None:
-    """One more key from this client that matched no key of ours (a guess, or garbage).
-
-    Counted over API_KEY_LOCKOUT_SECONDS from the first one; at the limit the client is
-    locked out until that window ends. Tries while locked out are not counted, so a client
-    that stops is served again when the window ends.
-    """
-    if settings.API_KEY_FAILURE_LIMIT <= 0:
-        return
     window = max(1, settings.API_KEY_LOCKOUT_SECONDS)
     count, since = _names(request)
+    if cache.get(count, 0) >= limit:
+        started = cache.get(since)
+        if started is not None:
+            return max(1, math.ceil(started + window - time.time()))
     cache.add(since, time.time(), timeout=window)
     cache.add(count, 0, timeout=window)
     try:
         cache.incr(count)
     except ValueError:  # the window ended between add() and incr()
         cache.set(count, 1, timeout=window)
+    return 0
 
 
 class LoginLockoutBackend(AxesStandaloneBackend):
