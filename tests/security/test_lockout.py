@@ -258,3 +258,43 @@ def test_a_key_lockout_ends_with_its_window(settings, django_user_model):
     assert client.get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 200
     # refused tries are not counted: once the window ends, a failure is a first one again
     wait_until(lambda: bad() == 401, timeout=10, interval=0.2, message="the window to end")
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(settings, django_user_model):
+    """TRUSTED_PROXY_COUNT=1: the address our proxy appended, never what the client wrote."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.AXES_FAILURE_LIMIT = LOGIN_LIMIT
+    django_user_model.objects.create_user("dora", password="dora-password")
+    proxy = Client(REMOTE_ADDR="10.0.0.1")  # every request arrives from the proxy
+
+    def login(forwarded: str, password: str) -> int:
+        data = {"username": "dora", "password": password}
+        return proxy.post("/login/", data, HTTP_X_FORWARDED_FOR=forwarded).status_code
+
+    # the attacker rotates what it writes itself; the proxy appends its real address
+    answers = [login(f"203.0.113.{n}, 198.51.100.7", "guess") for n in range(LOGIN_LIMIT + 2)]
+    assert answers == [200] * (LOGIN_LIMIT - 1) + [429] * 3
+    assert login("198.51.100.8", "dora-password") == 302
+
+
+@pytest.mark.django_db
+def test_a_token_we_signed_is_never_a_guess_even_for_a_gone_key(settings):
+    """A token from before token ids (or for a deleted key) is stale, not forged: 401."""
+    import time
+
+    from webapp.compat import jwt
+
+    settings.API_KEY_FAILURE_LIMIT = 2
+    stale = jwt.encode({"key": 1, "exp": time.time() + 60})
+    client = Client(REMOTE_ADDR="10.9.8.10")
+    answers = [
+        client.post(
+            "/clearml-api/server.info",
+            "{}",
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {stale}",
+        ).status_code
+        for _ in range(5)
+    ]
+    assert answers == [401] * 5
