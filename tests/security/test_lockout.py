@@ -298,3 +298,25 @@ def test_a_token_we_signed_is_never_a_guess_even_for_a_gone_key(settings):
         for _ in range(5)
     ]
     assert answers == [401] * 5
+
+
+@pytest.mark.django_db
+def test_a_login_lockout_ends_after_its_cool_off(settings, django_user_model):
+    """Each try during the lockout starts the wait again, so the poll is slower than it."""
+    from datetime import timedelta
+
+    settings.AXES_FAILURE_LIMIT = 2
+    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
+    django_user_model.objects.create_user("erin", password="erin-password")
+    client = Client(REMOTE_ADDR="10.9.8.11")
+
+    def login(password: str) -> int:
+        return client.post("/login/", {"username": "erin", "password": password}).status_code
+
+    assert [login("x"), login("y"), login("erin-password")] == [200, 429, 429]
+    wait_until(
+        lambda: login("erin-password") == 302,
+        timeout=20,
+        interval=1.5,
+        message="the lockout to end",
+    )
