@@ -55,7 +55,10 @@ def save_config(api_url: str, api_key: str) -> Path:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"api_url": api_url.rstrip("/"), "api_key": api_key}, indent=2))
+    # Created 0600, so the key is never readable by others, not even for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"api_url": api_url.rstrip("/"), "api_key": api_key}, handle, indent=2)
     os.chmod(tmp, 0o600)
     tmp.replace(path)
     return path

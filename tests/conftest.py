@@ -1,13 +1,13 @@
 import os
 
+import pytest
+
 # Unit tests never reach a broker: publishing is asserted through the outbox fixture.
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 import re  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 _STATUS_WRITER = str(Path(__file__).resolve().parents[1] / "webapp" / "core" / "status.py")
 _TASK_STATUS_UPDATE = re.compile(
@@ -43,3 +43,13 @@ def only_status_change_writes_task_status(request):
     with connection.execute_wrapper(watch):
         yield
     assert strays == [], f"Task.status written outside core/status.py: {strays}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache: the failed-key counters of webapp/core/lockout.py
+    live there, and every test client comes from 127.0.0.1."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

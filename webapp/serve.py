@@ -10,6 +10,8 @@ from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver, FixedStreamReceiver
 from waitress.wasyncore import _DISCONNECTED
 
+from webapp import startup
+
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
 # sees it; for these the body goes straight to a file under the artifact storage root,
 # hashed as it arrives, so the view can rename it into place: the bytes are written once.
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
+    startup.begin()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
     from django.conf import settings
@@ -124,6 +127,7 @@ def main() -> None:
     from webapp.core.storage import incoming_dir, sweep_incoming
     from webapp.wsgi import application
 
+    startup.ready()
     SpoolingParser.spool_dir = incoming_dir()
     SpoolingParser.body_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     sweep_incoming()

@@ -9,11 +9,18 @@ import os
 import socket
 import sys
 
+from webapp import startup
+
 
 def main() -> int:
+    startup.begin()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
+    import django
     from celery.concurrency import get_implementation
     from celery.utils.log import mlevel
 
+    django.setup()
+    startup.ready()
     from webapp.celery import app
 
     worker = app.Worker(

@@ -6,9 +6,12 @@ DATABASE_URL, CELERY_BROKER_URL and ARTIFACT_STORAGE. Problems are reported by s
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+
+from webapp.private_files import install_secret
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -44,16 +47,30 @@ def env_list(name: str, default: str) -> list[str]:
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PIPELINES_DATA_DIR", str(BASE_DIR / ".pipelines-data"))).resolve()
-# SQLite and local artifacts live here; create it so a fresh checkout works at once.
+# SQLite and local artifacts live here; create it so a fresh checkout works at once. It is
+# private to its owner (webapp/private_files.py), whatever the umask.
 try:
-    (DATA_DIR / "staticfiles").mkdir(parents=True, exist_ok=True)
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (DATA_DIR / "staticfiles").mkdir(mode=0o700, exist_ok=True)
 except OSError:
     pass  # reported by the system checks when something needs it
 
 DEBUG = env_bool("DEBUG", False)
-# The development key is only used when SECRET_KEY is unset; checks.py warns about it.
+# SECRET_KEY from the environment wins; otherwise each install has its own, made on first
+# start in the data dir (0600) and read by every process of the install. The public
+# development key is the last resort, when that file can be neither read nor made: the
+# system checks refuse it outside DEBUG (pipelines.E002), so the server does not start.
 DEV_SECRET_KEY = "dev-insecure-pipelines-secret-key-change-me-in-production-0123456789"  # noqa: S105
-SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
+SECRET_KEY_PROBLEM = ""
+SECRET_KEY = env_str("SECRET_KEY").strip()
+if not SECRET_KEY:
+    try:
+        SECRET_KEY = install_secret(SECRET_KEY_FILE)
+    except (OSError, ValueError) as error:
+        SECRET_KEY, SECRET_KEY_PROBLEM = DEV_SECRET_KEY, str(error)
+# Older keys still accepted for sessions while they end (rotation, docs/deploying.md).
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -66,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "webapp.core.apps.CoreConfig",
     "webapp.api.apps.ApiConfig",
     "webapp.dashboard.apps.DashboardConfig",
@@ -100,6 +118,8 @@ MIDDLEWARE = [
     "webapp.api.idempotency.IdempotencyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -146,6 +166,33 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+
+# Failed credentials, counted per client address (webapp/core/lockout.py). Behind N reverse
+# proxies that append to X-Forwarded-For, set TRUSTED_PROXY_COUNT=N; with the default 0 the
+# header is ignored, so a client cannot pick the address it is counted under.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# Passwords (dashboard and admin login form) go through django-axes, whose backend comes
+# first: a locked-out client is refused before its password is hashed (PBKDF2's million
+# rounds cost a server thread about 0.3 CPU-seconds per try). LOGIN_FAILURE_LIMIT failures
+# lock the address out for LOGIN_LOCKOUT_SECONDS; a try during the lockout starts it again.
+AUTHENTICATION_BACKENDS = [
+    "webapp.core.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env_float("LOGIN_LOCKOUT_SECONDS", 300.0))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_CLIENT_IP_CALLABLE = "webapp.core.lockout.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# API keys (REST API, ClearML tokens and auth.login): past API_KEY_FAILURE_LIMIT keys that
+# match nothing from one address within API_KEY_LOCKOUT_SECONDS, its failed keys answer 429
+# until that window ends; valid keys are always served (a key check is as cheap as a
+# refusal). Revoked or expired keys are not guesses and are not counted. Counted in the
+# default cache (per server process unless CACHES is shared).
+API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 50)
+API_KEY_LOCKOUT_SECONDS = env_int("API_KEY_LOCKOUT_SECONDS", 60)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -198,6 +245,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # JSON included: larger ones are a 413 before they are read (webapp/bodylimit.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 FILE_UPLOAD_TEMP_DIR = None
+# Django's FileSystemStorage chmods what it saves to 0644 by default, whatever the umask.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Django's own default, stated: more files in one multipart body is a 400 (CVE-2023-24580).
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 100)
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -38,6 +39,16 @@ def socket_path(data_dir: Path) -> Path:
         return path
     digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"pipelines-redis-{digest}" / "redis.sock"
+
+
+def _private_socket_dir(folder: Path) -> None:
+    """The socket's folder: ours and 0700. A short path lives under the shared temp dir,
+    where another user could have made the folder first to sit between us and our broker."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise EmbeddedRedisError(f"{folder} is not a folder of this user: remove it")
+    os.chmod(folder, 0o700)
 
 
 def broker_url(data_dir: Path) -> str:
@@ -90,8 +101,9 @@ class EmbeddedRedis:
 
     def write_config(self) -> Path:
         store = self.data_dir / "redis"
-        store.mkdir(parents=True, exist_ok=True)
-        self.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        store.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(store, 0o700)
+        _private_socket_dir(self.socket.parent)
         lines = [
             "port 0",
             f"unixsocket {_quote(str(self.socket))}",
@@ -106,7 +118,10 @@ class EmbeddedRedis:
             "dbfilename dump.rdb",
         ]
         config = store / "redis.conf"
-        config.write_text("\n".join(lines) + "\n")
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.chmod(config, 0o600)
         return config
 
     def start(self, timeout: float = 15.0, **popen_kwargs) -> "EmbeddedRedis":

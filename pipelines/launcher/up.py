@@ -222,11 +222,25 @@ def _raise_interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def _private_data_dir(data_dir: Path) -> Path:
+    """The data dir and its logs folder, 0700 even if an older version made them readable.
+
+    Everything `up` and its children create from here on is private through the umask
+    (0o077: files 0600, folders 0700); the server takes the other bits off whatever older
+    files are inside when it starts (webapp/startup.py).
+    """
+    os.umask(0o077)
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (data_dir, log_dir):
+        os.chmod(folder, 0o700)
+    return log_dir
+
+
 def run_up(args) -> int:
     """Bring everything up, print the URL and login, optionally run the demo, wait for Ctrl-C."""
     data_dir = data_dir_for_up()
-    log_dir = data_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = _private_data_dir(data_dir)
     env = _child_env(data_dir)
     supervisor = Supervisor(log_dir)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

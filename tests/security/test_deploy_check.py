@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from tests.support import REPO
+from webapp.settings import DEV_SECRET_KEY
 
 
 def _check(tmp_path, **env) -> subprocess.CompletedProcess:
@@ -38,13 +39,17 @@ def test_production_env_passes_the_deployment_checklist(tmp_path):
     result = _check(tmp_path, SECRET_KEY=secrets.token_urlsafe(64), **PRODUCTION)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+    # so does the install's own secret, made in the data dir when SECRET_KEY is unset
+    own = _check(tmp_path / "own-secret", **PRODUCTION)
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert (tmp_path / "own-secret" / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
 def test_the_checklist_fails_on_what_production_must_not_have(tmp_path):
-    # the development secret key, and DEBUG on
-    dev_key = _check(tmp_path, **PRODUCTION)
+    # the development secret key (an error outside DEBUG, check --deploy or not), and DEBUG on
+    dev_key = _check(tmp_path, SECRET_KEY=DEV_SECRET_KEY, **PRODUCTION)
     assert dev_key.returncode != 0
-    assert "pipelines.W001" in dev_key.stderr
+    assert "pipelines.E002" in dev_key.stderr
     debug = _check(tmp_path, SECRET_KEY=secrets.token_urlsafe(64), **{**PRODUCTION, "DEBUG": "1"})
     assert debug.returncode != 0 and "security.W018" in debug.stderr
     # without PIPELINES_ENV=production the HTTPS switches stay off for http://127.0.0.1

@@ -3,7 +3,8 @@
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from webapp.core.keys import authenticate_api_key
+from webapp.core import lockout
+from webapp.core.keys import check_api_key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -16,8 +17,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != self.keyword.lower():
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <key>'")
-        key = authenticate_api_key(parts[1])
+        key, genuine = check_api_key(parts[1])
         if key is None:
+            if not genuine:
+                wait = lockout.refuse_guess(request)
+                if wait:
+                    raise exceptions.Throttled(
+                        wait, detail="too many failed API keys from this address; retry later"
+                    )
             raise exceptions.AuthenticationFailed("invalid, expired or revoked API key")
         return key.user, key
 

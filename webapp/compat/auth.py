@@ -2,7 +2,10 @@
 
 A key `pk_<prefix>_<secret>` is given to ClearML as access key `pk_<prefix>` and secret key
 `<secret>`; `auth.login` (HTTP Basic) joins them again and checks the key like our REST API
-does. The token names the key, so revoking the key ends its tokens at the next call.
+does. The token is signed with the install's secret and names its key by an unguessable id
+(keys.token_id, never the row's integer id), so revoking or deleting the key ends its tokens
+at the next call. Credentials that match nothing count against the client (core/lockout.py):
+past the limit its failures are answered 429 instead of 401; its valid keys still work.
 """
 
 import base64
@@ -10,7 +13,8 @@ import time
 
 from django.conf import settings
 
-from webapp.core.keys import authenticate_api_key
+from webapp.core import lockout
+from webapp.core.keys import check_api_key, key_for_token_id, token_id
 from webapp.core.models import ApiKey
 
 from . import jwt
@@ -35,6 +39,25 @@ def join_key(access_key: str, secret_key: str) -> str:
     return f"{access_key}_{secret_key}"
 
 
+def _guess(request) -> None:
+    """Count a credential that matched nothing of ours; HTTP 429 once the client is past
+    its limit (core/lockout.py)."""
+    wait = lockout.refuse_guess(request)
+    if wait:
+        raise ApiError(
+            429,
+            f"Too many failed credentials from this address: retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _checked(request, found: tuple[ApiKey | None, bool]) -> ApiKey | None:
+    key, genuine = found
+    if key is None and not genuine:
+        _guess(request)
+    return key
+
+
 def key_from_basic(request) -> ApiKey | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -43,8 +66,9 @@ def key_from_basic(request) -> ApiKey | None:
     try:
         access, _, secret = base64.b64decode(value.strip()).decode().partition(":")
     except ValueError:
+        _guess(request)
         return None
-    return authenticate_api_key(join_key(access, secret))
+    return _checked(request, check_api_key(join_key(access, secret)))
 
 
 def issue_token(key: ApiKey, expiration_sec: int | None = None) -> str:
@@ -62,7 +86,7 @@ def issue_token(key: ApiKey, expiration_sec: int | None = None) -> str:
                 "user_name": user.get_username(),
                 "role": "admin" if user.is_staff else "user",
             },
-            "key": key.pk,
+            "key": token_id(key),
             "iat": now,
             "exp": now + lifetime,
             "env": "pipelines",
@@ -85,15 +109,17 @@ def authenticate(request):
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "Unauthorized (missing credentials)", 20)
     if token.startswith("pk_"):
-        key = authenticate_api_key(token)
+        key = _checked(request, check_api_key(token))
     else:
         try:
             claims = jwt.decode(token)
+        except jwt.TokenExpired as error:
+            raise ApiError(401, f"Unauthorized ({error})", 21) from error  # ours, not a guess
         except jwt.InvalidToken as error:
+            _guess(request)
             raise ApiError(401, f"Unauthorized ({error})", 21) from error
-        key = ApiKey.objects.select_related("user", "task").filter(pk=claims.get("key")).first()
-        if key is not None and not (key.is_active and key.user.is_active):
-            key = None
+        # Signed by us, so not a guess even when its key is gone (or it predates token ids).
+        key, _ = key_for_token_id(claims.get("key"))
     if key is None:
         raise ApiError(401, "Unauthorized (invalid credentials)", 21)
     return key.user, key

@@ -14,13 +14,21 @@ from django.http import HttpResponse
 class ApiError(Exception):
     """An error answered in the envelope: `code` is both result_code and the HTTP status."""
 
-    def __init__(self, code: int, message: str, subcode: int = 0, data: dict | None = None):
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        subcode: int = 0,
+        data: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(message)
         # Never above 500: the SDK treats 501+ as "try again" and loops forever.
         self.code = min(int(code), 500)
         self.message = message
         self.subcode = subcode
         self.data = data or {}
+        self.headers = headers or {}
 
 
 def bad_request(message: str, subcode: int = 0) -> ApiError:
@@ -59,7 +67,7 @@ def respond(
 
 
 def respond_error(endpoint: str, error: ApiError, version: str = "") -> HttpResponse:
-    return respond(
+    response = respond(
         endpoint,
         {},
         code=error.code,
@@ -68,3 +76,6 @@ def respond_error(endpoint: str, error: ApiError, version: str = "") -> HttpResp
         version=version,
         error_data=error.data,
     )
+    for name, value in error.headers.items():
+        response[name] = value
+    return response

@@ -77,7 +77,10 @@ def files_view(request, path: str = ""):
             return _delete(normalize_path(path))
         return _error(405, f"method {request.method} not allowed")
     except ApiError as error:
-        return _error(error.code, error.message)
+        response = _error(error.code, error.message)
+        for name, value in error.headers.items():
+            response[name] = value
+        return response
     except UploadTooLarge:
         return _error(413, "object too large")
 

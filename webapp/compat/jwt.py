@@ -17,6 +17,10 @@ class InvalidToken(Exception):
     pass
 
 
+class TokenExpired(InvalidToken):
+    """A token we signed, past its `exp`."""
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -26,7 +30,8 @@ def _unb64(text: str) -> bytes:
 
 
 def _signing_key() -> bytes:
-    # A key of its own, derived from SECRET_KEY, so these tokens sign nothing else of ours.
+    # A key of its own, derived from SECRET_KEY (the install's own secret unless the
+    # environment sets one: settings.py), so these tokens sign nothing else of ours.
     return hashlib.sha256(f"clearml-compat:{settings.SECRET_KEY}".encode()).digest()
 
 
@@ -50,6 +55,10 @@ def decode(token: str, now: float | None = None) -> dict:
         raise InvalidToken("malformed token") from error
     if not isinstance(claims, dict):
         raise InvalidToken("malformed token")
-    if float(claims.get("exp", 0)) < (now if now is not None else time.time()):
-        raise InvalidToken("token expired")
+    try:
+        expires = float(claims.get("exp", 0))
+    except (TypeError, ValueError) as error:
+        raise InvalidToken("malformed token") from error
+    if expires < (now if now is not None else time.time()):
+        raise TokenExpired("token expired")
     return claims

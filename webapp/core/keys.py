@@ -38,18 +38,59 @@ def hash_secret(secret: str) -> str:
 
 
 def authenticate_api_key(secret: str) -> ApiKey | None:
+    """The active key this secret is, with its (active) user; None otherwise."""
+    key, _ = check_api_key(secret)
+    return key
+
+
+def check_api_key(secret: str) -> tuple[ApiKey | None, bool]:
+    """(the active key, True) for a good secret; (None, genuine) otherwise, where `genuine`
+    says the secret is one of ours that is revoked, expired or of an inactive user (stale
+    credentials, not a guess: webapp/core/lockout.py does not count those).
+
+    Every secret is hashed before the lookup, and a wrong one answers like a missing one.
+    """
+    digest = hash_secret(secret)
     parts = secret.split("_")
     if len(parts) < 3 or parts[0] != "pk":
-        return None
+        return None, False
     key = _key_and_user(parts[1])
-    if key is None or not key.is_active or not key.user.is_active:
-        return None
-    if not secrets.compare_digest(key.hashed_secret, hash_secret(secret)):
-        return None
+    if key is None or not secrets.compare_digest(key.hashed_secret, digest):
+        return None, False
+    if not key.is_active or not key.user.is_active:
+        return None, True
+    _touch(key)
+    return key, True
+
+
+def _touch(key: ApiKey) -> None:
     now = timezone.now()
     if key.last_used is None or (now - key.last_used).total_seconds() > 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used=now)
-    return key
+
+
+def token_id(key: ApiKey) -> str:
+    """How a token names its key: the key's prefix and a value only its holder can know.
+
+    The second half is derived from the key's stored hash (itself from a 256-bit secret), so
+    it is unguessable, needs no column of its own, and a new key never answers to it.
+    """
+    binding = hashlib.sha256(f"token-id:{key.hashed_secret}".encode()).hexdigest()[:32]
+    return f"{key.prefix}.{binding}"
+
+
+def key_for_token_id(value) -> tuple[ApiKey | None, bool]:
+    """(the active key, True) a token_id names; (None, genuine) as check_api_key."""
+    prefix, _, binding = str(value).partition(".")
+    if not prefix or not binding:
+        return None, False
+    key = _key_and_user(prefix)
+    if key is None or not secrets.compare_digest(token_id(key), f"{prefix}.{binding}"):
+        return None, False
+    if not key.is_active or not key.user.is_active:
+        return None, True
+    _touch(key)
+    return key, True
 
 
 def _key_and_user(prefix: str) -> ApiKey | None:
