@@ -237,7 +237,7 @@ def _refused_start(argv, env, log) -> str:
 def test_the_server_and_server_worker_refuse_the_development_key_outside_debug(tmp_path):
     env = _env(tmp_path, SECRET_KEY=DEV_SECRET_KEY)
     port = free_port()
-    cli = [sys.executable, "-m", "pipelines.cli"]
+    cli = [sys.executable, "-m", "pipelines.launcher.cli"]
     server = _refused_start([*cli, "server", "--port", str(port)], env, tmp_path / "server.log")
     assert "pipelines.E002" in server and "public development secret key" in server
     with pytest.raises(requests.ConnectionError):
