@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make run PORT=8100 HOST=0.0.0.0`: where the web server listens.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run up test test-unit test-e2e lint format bench bench-peers clean venv browser
 
@@ -18,7 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 ## Bring everything up on this machine and run the demo pipeline (Ctrl-C stops it all).
 run: $(STAMP)
-	$(BIN)/pipelines up --demo
+	$(BIN)/pipelines up --demo --host $(HOST) --port $(PORT)
 
 up: run
 

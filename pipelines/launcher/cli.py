@@ -7,35 +7,68 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pipelines", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pipelines",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    up = commands.add_parser("up", help="run everything on this machine")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8000)
+    def command(name: str, help: str):
+        return commands.add_parser(name, help=help, description=help)
+
+    up = command("up", "run everything on this machine (data in $PIPELINES_DATA_DIR)")
+    up.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the web server listens on (default: %(default)s)",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port the web server listens on (default: %(default)s)",
+    )
     up.add_argument("--demo", action="store_true", help="run the demo pipeline once up")
     up.add_argument("--exit-after-demo", action="store_true", help="stop after the demo")
 
-    server = commands.add_parser("server", help="run the web server (API, dashboard, admin)")
-    server.add_argument("--host", default="127.0.0.1")
-    server.add_argument("--port", type=int, default=8000)
-    server.add_argument("--threads", type=int, default=8)
-
-    worker = commands.add_parser("worker", help="run a step worker")
-    worker.add_argument("-q", "--queue", action="append", dest="queues", default=[])
-    worker.add_argument("--name", default="")
-    worker.add_argument("--concurrency", type=int, default=1, help="steps run at once")
-
-    commands.add_parser(
-        "serverworker", help="run the server worker (pipeline engine, lease reaper, sweeps)"
+    server = command("server", "run the web server (API, dashboard, admin)")
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    server.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
+    )
+    server.add_argument(
+        "--threads", type=int, default=8, help="requests served at once (default: %(default)s)"
     )
 
-    login = commands.add_parser("login", help="save the server URL and API key")
-    login.add_argument("--url", default=os.environ.get("PIPELINES_API_URL", ""))
-    login.add_argument("--key", default=os.environ.get("PIPELINES_API_KEY", ""))
+    worker = command("worker", "run a step worker")
+    worker.add_argument(
+        "-q",
+        "--queue",
+        action="append",
+        dest="queues",
+        default=[],
+        help="a queue to take steps from (repeat for several; default: default)",
+    )
+    worker.add_argument("--name", default="", help="the worker's name (default: host and pid)")
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="steps run at once (default: %(default)s)"
+    )
 
-    commands.add_parser("demo", help="register the example's base tasks and run its pipeline")
-    commands.add_parser("status", help="show the server, queues and workers")
+    command("serverworker", "run the server worker (pipeline engine, lease reaper, sweeps)")
+
+    login = command("login", "save the server URL and API key for the SDK on this machine")
+    login.add_argument(
+        "--url", default=os.environ.get("PIPELINES_API_URL", ""), help="the server's URL"
+    )
+    login.add_argument(
+        "--key", default=os.environ.get("PIPELINES_API_KEY", ""), help="an API key of yours"
+    )
+
+    command("demo", "register the example's base tasks and run its pipeline")
+    command("status", "show the server, queues and workers")
 
     args = parser.parse_args(argv)
     handler = {
