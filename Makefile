@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# `make run PORT=8100 HOST=0.0.0.0`: where the web server listens.
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# `make run PORT=8100 HOST=0.0.0.0`: where the web server listens (set on the command
+# line; a HOST or PORT in the environment is ignored).
+HOST = 127.0.0.1
+PORT = 8000
 
 .PHONY: run up test test-unit test-e2e lint format bench bench-peers clean venv browser
 
