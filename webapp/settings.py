@@ -78,6 +78,7 @@ DASHBOARD_PLUGINS = [
     "webapp.plugins.execution",
     "webapp.plugins.configuration",
     "webapp.plugins.artifacts",
+    "webapp.plugins.models",
     "webapp.plugins.info",
     "webapp.plugins.console",
     "webapp.plugins.pipeline_graph",
