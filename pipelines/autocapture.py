@@ -43,26 +43,30 @@ class _ImportHook(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname not in _hooks:
             return None
-        with _lock:
-            patches = _hooks.pop(fullname, [])
-            if not _hooks and self in sys.meta_path:
-                sys.meta_path.remove(self)
         import importlib.util
 
-        self_was_here = self in sys.meta_path
-        if self_was_here:
-            sys.meta_path.remove(self)
+        # Find the real spec with this finder out of the way, then run the patches when
+        # the module is executed (a find_spec() alone, e.g. to test for it, imports nothing).
+        with _lock:
+            present = self in sys.meta_path
+            if present:
+                sys.meta_path.remove(self)
         try:
             spec = importlib.util.find_spec(fullname)
         finally:
-            if self_was_here:
-                sys.meta_path.insert(0, self)
+            with _lock:
+                if present and _hooks and self not in sys.meta_path:
+                    sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         original_exec = spec.loader.exec_module
 
         def exec_module(module):
             original_exec(module)
+            with _lock:
+                patches = _hooks.pop(fullname, [])
+                if not _hooks and self in sys.meta_path:
+                    sys.meta_path.remove(self)
             for patch in patches:
                 try:
                     patch(module)

@@ -146,6 +146,8 @@ class _FigureConverter:
         self.layout.update(
             {
                 "height": round(self.height),
+                # the figure's own titles are annotations where matplotlib drew them
+                "title": {"text": ""},
                 "margin": {"l": 0, "r": 0, "t": 0, "b": 0, "pad": 0, "autoexpand": False},
                 "paper_bgcolor": rgba(face),
                 "font": {"family": FONT_FAMILY, "size": font_size, "color": "black"},

@@ -173,7 +173,8 @@ def confusion_matrix(
         "z": _list(array),
         "x": x,
         "y": y,
-        "colorscale": "Blues",
+        # light to dark with the count, as matplotlib's Blues (Plotly's runs the other way)
+        "colorscale": [[0.0, "#f7fbff"], [0.5, "#6baed6"], [1.0, "#08306b"]],
         "texttemplate": "%{z}",
     }
     if extra_layout and "texttemplate" in extra_layout:
@@ -234,14 +235,16 @@ def line_plot(
 
 
 def table(title, series, rows_or_frame, extra_layout=None, extra_data=None) -> dict:
-    """A Plotly table from a DataFrame (its index as the first column, as ClearML shows it)
-    or a list of rows whose first row is the header."""
+    """A Plotly table from a DataFrame (with its index as the first column unless it is a
+    plain range, as ClearML shows it) or a list of rows whose first row is the header."""
     if hasattr(rows_or_frame, "columns") and hasattr(rows_or_frame, "index"):
         frame = rows_or_frame
-        index_name = "" if frame.index.name is None else str(frame.index.name)
-        header = [index_name, *(str(c) for c in frame.columns)]
-        columns = [[_cell(v) for v in frame.index.tolist()]]
-        columns += [[_cell(v) for v in frame[c].tolist()] for c in frame.columns]
+        header = [str(c) for c in frame.columns]
+        columns = [[_cell(v) for v in frame[c].tolist()] for c in frame.columns]
+        if type(frame.index).__name__ != "RangeIndex":  # a meaningful index is a column
+            index_name = "" if frame.index.name is None else str(frame.index.name)
+            header.insert(0, index_name)
+            columns.insert(0, [_cell(v) for v in frame.index.tolist()])
     elif isinstance(rows_or_frame, list | tuple):
         rows = [list(row) if isinstance(row, list | tuple) else None for row in rows_or_frame]
         if not rows or any(row is None for row in rows):

@@ -192,6 +192,8 @@ STORAGES = {
 
 # Uploads above this are refused with 413 before any byte reaches the artifact storage.
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_BYTES", 5 * 1024**3)
+# The largest media file (debug sample: image, audio, video, HTML) a task may report.
+MAX_MEDIA_BYTES = env_int("MAX_MEDIA_BYTES", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 FILE_UPLOAD_TEMP_DIR = None

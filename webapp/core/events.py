@@ -182,7 +182,7 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
 
 # What media a task may report, by content type, and the largest file of each.
 MEDIA_TYPES = ("image/", "audio/", "video/", "text/html")
-MAX_MEDIA_BYTES = getattr(settings, "MAX_MEDIA_BYTES", 50 * 1024 * 1024)
+MAX_MEDIA_BYTES = settings.MAX_MEDIA_BYTES
 # Served inline as what they are: raster images, audio and video, which carry no script.
 INLINE_PREFIXES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/")
 # Served to the browser with no origin of its own: it may run its script, but can read

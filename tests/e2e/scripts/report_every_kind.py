@@ -59,7 +59,7 @@ logger.report_plotly(
     "plotly", "dict", {"data": [{"type": "bar", "x": ["a"], "y": [1]}], "layout": {}}
 )
 logger.report_image("image", "array", iteration=2, image=np.linspace(0, 1, 64).reshape(8, 8))
-logger.report_image("image", "by url", url="https://example.com/picture.png")
+logger.report_image("image", "by url", url="http://127.0.0.1:9/picture.png")
 audio = work / "tone.wav"
 with wave.open(str(audio), "wb") as sound:
     sound.setnchannels(1)
@@ -68,7 +68,7 @@ with wave.open(str(audio), "wb") as sound:
     sound.writeframes(b"".join(struct.pack("<h", (i % 40) * 500) for i in range(8000)))
 logger.report_media("media", "audio", local_path=str(audio))
 logger.report_media("media", "html", stream=io.StringIO("<h1>hello</h1>"), file_extension="html")
-logger.report_media("media", "video by url", url="https://example.com/clip.mp4")
+logger.report_media("media", "video by url", url="http://127.0.0.1:9/clip.mp4")
 
 figure, ax = plt.subplots()
 ax.scatter([1, 2, 3], [3, 1, 2], c=[0, 1, 2], cmap="viridis")
