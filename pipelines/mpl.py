@@ -37,6 +37,8 @@ def figure_to_plotly(figure) -> dict:
         return _FigureConverter(figure).convert()
     except Unsupported as reason:
         return image_figure(figure, reason=str(reason))
+    except Exception as error:  # noqa: BLE001 - an artist we misread: the picture is right
+        return image_figure(figure, reason=f"conversion failed: {error!r}")
 
 
 def image_figure(figure, reason: str = "") -> dict:
@@ -172,9 +174,7 @@ class _FigureConverter:
                 (
                     other
                     for other in plotted[: plotted.index(ax)]
-                    if other in ax._twinned_axes.get_siblings(ax)
-                    and id(other) in ids
-                    and not ids[id(other)][2]
+                    if other in _twins(ax) and id(other) in ids and not ids[id(other)][2]
                 ),
                 None,
             )
@@ -288,11 +288,9 @@ class _FigureConverter:
     def _ticks(self, ax, axis, low: float, high: float) -> dict:
         lo, hi = min(low, high), max(low, high)
         span = (hi - lo) or 1.0
-        shown = [
-            tick
-            for tick in axis.get_major_ticks()
-            if lo - span * 1e-9 <= tick.get_loc() <= hi + span * 1e-9
-        ][: len(axis.get_majorticklocs())]
+        # matplotlib keeps spare Tick objects past the located ones: only those count
+        located = axis.get_major_ticks()[: len(axis.get_majorticklocs())]
+        shown = [tick for tick in located if lo - span * 1e-9 <= tick.get_loc() <= hi + span * 1e-9]
         values, texts = [], []
         labelled_far = False
         sample = None
@@ -523,6 +521,11 @@ class _FigureConverter:
         holder = trace[trace["_colorscale_at"]] if trace["_colorscale_at"] else trace
         holder["showscale"] = True
         holder["colorbar"] = spec
+
+
+def _twins(ax) -> list:
+    twinned = getattr(ax, "_twinned_axes", None)
+    return list(twinned.get_siblings(ax)) if twinned is not None else []
 
 
 def _layout_key(axis_id: str) -> str:
