@@ -409,7 +409,8 @@ class _Artists:
             "y": _floats(centres if horizontal else lengths),
             "base": _floats(starts),
             "width": _floats(widths),
-            "name": self._label(container),
+            # hist() labels the first bar of a data set rather than its container
+            "name": self._label(container) or (self._label(first) if first else ""),
             "marker": {
                 "color": [rgba(r.get_facecolor()) for r in rectangles],
                 "line": {
