@@ -110,3 +110,27 @@ def test_html_and_svg_media_are_sandboxed_through_the_api_and_other_types_refuse
     for bad in ("javascript:alert(1)", "file:///etc/passwd", "x" * 3000):
         linked = step.post(url, {"title": "m", "series": "u", "url": bad}, format="json")
         assert linked.status_code == 400, bad
+
+
+def test_numbers_past_64_bits_are_refused_not_a_server_error(world):
+    step, running = world.client("task"), world.objects["running"]
+    huge = 24786431122994130457722880
+    declared = step.post(
+        f"/api/v1/tasks/{running.id}/models/",
+        {"name": "n", "filename": "n.bin", "size": 1, "iteration": huge},
+        format="json",
+    )
+    assert declared.status_code == 400
+    url = f"/api/v1/tasks/{running.id}/samples/"
+    linked = step.post(
+        url,
+        {"title": "m", "series": "u", "url": "http://127.0.0.1:9/a.png", "iteration": huge},
+        format="json",
+    )
+    assert linked.status_code == 400
+    upload = SimpleUploadedFile("a.png", b"\x89PNG", content_type="image/png")
+    sent = step.post(url, {"title": "m", "series": "f", "iteration": str(huge), "file": upload})
+    assert sent.status_code == 400
+    event = {"type": "scalar", "title": "t", "series": "s", "iteration": huge, "value": 1}
+    batch = step.post(f"/api/v1/tasks/{running.id}/events/", {"events": [event]}, format="json")
+    assert batch.status_code == 400

@@ -317,7 +317,9 @@ class ModelDeclareSerializer(serializers.Serializer):
     config = serializers.DictField(required=False, default=dict)
     labels = serializers.DictField(child=serializers.IntegerField(), required=False, default=dict)
     package = serializers.BooleanField(required=False, default=False)
-    iteration = serializers.IntegerField(required=False, allow_null=True, default=None)
+    iteration = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=-(2**63), max_value=2**63 - 1
+    )
 
 
 class InputModelSerializer(serializers.ModelSerializer):
@@ -337,12 +339,12 @@ class ConnectInputModelSerializer(serializers.Serializer):
 class MediaUrlSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=255, allow_blank=True)
     series = serializers.CharField(max_length=255, allow_blank=True)
-    iteration = serializers.IntegerField(default=0)
+    iteration = serializers.IntegerField(default=0, min_value=-(2**63), max_value=2**63 - 1)
     url = serializers.CharField(max_length=2048)
     content_type = serializers.CharField(
         max_length=100, required=False, allow_blank=True, default=""
     )
-    max_history = serializers.IntegerField(required=False, default=0)
+    max_history = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**6)
 
 
 class QueueSerializer(serializers.ModelSerializer):

@@ -387,7 +387,7 @@ class TaskViewSet(
                 series=str(request.data.get("series", "")),
                 iteration=_int_value(request.data.get("iteration", 0)),
                 uploaded=uploaded,
-                max_history=_int_value(request.data.get("max_history", 0)),
+                max_history=_int_value(request.data.get("max_history", 0), "max_history"),
             )
             return Response({"id": sample.id}, status=status.HTTP_201_CREATED)
         rows = task.debug_samples.order_by("title", "series", "iteration")
@@ -440,11 +440,14 @@ class TaskViewSet(
         return Response(s.InputModelSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
-def _int_value(value) -> int:
+def _int_value(value, name: str = "iteration") -> int:
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError) as error:
-        raise InvalidInput("iteration must be an integer") from error
+        raise InvalidInput(f"{name} must be an integer") from error
+    if not -(2**63) <= number < 2**63:
+        raise InvalidInput(f"{name} must fit in 64 bits")
+    return number
 
 
 def _json_float(value):

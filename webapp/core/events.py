@@ -64,6 +64,8 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                 iteration = int(iteration)
             except (TypeError, ValueError) as error:
                 raise InvalidInput(f"event {index}: iteration must be an integer") from error
+        if not -(2**63) <= iteration < 2**63:
+            raise InvalidInput(f"event {index}: iteration must fit in 64 bits")
         if kind == "scalar":
             value = event.get("value")
             scalars[(title, series, iteration)] = value if type(value) is float else _float(value)
