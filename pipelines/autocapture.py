@@ -1,4 +1,7 @@
-"""Automatic capture, as ClearML does: figures shown with plt.show() become task plots."""
+"""Automatic capture, as ClearML does: figures shown with plt.show() become task plots.
+
+`when_imported` patches a module as soon as it is imported (also used by model_capture.py).
+"""
 
 import importlib.abc
 import sys
@@ -16,27 +19,59 @@ def install() -> None:
         if _installed:
             return
         _installed = True
-    if "matplotlib.pyplot" in sys.modules:
-        _patch(sys.modules["matplotlib.pyplot"])
-    else:
-        sys.meta_path.insert(0, _PyplotFinder())
+    when_imported("matplotlib.pyplot", _patch)
 
 
-class _PyplotFinder(importlib.abc.MetaPathFinder):
+def when_imported(module_name: str, patch) -> None:
+    """Call `patch(module)` now if `module_name` is imported, else right after its import."""
+    if module_name in sys.modules:
+        patch(sys.modules[module_name])
+        return
+    with _lock:
+        waiting = _hooks.setdefault(module_name, [])
+        waiting.append(patch)
+        if not any(isinstance(finder, _ImportHook) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _ImportHook())
+
+
+_hooks: dict[str, list] = {}
+
+
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Runs the patches waiting for a module once its own code has run."""
+
     def find_spec(self, fullname, path, target=None):
-        if fullname != "matplotlib.pyplot":
+        if fullname not in _hooks:
             return None
-        sys.meta_path.remove(self)
         import importlib.util
 
-        spec = importlib.util.find_spec(fullname)
+        # Find the real spec with this finder out of the way, then run the patches when
+        # the module is executed (a find_spec() alone, e.g. to test for it, imports nothing).
+        with _lock:
+            present = self in sys.meta_path
+            if present:
+                sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            with _lock:
+                if present and _hooks and self not in sys.meta_path:
+                    sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         original_exec = spec.loader.exec_module
 
         def exec_module(module):
             original_exec(module)
-            _patch(module)
+            with _lock:
+                patches = _hooks.pop(fullname, [])
+                if not _hooks and self in sys.meta_path:
+                    sys.meta_path.remove(self)
+            for patch in patches:
+                try:
+                    patch(module)
+                except Exception as error:  # noqa: BLE001 - capture must not break imports
+                    print(f"[pipelines] could not patch {fullname}: {error}", file=sys.stderr)
 
         spec.loader.exec_module = exec_module
         return spec

@@ -2,7 +2,10 @@
 
 import atexit
 import json
+import logging
 import math
+import mimetypes
+import sys
 import tempfile
 import threading
 import time
@@ -11,6 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from . import report_figures
 from .client import ApiError, get_client
 
 FLUSH_EVERY_SECONDS = 1.0
@@ -85,6 +89,7 @@ class _Sender:
 class Logger:
     """ClearML's Logger: report_scalar, report_plotly, report_matplotlib_figure, ..."""
 
+    SeriesInfo = report_figures.SeriesInfo
     _senders: dict[str, _Sender] = {}
     _senders_lock = threading.Lock()
 
@@ -127,6 +132,7 @@ class Logger:
         self._sender().flush()
 
     def report_scalar(self, title: str, series: str, value: float, iteration: int = 0) -> None:
+        """A point of the series title/series (Results > Scalars)."""
         self._sender().add(
             {
                 "type": "scalar",
@@ -138,74 +144,263 @@ class Logger:
         )
 
     def report_single_value(self, name: str, value: float) -> None:
-        self.report_scalar("Summary", name, value, iteration=-(2**31))
+        """A value of the whole run (an accuracy, a mAP): kept by name, shown in a table."""
+        self._sender().add({"type": "single_value", "name": str(name), "value": _wire_float(value)})
 
-    def report_text(self, msg: str, print_console: bool = True, **_: Any) -> None:
+    def report_text(
+        self, msg: str, level: int = logging.INFO, print_console: bool = True, *_: Any, **__: Any
+    ) -> None:
         if print_console:
             print(msg)
-        self._sender().add({"type": "log", "stream": "stdout", "text": str(msg)})
+        stream = "stderr" if _level(level) >= logging.WARNING else "stdout"
+        self._sender().add({"type": "log", "stream": stream, "text": str(msg)})
 
-    def report_plotly(self, title: str, series: str, figure: Any, iteration: int = 0) -> None:
+    def report_plotly(
+        self, title: str, series: str, figure: Any, iteration: int | None = None
+    ) -> None:
+        """A Plotly figure: a plotly Figure or a plotly.js dict."""
         if hasattr(figure, "to_plotly_json"):
             figure = json.loads(figure.to_json())
-        elif hasattr(figure, "to_dict"):
+        elif hasattr(figure, "to_dict") and not isinstance(figure, dict):
             figure = figure.to_dict()
+        if not isinstance(figure, dict):
+            raise ValueError("figure must be a plotly Figure or a dict with data and layout")
         self._sender().add(
             {
                 "type": "plot",
                 "title": title,
                 "series": series,
-                "iteration": int(iteration),
-                "figure": json.loads(json.dumps(figure, default=_jsonable)),
+                "iteration": int(iteration or 0),
+                "figure": json.loads(json.dumps(figure, default=_jsonable), parse_constant=_none),
             }
         )
 
-    def report_table(
-        self, title: str, series: str, iteration: int = 0, table_plot=None, **_: Any
-    ) -> None:
-        """A pandas DataFrame (or a list of rows, first row the header) as a Plotly table."""
-        if hasattr(table_plot, "columns"):
-            header = [str(c) for c in table_plot.columns]
-            columns = [[_cell(v) for v in table_plot[c].tolist()] for c in table_plot.columns]
-        else:
-            rows = list(table_plot or [])
-            header = [str(c) for c in rows[0]] if rows else []
-            columns = [[_cell(r[i]) for r in rows[1:]] for i in range(len(header))]
-        figure = {
-            "data": [{"type": "table", "header": {"values": header}, "cells": {"values": columns}}],
-            "layout": {"title": {"text": title}},
-        }
+    def report_histogram(self, title, series, values, iteration=None, labels=None,
+                         xlabels=None, xaxis=None, yaxis=None, mode=None, data_args=None,
+                         extra_layout=None) -> None:  # fmt: skip
+        """Bars of bins already counted in `values` (a vector, or one row per series)."""
+        figure = report_figures.histogram(
+            title, series, values, labels, xlabels, xaxis, yaxis, mode, data_args, extra_layout
+        )
+        self.report_plotly(title, series, figure, iteration)
+
+    def report_vector(self, title, series, values, iteration=None, labels=None, xlabels=None,
+                      xaxis=None, yaxis=None, mode=None, extra_layout=None) -> None:  # fmt: skip
+        """ClearML's older name for report_histogram."""
+        self.report_histogram(
+            title, series, values, iteration, labels=labels, xlabels=xlabels, xaxis=xaxis,
+            yaxis=yaxis, mode=mode, extra_layout=extra_layout,
+        )  # fmt: skip
+
+    def report_scatter2d(self, title, series, scatter, iteration=None, xaxis=None, yaxis=None,
+                         labels=None, mode="lines", comment=None,
+                         extra_layout=None) -> None:  # fmt: skip
+        figure = report_figures.scatter2d(
+            title, series, scatter, xaxis, yaxis, labels, mode, comment, extra_layout
+        )
+        self.report_plotly(title, series, figure, iteration)
+
+    def report_scatter3d(self, title, series, scatter, iteration=None, xaxis=None, yaxis=None,
+                         zaxis=None, labels=None, mode="markers", fill=False, comment=None,
+                         extra_layout=None) -> None:  # fmt: skip
+        figure = report_figures.scatter3d(
+            title, series, scatter, xaxis, yaxis, zaxis, labels, mode, fill, comment, extra_layout
+        )
+        self.report_plotly(title, series, figure, iteration)
+
+    def report_confusion_matrix(self, title, series, matrix, iteration=None, xaxis=None,
+                                yaxis=None, xlabels=None, ylabels=None, yaxis_reversed=False,
+                                comment=None, extra_layout=None) -> None:  # fmt: skip
+        figure = report_figures.confusion_matrix(
+            title, series, matrix, xaxis, yaxis, xlabels, ylabels, yaxis_reversed, comment,
+            extra_layout,
+        )  # fmt: skip
+        self.report_plotly(title, series, figure, iteration)
+
+    def report_matrix(self, title, series, matrix, iteration=None, xaxis=None, yaxis=None,
+                      xlabels=None, ylabels=None, yaxis_reversed=False,
+                      extra_layout=None) -> None:  # fmt: skip
+        """ClearML's older name for report_confusion_matrix."""
+        self.report_confusion_matrix(
+            title, series, matrix, iteration, xaxis=xaxis, yaxis=yaxis, xlabels=xlabels,
+            ylabels=ylabels, yaxis_reversed=yaxis_reversed, extra_layout=extra_layout,
+        )  # fmt: skip
+
+    def report_surface(self, title, series, matrix, iteration=None, xaxis=None, yaxis=None,
+                       zaxis=None, xlabels=None, ylabels=None, camera=None, comment=None,
+                       extra_layout=None) -> None:  # fmt: skip
+        figure = report_figures.surface(
+            title, series, matrix, xaxis, yaxis, zaxis, xlabels, ylabels, camera, comment,
+            extra_layout,
+        )  # fmt: skip
+        self.report_plotly(title, series, figure, iteration)
+
+    def report_line_plot(self, title, series, xaxis, yaxis, mode="lines", iteration=None,
+                         reverse_xaxis=False, comment=None,
+                         extra_layout=None) -> None:  # fmt: skip
+        """Several lines in one plot: `series` is a list of SeriesInfo (or dicts of one)."""
+        figure = report_figures.line_plot(
+            title, series, xaxis, yaxis, mode, reverse_xaxis, comment, extra_layout
+        )
+        name = ""
+        if series:
+            first = series[0]
+            name = str(first["name"] if isinstance(first, dict) else first.name)
+        self.report_plotly(title, name, figure, iteration)
+
+    def report_table(self, title: str, series: str, iteration: int | None = None,
+                     table_plot=None, csv: str | None = None, url: str | None = None,
+                     extra_layout: dict | None = None,
+                     extra_data: dict | None = None) -> None:  # fmt: skip
+        """A table: exactly one of a pandas DataFrame or a list of rows (`table_plot`, the
+        first row the header), a CSV file (`csv`), or the URL of a CSV file (`url`)."""
+        given = [name for name, v in (("table_plot", table_plot), ("csv", csv), ("url", url))
+                 if v is not None]  # fmt: skip
+        if len(given) != 1:
+            raise ValueError(
+                "report_table needs exactly one of table_plot, csv or url"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if csv is not None or url is not None:
+            table_plot = _read_csv(csv if csv is not None else url)
+        figure = report_figures.table(title, series, table_plot, extra_layout, extra_data)
         self.report_plotly(title, series, figure, iteration)
 
     def report_matplotlib_figure(
-        self, title: str, series: str, figure: Any, iteration: int = 0, **_: Any
-    ) -> None:
-        from .mpl import figure_to_plotly
-
-        self.report_plotly(title, series, figure_to_plotly(figure), iteration)
-
-    def report_image(
         self,
         title: str,
         series: str,
-        iteration: int = 0,
-        local_path: str | None = None,
-        image=None,
+        figure: Any,
+        iteration: int | None = None,
+        report_image: bool = False,
+        report_interactive: bool = True,
         **_: Any,
     ) -> None:
-        """A debug sample: a file path, a PIL image or a numpy array (HxW or HxWx3/4)."""
-        self._sender().flush()
+        """A matplotlib figure as an interactive plot (converted faithfully, or its PNG when
+        it cannot be); `report_image=True` sends it as a debug sample instead."""
+        from .mpl import figure_to_plotly, image_figure
+
+        if report_image:
+            figure = figure.gcf() if hasattr(figure, "gcf") else figure
+            with tempfile.TemporaryDirectory(prefix="pipelines-figure-") as folder:
+                path = Path(folder) / "figure.png"
+                figure.savefig(path, format="png", dpi=figure.dpi)
+                self.report_image(title, series, iteration, local_path=str(path))
+            return
+        converted = figure_to_plotly(figure) if report_interactive else image_figure(figure)
+        self.report_plotly(title, series, converted, iteration)
+
+    def report_image(self, title: str, series: str, iteration: int | None = None,
+                     local_path: str | None = None, image=None, matrix=None,
+                     max_image_history: int | None = None, delete_after_upload: bool = False,
+                     url: str | None = None) -> None:  # fmt: skip
+        """A debug sample: exactly one of a file path, a PIL image or numpy array (HxW or
+        HxWx3/4), or the URL of an image already somewhere (kept as the URL)."""
+        if image is None:
+            image = matrix
+        _one_of(local_path=local_path, image=image, url=url)
+        if url:
+            self._media_url(title, series, iteration, url, "", max_image_history)
+            return
         with tempfile.TemporaryDirectory(prefix="pipelines-image-") as folder:
             path = Path(local_path) if local_path else Path(folder) / "image.png"
             if not local_path:
                 _write_png(image, path)
+            self._upload_media(title, series, iteration, path, max_image_history)
+        if local_path and delete_after_upload:
+            Path(local_path).unlink(missing_ok=True)
+
+    def report_media(self, title: str, series: str, iteration: int | None = None,
+                     local_path: str | None = None, stream=None,
+                     file_extension: str | None = None, max_history: int | None = None,
+                     delete_after_upload: bool = False,
+                     url: str | None = None) -> None:  # fmt: skip
+        """Images, audio, video or an HTML page: exactly one of a file, a stream (with its
+        `file_extension`) or a URL (kept as the URL: nothing is downloaded)."""
+        _one_of(local_path=local_path, stream=stream, url=url)
+        if stream is not None and not file_extension:
+            raise ValueError("report_media of a stream needs its file_extension")
+        if url:
+            self._media_url(title, series, iteration, url, "", max_history)
+            return
+        with tempfile.TemporaryDirectory(prefix="pipelines-media-") as folder:
+            path = Path(local_path) if local_path else None
+            if stream is not None:
+                path = Path(folder) / f"media.{str(file_extension).lstrip('.')}"
+                data = stream.read()
+                path.write_bytes(data.encode() if isinstance(data, str) else data)
+            self._upload_media(title, series, iteration, path, max_history)
+        if local_path and delete_after_upload:
+            Path(local_path).unlink(missing_ok=True)
+
+    def _upload_media(self, title, series, iteration, path: Path, max_history) -> None:
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self._sender().flush()
+        fields = {"title": title, "series": series, "iteration": str(int(iteration or 0))}
+        if max_history and max_history > 0:
+            fields["max_history"] = str(int(max_history))
+        try:
             get_client().upload(
                 f"tasks/{self._task_id}/samples/",
                 path,
                 method="POST",
-                fields={"title": title, "series": series, "iteration": str(int(iteration))},
-                content_type="image/png" if path.suffix.lower() == ".png" else "image/jpeg",
+                fields=fields,
+                content_type=content_type,
             )
+        except ApiError as error:
+            # A refused sample (too large, not media) must not end the user's run.
+            print(f"[pipelines] media {title}/{series} not stored: {error}", file=sys.stderr)
+
+    def _media_url(self, title, series, iteration, url, content_type, max_history) -> None:
+        self._sender().flush()
+        try:
+            get_client().post(
+                f"tasks/{self._task_id}/samples/",
+                {
+                    "title": title,
+                    "series": series,
+                    "iteration": int(iteration or 0),
+                    "url": str(url),
+                    "content_type": content_type,
+                    "max_history": int(max_history or 0),
+                },
+            )
+        except ApiError as error:
+            print(f"[pipelines] media {title}/{series} not stored: {error}", file=sys.stderr)
+
+
+def _one_of(**given) -> None:
+    present = [
+        name
+        for name, value in given.items()
+        if value is not None and not (isinstance(value, str) and not value)
+    ]
+    if len(present) != 1:
+        raise ValueError(f"give exactly one of {', '.join(given)} (got {present or 'none'})")
+
+
+def _level(level) -> int:
+    try:
+        return int(level)
+    except (TypeError, ValueError):
+        return logging.INFO
+
+
+def _read_csv(where: str):
+    """A CSV file or URL as a DataFrame (its first column the index, as ClearML reads it)."""
+    import pandas as pd
+
+    from .storage import StorageManager
+
+    local = where
+    if "://" in str(where) and not str(where).startswith("file://"):
+        local = StorageManager.get_local_copy(remote_url=str(where))
+    elif str(where).startswith("file://"):
+        local = str(where)[len("file://") :]
+    try:
+        return pd.read_csv(local, index_col=[0])
+    except (OSError, ValueError, pd.errors.ParserError) as error:
+        raise ValueError(f"cannot read the CSV table {where!r}: {error}") from error
 
 
 def _write_png(image, path: Path) -> None:
@@ -222,16 +417,15 @@ def _write_png(image, path: Path) -> None:
     matplotlib.image.imsave(path, array)
 
 
-def _cell(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value if isinstance(value, int | float | str | bool) or value is None else str(value)
-
-
 def _jsonable(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return str(value)
+
+
+def _none(_constant):
+    """NaN and infinities in a figure become gaps (JSON has no such numbers)."""
+    return None
 
 
 @atexit.register

@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import autocapture, console, parameters
+from . import autocapture, console, model_capture, parameters
 from .artifacts import Artifacts
 from .client import ApiError, Client, get_client
 from .liveness import Pinger
@@ -55,9 +55,15 @@ class Task:
         task_name: str | None = None,
         task_type: str = TaskTypes.training,
         tags: list[str] | None = None,
+        auto_connect_frameworks: bool | dict = True,
         **_ignored: Any,
     ) -> "Task":
-        """The task of this process: attached when a worker runs us, created otherwise."""
+        """The task of this process: attached when a worker runs us, created otherwise.
+
+        `auto_connect_frameworks` (ClearML's): figures shown with plt.show() become plots
+        and models saved with joblib, pickle, torch or Keras become output models; False
+        turns that off, a dict such as {"matplotlib": False} turns off some of it.
+        """
         with cls._lock:
             if cls._current is not None:
                 return cls._current
@@ -85,7 +91,10 @@ class Task:
                 console.capture(task)
                 Pinger(client, task.id, done=lambda: task._finished).start()
             cls._current = task
-            autocapture.install()
+            enabled = _frameworks(auto_connect_frameworks)
+            if enabled.get("matplotlib", True):
+                autocapture.install()
+            model_capture.install(enabled)
             return task
 
     @classmethod
@@ -212,6 +221,11 @@ class Task:
         Under a worker the server's values (possibly overridden by a pipeline) replace the
         local ones, cast back to the types of the local defaults.
         """
+        from .model import InputModel, OutputModel
+
+        if isinstance(mutable, InputModel | OutputModel):
+            mutable.connect(self, name)
+            return mutable
         section = name or "General"
         is_dict = isinstance(mutable, dict)
         values = mutable if is_dict else _public_attributes(mutable)
@@ -340,6 +354,60 @@ class Task:
             self._client.put_file(f"artifacts/{declared['id']}/content/", packed.path)
         return True
 
+    def add_tags(self, tags: str | list[str]) -> None:
+        """Add tags to the task (at any time, as ClearML allows)."""
+        new = [tags] if isinstance(tags, str) else [str(t) for t in tags]
+        current = self.reload()._data.get("tags") or []
+        merged = current + [t for t in new if t not in current]
+        self._data = self._client.patch(f"tasks/{self.id}/", {"tags": merged})
+
+    def get_tags(self) -> list[str]:
+        return list(self.reload()._data.get("tags") or [])
+
+    def set_comment(self, comment: str) -> None:
+        """Set the task's comment (its description)."""
+        self._data = self._client.patch(f"tasks/{self.id}/", {"comment": str(comment)})
+
+    @property
+    def comment(self) -> str:
+        return self._data.get("comment", "")
+
+    def get_reported_scalars(self, max_samples: int = 0, x_axis: str = "iter") -> dict:
+        """{title: {series: {"x": [iterations], "y": [values]}}}, everything reported so
+        far (thinned to about `max_samples` points per series when given)."""
+        self._flush_reports()
+        query = {"max_points": int(max_samples)} if max_samples else {}
+        grouped = self._client.get(f"tasks/{self.id}/scalars/", **query)
+        for series_map in grouped.values():
+            for entry in series_map.values():
+                entry["y"] = [_wire_number(v) for v in entry["y"]]
+        return grouped
+
+    def get_reported_single_values(self) -> dict:
+        """{name: value} of what was reported with Logger.report_single_value()."""
+        self._flush_reports()
+        return {
+            name: _wire_number(value)
+            for name, value in self._client.get(f"tasks/{self.id}/single-values/").items()
+        }
+
+    def get_reported_single_value(self, name: str) -> float | None:
+        return self.get_reported_single_values().get(name)
+
+    @property
+    def models(self) -> dict:
+        """{"input": [InputModel...], "output": [Model...]}, as ClearML's task.models."""
+        from .model import BaseModel, InputModel
+
+        listed = self._client.get(f"tasks/{self.id}/models/")
+        output = [BaseModel(row) for row in listed["output"]]
+        inputs = []
+        for link in listed["input"]:
+            model = InputModel.__new__(InputModel)
+            BaseModel.__init__(model, link["model"])
+            inputs.append(model)
+        return {"input": inputs, "output": output}
+
     def get_logger(self):
         from .logger import Logger
 
@@ -404,6 +472,21 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.name!r} {self._data.get('status')}>"
+
+
+def _frameworks(setting: bool | dict) -> dict[str, bool]:
+    """ClearML's auto_connect_frameworks as {framework: on}: True for all, False for none."""
+    keys = ("matplotlib", *model_capture.FRAMEWORK_KEYS)
+    if isinstance(setting, dict):
+        return {key: bool(setting.get(key, True)) for key in keys}
+    return dict.fromkeys(keys, bool(setting))
+
+
+def _wire_number(value):
+    """The API's "NaN" / "Infinity" strings back as floats."""
+    if isinstance(value, str):
+        return float(value.replace("Infinity", "inf"))
+    return value
 
 
 def _public_attributes(obj: Any) -> dict:

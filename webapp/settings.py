@@ -96,6 +96,7 @@ DASHBOARD_PLUGINS = [
     "webapp.plugins.execution",
     "webapp.plugins.configuration",
     "webapp.plugins.artifacts",
+    "webapp.plugins.models",
     "webapp.plugins.info",
     "webapp.plugins.console",
     "webapp.plugins.pipeline_graph",
@@ -240,6 +241,8 @@ STORAGES = {
 
 # Uploads above this are refused with 413 before any byte reaches the artifact storage.
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_BYTES", 5 * 1024**3)
+# The largest media file (debug sample: image, audio, video, HTML) a task may report.
+MAX_MEDIA_BYTES = env_int("MAX_MEDIA_BYTES", 50 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Every request body but the uploads' (artifacts, debug samples, the ClearML file server),
 # JSON included: larger ones are a 413 before they are read (webapp/bodylimit.py).

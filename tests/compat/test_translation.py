@@ -99,3 +99,13 @@ def test_runner_writes_a_standalone_script_inside_its_work_dir(tmp_path):
     workdir, cwd, entry = materialise(script, str(tmp_path))
     assert (cwd / entry).read_text() == "print(2)\n"
     assert tmp_path in (cwd / entry).resolve().parents
+
+
+def test_clearml_single_values_are_single_values_not_scalars_at_a_sentinel_iteration():
+    from webapp.compat.handlers.events import translate
+
+    single = {"type": "training_stats_scalar", "metric": "Summary", "variant": "acc"}
+    events, _ = translate({**single, "iter": -(2**31), "value": 0.9})
+    assert events == [{"type": "single_value", "name": "acc", "value": 0.9}]
+    events, _ = translate({**single, "iter": 3, "value": 0.9})
+    assert events[0]["type"] == "scalar" and events[0]["iteration"] == 3

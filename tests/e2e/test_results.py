@@ -117,3 +117,99 @@ def test_the_same_reports_from_a_step_on_a_real_worker_arrive_exactly_once(clust
     assert [(s["title"], s["iteration"]) for s in samples] == [("samples", 3)]
     # the worker captured the step's console, once
     assert cluster.console_text(task["id"]).count("reported everything") == 1
+
+
+@pytest.mark.execution
+def test_every_logger_kind_and_a_joblib_model_from_a_step_on_a_real_worker_are_stored(cluster):
+    queue = cluster.queue("every-kind")
+    cluster.start_worker(queue, MPLBACKEND="Agg")
+    task = cluster.post(
+        "tasks/",
+        {
+            "project_name": "e2e",
+            "name": "every kind on a worker",
+            "script": {
+                "entry_point": "report_every_kind.py",
+                "code": (SCRIPTS / "report_every_kind.py").read_text(),
+            },
+        },
+    )
+    cluster.post(f"tasks/{task['id']}/enqueue/", {"queue": queue})
+    done = cluster.wait_for_status(task["id"], "completed", "failed", timeout=180)
+    assert done["status"] == "completed", cluster.console_text(task["id"])[-3000:]
+    base = f"tasks/{task['id']}"
+
+    assert cluster.get(f"{base}/single-values/") == {"accuracy": 0.93, "f1": 0.88}
+    # a single value is not a point of a series at some sentinel iteration
+    assert cluster.get(f"{base}/scalars/") == {"loss": {"train": {"x": [1], "y": [0.5]}}}
+
+    plots = {(p["title"], p["series"]): p["figure"] for p in cluster.get(f"{base}/plots/")}
+    kinds = {key: [trace["type"] for trace in figure["data"]] for key, figure in plots.items()}
+    assert kinds == {
+        ("hist", "counts"): ["bar", "bar"],
+        ("vector", "v"): ["bar"],
+        ("scatter2d", "points"): ["scatter"],
+        ("scatter3d", "points"): ["scatter3d"],
+        ("confusion", "test"): ["heatmap"],
+        ("matrix", "m"): ["heatmap"],
+        ("surface", "s"): ["surface"],
+        ("lines", "up"): ["scatter", "scatter"],
+        ("table", "frame"): ["table"],
+        ("table", "csv"): ["table"],
+        ("table", "rows"): ["table"],
+        ("plotly", "dict"): ["bar"],
+        ("shown", "plot"): ["scatter"],
+    }
+    assert plots[("table", "csv")]["data"][0]["cells"]["values"] == [["alice", "bob"], [3, 4]]
+    assert plots[("table", "frame")]["data"][0]["header"]["values"] == ["", "v"]
+    assert plots[("confusion", "test")]["data"][0]["texttemplate"] == "%{z}"
+
+    samples = {(s["title"], s["series"]): s for s in cluster.get(f"{base}/samples/")}
+    assert {key: (s["kind"], s["stored"]) for key, s in samples.items()} == {
+        ("image", "array"): ("image", True),
+        ("image", "by url"): ("image", False),
+        ("media", "audio"): ("audio", True),
+        ("media", "html"): ("html", True),
+        ("media", "video by url"): ("video", False),
+    }
+    assert samples[("media", "video by url")]["url"] == "http://127.0.0.1:9/clip.mp4"
+    audio = cluster.server.api().get(samples[("media", "audio")]["url"])
+    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+
+    models = cluster.get(f"{base}/models/")
+    output = {m["name"]: m for m in models["output"]}
+    assert {name: (m["framework"], m["state"]) for name, m in output.items()} == {
+        "model": ("ScikitLearn", "ready"),
+        "explicit": ("PyTorch", "ready"),
+    }
+    assert output["explicit"]["tags"] == ["best"]
+    assert [(i["name"], i["model"]["id"]) for i in models["input"]] == [
+        ("warm start", output["explicit"]["id"])
+    ]
+    weights = cluster.server.api().get(output["model"]["url"])
+    assert weights.status_code == 200 and len(weights.content) == output["model"]["size"]
+    listed = cluster.get("models/", task=task["id"])["results"]
+    assert {m["name"] for m in listed} == {"model", "explicit"}
+
+    task = cluster.get(f"{base}/")
+    assert task["tags"] == ["reported"] and task["comment"] == "every kind of result"
+    console = cluster.console_text(task["id"])
+    assert "reported every kind" in console and "a text line" in console
+
+
+def test_oversized_media_and_a_model_the_server_refuses_never_stop_the_script(tmp_path):
+    server = start_server(tmp_path / "server", MAX_MEDIA_BYTES="4000")
+    try:
+        result = run_script(SCRIPTS / "report_refused.py", server.sdk_env(MPLBACKEND="Agg"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "still running" in result.stdout
+        assert "media big/noise not stored: HTTP 413" in result.stderr
+        assert "could not record the model saved to" in result.stderr
+        task_id = re.search(r"TASK_ID ([0-9a-f]{32})", result.stderr).group(1)
+        base = f"{server.url}/api/v1/tasks/{task_id}"
+        samples = server.api().get(f"{base}/samples/").json()
+        assert [(s["title"], s["series"]) for s in samples] == [("small", "dot")]
+        assert server.api().get(f"{base}/models/").json()["output"] == []
+    finally:
+        server.stop()
+        server.drop_database()

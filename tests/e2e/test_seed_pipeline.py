@@ -91,7 +91,16 @@ def test_the_seed_controller_runs_the_pipeline_on_workers(cluster, seeded):
     assert train_params["dataset_task_id"]["value"] == steps["stage_process"]["id"]
     assert "model trained & stored" in cluster.console_text(steps["stage_train"]["id"])
     plots = cluster.get(f"tasks/{steps['stage_train']['id']}/plots/")
-    assert ("Iris Types", "plot") in {(p["title"], p["series"]) for p in plots}
+    iris = {(p["title"], p["series"]): p["figure"] for p in plots}[("Iris Types", "plot")]
+    # faithful: each point coloured by its class, the script's limits, its ticks hidden
+    marker = iris["data"][0]["marker"]
+    assert sorted(set(marker["color"])) == [0.0, 1.0, 2.0] and marker["colorscale"]
+    assert iris["layout"]["xaxis"]["tickvals"] == [] and iris["layout"]["xaxis"]["range"]
+    # step 3's joblib.dump(model, "model.pkl") is its output model
+    models = cluster.get(f"tasks/{steps['stage_train']['id']}/models/")["output"]
+    assert [(m["name"], m["filename"], m["framework"], m["state"]) for m in models] == [
+        ("model", "model.pkl", "ScikitLearn", "ready")
+    ]
 
     controller_plots = {
         (p["title"], p["series"]): p["figure"]

@@ -13,7 +13,7 @@ def _sample(task, name, content_type):
     )
 
 
-def test_samples_are_listed_and_served_images_inline_anything_else_as_download(
+def test_samples_are_listed_images_served_inline_html_sandboxed_anything_else_as_download(
     admin_client, task, stranger_client, settings, tmp_path
 ):
     settings.STORAGES = {
@@ -25,12 +25,18 @@ def test_samples_are_listed_and_served_images_inline_anything_else_as_download(
     }
     image = _sample(task, "img.png", "image/png")
     page = _sample(task, "page.html", "text/html")
+    other = _sample(task, "blob.bin", "application/x-msdownload")
     body = admin_client.get(f"/tasks/{task.id}/debug-samples/").content.decode()
     assert f"/tasks/{task.id}/samples/{image.id}/" in body
     inline = admin_client.get(f"/tasks/{task.id}/samples/{image.id}/")
     assert inline["Content-Type"] == "image/png"
     assert b"".join(inline.streaming_content) == PNG
-    download = admin_client.get(f"/tasks/{task.id}/samples/{page.id}/")
+    # an HTML sample runs in no origin of ours: it can read nothing of the dashboard
+    sandboxed = admin_client.get(f"/tasks/{task.id}/samples/{page.id}/")
+    assert sandboxed["Content-Type"] == "text/html"
+    assert sandboxed["Content-Security-Policy"] == "sandbox allow-scripts"
+    assert sandboxed["X-Content-Type-Options"] == "nosniff"
+    download = admin_client.get(f"/tasks/{task.id}/samples/{other.id}/")
     assert download["Content-Type"] == "application/octet-stream"
     assert "attachment" in download["Content-Disposition"]
     assert stranger_client.get(f"/tasks/{task.id}/samples/{image.id}/").status_code == 404

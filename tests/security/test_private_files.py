@@ -97,7 +97,11 @@ def test_pipelines_up_keeps_every_file_of_its_data_dir_private_whatever_the_umas
     port = free_port()
     up = start_process(
         "up",
-        ["sh", "-c", f'umask 022 && exec "{sys.executable}" -m pipelines.launcher.cli up --port {port}'],
+        [
+            "sh",
+            "-c",
+            f'umask 022 && exec "{sys.executable}" -m pipelines.launcher.cli up --port {port}',
+        ],
         env,
         tmp_path / "up.log",
         cwd=tmp_path,

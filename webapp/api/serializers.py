@@ -8,7 +8,17 @@ from rest_framework import serializers
 
 from webapp.core import limits, presenters
 from webapp.core.choices import TaskType
-from webapp.core.models import Artifact, LogLine, Project, Queue, Task, Team, Worker
+from webapp.core.models import (
+    Artifact,
+    LogLine,
+    ModelInput,
+    Project,
+    Queue,
+    Task,
+    Team,
+    TrainedModel,
+    Worker,
+)
 
 
 class FiniteFloatField(serializers.FloatField):
@@ -348,6 +358,79 @@ class ArtifactDeclareSerializer(serializers.Serializer):
     )
 
 
+class ModelSerializer(serializers.ModelSerializer):
+    project_name = serializers.CharField(source="project.name", read_only=True)
+    task_name = serializers.CharField(source="task.name", read_only=True)
+
+    class Meta:
+        model = TrainedModel
+        fields = [
+            "id",
+            "task",
+            "task_name",
+            "project",
+            "project_name",
+            "name",
+            "framework",
+            "tags",
+            "comment",
+            "config",
+            "labels",
+            "filename",
+            "package",
+            "iteration",
+            "url",
+            "size",
+            "sha256",
+            "state",
+            "created",
+            "updated",
+        ]
+        read_only_fields = fields
+
+
+class ModelDeclareSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=0)
+    framework = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=255), required=False, default=list, max_length=50
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    config = serializers.DictField(required=False, default=dict)
+    labels = serializers.DictField(child=serializers.IntegerField(), required=False, default=dict)
+    package = serializers.BooleanField(required=False, default=False)
+    iteration = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=-(2**63), max_value=2**63 - 1
+    )
+
+
+class InputModelSerializer(serializers.ModelSerializer):
+    model = ModelSerializer(read_only=True)
+
+    class Meta:
+        model = ModelInput
+        fields = ["name", "model", "connected"]
+        read_only_fields = fields
+
+
+class ConnectInputModelSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=32)
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class MediaUrlSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=255, allow_blank=True)
+    series = serializers.CharField(max_length=255, allow_blank=True)
+    iteration = serializers.IntegerField(default=0, min_value=-(2**63), max_value=2**63 - 1)
+    url = serializers.CharField(max_length=2048)
+    content_type = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default=""
+    )
+    max_history = serializers.IntegerField(required=False, default=0, min_value=0, max_value=10**6)
+
+
 class QueueSerializer(serializers.ModelSerializer):
     length = serializers.IntegerField(read_only=True)
     workers = serializers.SerializerMethodField()
@@ -416,6 +499,10 @@ class DebugSampleUploadSerializer(serializers.Serializer):
     series = serializers.CharField(max_length=limits.NAME_MAX, required=False, default="")
     iteration = serializers.IntegerField(
         required=False, default=0, min_value=limits.INT64_MIN, max_value=limits.INT64_MAX
+    )
+    # How many iterations of this title and series to keep (0: all).
+    max_history = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=limits.INT32_MAX
     )
 
 

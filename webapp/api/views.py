@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, execution, services
+from webapp.core import access, artifacts, events, execution, services, trained_models
 from webapp.core.errors import Conflict
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
@@ -371,11 +371,28 @@ class TaskViewSet(
             ]
         )
 
-    @extend_schema(request={"multipart/form-data": s.DebugSampleUploadSerializer}, responses=None)
+    @extend_schema(responses=None)
+    @action(detail=True, methods=["get"], url_path="single-values")
+    def single_values(self, request, pk=None):
+        """{name: value}: what the task reported with report_single_value."""
+        return Response(events.single_values(self.get_object()))
+
+    @extend_schema(
+        request={
+            "multipart/form-data": s.DebugSampleUploadSerializer,
+            "application/json": s.MediaUrlSerializer,
+        },
+        responses=None,
+    )
     @action(detail=True, methods=["get", "post"], parser_classes=[MultiPartParser, JSONParser])
     def samples(self, request, pk=None):
+        """Media: a multipart upload (field `file`), or JSON naming a `url` to keep as it is."""
         task = self.get_object()
         if request.method == "POST":
+            if request.content_type.startswith("application/json"):
+                data = self._input(s.MediaUrlSerializer)
+                sample = events.link_media_url(task, **data)
+                return Response({"id": sample.id}, status=status.HTTP_201_CREATED)
             data = self._input(s.DebugSampleUploadSerializer)
             sample = events.store_debug_sample(
                 task,
@@ -383,6 +400,7 @@ class TaskViewSet(
                 series=data["series"],
                 iteration=data["iteration"],
                 uploaded=data["file"],
+                max_history=data["max_history"],
             )
             return Response({"id": sample.id}, status=status.HTTP_201_CREATED)
         rows = task.debug_samples.order_by("title", "series", "iteration")
@@ -393,11 +411,46 @@ class TaskViewSet(
                     "title": row.title,
                     "series": row.series,
                     "iteration": row.iteration,
-                    "url": request.build_absolute_uri(f"/api/v1/samples/{row.id}/"),
+                    "content_type": row.content_type,
+                    "kind": events.media_kind(row.content_type),
+                    "url": row.url or request.build_absolute_uri(f"/api/v1/samples/{row.id}/"),
+                    "stored": bool(row.storage_key),
                 }
                 for row in rows
             ]
         )
+
+    @extend_schema(request=s.ModelDeclareSerializer, responses=s.ModelSerializer)
+    @action(detail=True, methods=["get", "post"])
+    def models(self, request, pk=None):
+        """GET: {output: [...], input: [...]}; POST: declare an output model (pending)."""
+        task = self.get_object()
+        if request.method == "GET":
+            return Response(
+                {
+                    "output": s.ModelSerializer(
+                        task.output_models.select_related("project", "task"), many=True
+                    ).data,
+                    "input": s.InputModelSerializer(
+                        task.input_models.select_related("model__project", "model__task"),
+                        many=True,
+                    ).data,
+                }
+            )
+        data = self._input(s.ModelDeclareSerializer)
+        model = trained_models.declare_model(task, base_url=request.build_absolute_uri("/"), **data)
+        return Response(s.ModelSerializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ConnectInputModelSerializer, responses=None)
+    @action(detail=True, methods=["post"], url_path="input-models")
+    def input_models(self, request, pk=None):
+        """Record a model the task uses (ClearML's `task.connect(InputModel(...))`)."""
+        task = self.get_object()
+        data = self._input(s.ConnectInputModelSerializer)
+        visible = access.visible_models(request.user, request.auth)
+        model = get_object_or_404(visible, pk=data["model"])
+        link = trained_models.connect_input_model(task, model, data["name"])
+        return Response(s.InputModelSerializer(link).data, status=status.HTTP_201_CREATED)
 
 
 def _json_float(value):

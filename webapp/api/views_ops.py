@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count
 from django.http import FileResponse
+from django.http import HttpResponseRedirect as redirect_to_url
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -13,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core import access, execution, keys, services
+from webapp.core import access, events, execution, keys, services
 from webapp.core.models import ApiKey, DebugSample, Queue, QueueEntry, Worker
 from webapp.core.storage import artifact_storage
 
@@ -153,6 +154,12 @@ class DebugSampleFileView(APIView):
     def get(self, request, sample_id):
         tasks = access.visible_tasks(request.user, request.auth)
         sample = get_object_or_404(DebugSample.objects.filter(task__in=tasks), pk=sample_id)
-        return FileResponse(
-            artifact_storage().open(sample.storage_key, "rb"), content_type=sample.content_type
+        if not sample.storage_key:
+            return redirect_to_url(sample.url)
+        content_type, headers = events.serving(sample.content_type)
+        response = FileResponse(
+            artifact_storage().open(sample.storage_key, "rb"), content_type=content_type
         )
+        for name, value in headers.items():
+            response[name] = value
+        return response

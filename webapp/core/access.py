@@ -16,7 +16,7 @@ from django.db.models import Q, QuerySet
 
 from .choices import ApiKeyKind
 from .errors import Conflict, InvalidInput
-from .models import Artifact, Project, Task, Team
+from .models import Artifact, Project, Task, Team, TrainedModel
 
 
 def is_worker_key(key) -> bool:
@@ -53,6 +53,12 @@ def visible_artifacts(user, key=None) -> QuerySet:
     if sees_everything(user, key):
         return Artifact.objects.all()
     return Artifact.objects.filter(_project_rule(user, "task__project__"))
+
+
+def visible_models(user, key=None) -> QuerySet:
+    if sees_everything(user, key):
+        return TrainedModel.objects.all()
+    return TrainedModel.objects.filter(_project_rule(user, "project__"))
 
 
 def visible_teams(user, key=None) -> QuerySet:

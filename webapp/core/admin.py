@@ -17,8 +17,10 @@ from .models import (
     Queue,
     QueueEntry,
     Scalar,
+    SingleValue,
     Task,
     Team,
+    TrainedModel,
     Worker,
 )
 
@@ -176,6 +178,29 @@ class PlotAdmin(admin.ModelAdmin):
 class DebugSampleAdmin(admin.ModelAdmin):
     list_display = ["task", "title", "series", "iteration", "timestamp"]
     raw_id_fields = ["task"]
+
+
+@admin.register(SingleValue)
+class SingleValueAdmin(admin.ModelAdmin):
+    list_display = ["task", "name", "value", "timestamp"]
+    search_fields = ["task__id", "name"]
+    raw_id_fields = ["task"]
+
+
+@admin.register(TrainedModel)
+class TrainedModelAdmin(admin.ModelAdmin):
+    """Read-only: weights are stored and verified only through the API."""
+
+    list_display = ["name", "framework", "task", "state", "size", "created"]
+    list_filter = ["state", "framework"]
+    search_fields = ["name", "task__id", "id"]
+    readonly_fields = [f.name for f in TrainedModel._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class PipelineNodeInline(admin.TabularInline):

@@ -1,4 +1,5 @@
-"""Ingesting what a running task reports: scalars, plots, console text. Batched, idempotent."""
+"""Ingesting what a running task reports: scalars, single values, plots, console text
+(batched, idempotent) and media (images, audio, video, HTML pages; stored or by URL)."""
 
 import math
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from . import limits, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
-from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
+from .models import DebugSample, Plot, ReceivedBatch, Scalar, SingleValue, Task
 from .storage import delete_key, safe_filename, sample_key, save_bytes
 
 MAX_EVENTS_PER_BATCH = 50_000
@@ -45,6 +46,7 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
     # (title, series, iteration) -> value: the last report of a point in a batch wins.
     scalars: dict[tuple, float] = {}
     plots: dict[tuple, Plot] = {}
+    singles: dict[str, float] = {}
     logs: list[dict] = []
     for index, event in enumerate(events):
         if not isinstance(event, dict):
@@ -77,10 +79,17 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             plots[(title, series, iteration)] = Plot(
                 task=task, title=title, series=series, iteration=iteration, figure=figure
             )
+        elif kind == "single_value":
+            name = str(event.get("name") or series)[:255]
+            if not name:
+                raise InvalidInput(f"event {index}: a single value needs a name")
+            singles[name] = _float(event.get("value"))
         elif kind == "log":
             logs.append({"stream": event.get("stream", "stdout"), "text": event.get("text", "")})
         else:
-            raise InvalidInput(f"event {index}: unknown type {kind!r} (scalar, plot, log)")
+            raise InvalidInput(
+                f"event {index}: unknown type {kind!r} (scalar, single_value, plot, log)"
+            )
     with transaction.atomic():
         if scalars:
             _check_series_limit(task, scalars)
@@ -93,11 +102,38 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                 unique_fields=["task", "title", "series", "iteration"],
                 update_fields=["figure", "timestamp"],
             )
+        if singles:
+            _store_single_values(task, singles, now)
         if logs:
             append_log(task, logs)
         if batch_id:
             ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
-    return {"scalars": len(scalars), "plots": len(plots), "logs": len(logs)}
+    return {
+        "scalars": len(scalars),
+        "plots": len(plots),
+        "logs": len(logs),
+        "single_values": len(singles),
+    }
+
+
+def _store_single_values(task: Task, values: dict[str, float], now) -> None:
+    known = set(SingleValue.objects.filter(task=task).values_list("name", flat=True))
+    if len(known | set(values)) > MAX_SERIES_PER_TASK:
+        raise TooLarge(f"task would have more than {MAX_SERIES_PER_TASK} single values")
+    SingleValue.objects.bulk_create(
+        [SingleValue(task=task, name=n, value=v, timestamp=now) for n, v in values.items()],
+        update_conflicts=True,
+        unique_fields=["task", "name"],
+        update_fields=["value", "timestamp"],
+    )
+
+
+def single_values(task: Task) -> dict[str, float | None]:
+    """{name: value} of a task's single values (NaN and infinities as None)."""
+    return {
+        name: value if value is not None and math.isfinite(value) else None
+        for name, value in task.single_values.order_by("name").values_list("name", "value")
+    }
 
 
 def _check_series_limit(task: Task, scalars: dict) -> None:
@@ -149,13 +185,57 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
     Task.objects.filter(pk=task.pk).update(last_metrics=metrics, last_update=timezone.now())
 
 
-def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, uploaded):
-    """Upsert an image by (title, series, iteration); its bytes go to artifact storage."""
-    if uploaded.size > 50 * 1024 * 1024:
-        raise TooLarge("debug samples are limited to 50 MB")
-    content_type = getattr(uploaded, "content_type", "") or "image/png"
-    if not content_type.startswith("image/"):
-        raise InvalidInput("debug samples must be images")
+# What media a task may report, by content type, and the largest file of each.
+MEDIA_TYPES = ("image/", "audio/", "video/", "text/html")
+MAX_MEDIA_BYTES = settings.MAX_MEDIA_BYTES
+# Served inline as what they are: raster images, audio and video, which carry no script.
+INLINE_PREFIXES = ("image/png", "image/jpeg", "image/gif", "image/webp", "audio/", "video/")
+# Served to the browser with no origin of its own: it may run its script, but can read
+# nothing of the dashboard's (an SVG or an HTML page, e.g. a Plotly or Bokeh export).
+SANDBOXED = ("image/svg+xml", "text/html")
+SANDBOX_POLICY = "sandbox allow-scripts"
+
+
+def media_kind(content_type: str) -> str:
+    """image, audio, video or html: how the dashboard shows a sample."""
+    if content_type.startswith("text/html"):
+        return "html"
+    return content_type.split("/", 1)[0] if "/" in content_type else "image"
+
+
+def serving(content_type: str) -> tuple[str, dict]:
+    """(the Content-Type to send, extra headers) for a stored sample's bytes: one rule for
+    every door that serves them (the dashboard and the API)."""
+    headers = {"X-Content-Type-Options": "nosniff"}
+    content_type = (content_type or "").split(";")[0].strip().lower()
+    if content_type.startswith(INLINE_PREFIXES):
+        return content_type, headers
+    if content_type in SANDBOXED:
+        return content_type, {**headers, "Content-Security-Policy": SANDBOX_POLICY}
+    return "application/octet-stream", {**headers, "Content-Disposition": "attachment"}
+
+
+def _media_type(content_type: str) -> str:
+    content_type = (content_type or "").split(";")[0].strip().lower() or "image/png"
+    if not content_type.startswith(MEDIA_TYPES):
+        raise InvalidInput(
+            "media must be an image, audio, video or an HTML page",
+            content_type=content_type,
+        )
+    return content_type
+
+
+def store_debug_sample(
+    task: Task, *, title: str, series: str, iteration: int, uploaded, max_history: int = 0
+):
+    """Upsert media by (title, series, iteration); its bytes go to artifact storage.
+
+    `max_history` > 0 keeps only that many of the newest iterations of the title/series
+    (ClearML's max_image_history), removing the older ones and their bytes.
+    """
+    if uploaded.size > MAX_MEDIA_BYTES:
+        raise TooLarge(f"media files are limited to {MAX_MEDIA_BYTES} bytes")
+    content_type = _media_type(getattr(uploaded, "content_type", ""))
     with transaction.atomic():
         sample, _ = DebugSample.objects.get_or_create(
             task=task,
@@ -167,12 +247,70 @@ def store_debug_sample(task: Task, *, title: str, series: str, iteration: int, u
         old_key = sample.storage_key
         key = save_bytes(sample_key(task.id, sample.id, safe_filename(uploaded.name)), uploaded)
         sample.storage_key = key
+        sample.url = ""
         sample.content_type = content_type
         sample.timestamp = timezone.now()
         sample.save()
     if old_key and old_key != key:
         delete_key(old_key)
+    _keep_history(sample, max_history)
     return sample
+
+
+def link_media_url(
+    task: Task,
+    *,
+    title: str,
+    series: str,
+    iteration: int,
+    url: str,
+    content_type: str = "",
+    max_history: int = 0,
+):
+    """Upsert media that is already at `url` (`report_media(url=...)`): the URL is kept,
+    and shown or linked as it is; nothing is fetched."""
+    url = str(url or "").strip()
+    if not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
+        raise InvalidInput("a media URL must be an http(s) URL of at most 2048 characters")
+    content_type = _media_type(content_type or _guess_type(url))
+    with transaction.atomic():
+        sample = DebugSample.objects.filter(
+            task=task, title=title[:255], series=series[:255], iteration=iteration
+        ).first()
+        old_key = sample.storage_key if sample else ""
+        sample, _ = DebugSample.objects.update_or_create(
+            task=task,
+            title=title[:255],
+            series=series[:255],
+            iteration=iteration,
+            defaults={
+                "storage_key": "",
+                "url": url,
+                "content_type": content_type,
+                "timestamp": timezone.now(),
+            },
+        )
+    delete_key(old_key)
+    _keep_history(sample, max_history)
+    return sample
+
+
+def _guess_type(url: str) -> str:
+    import mimetypes
+
+    guessed, _ = mimetypes.guess_type(url.split("?", 1)[0])
+    return guessed or "image/png"
+
+
+def _keep_history(sample: DebugSample, max_history: int) -> None:
+    if not max_history or max_history <= 0:
+        return
+    older = DebugSample.objects.filter(
+        task_id=sample.task_id, title=sample.title, series=sample.series
+    ).order_by("-iteration")[max_history:]
+    for old in list(older):
+        delete_key(old.storage_key)
+        old.delete()
 
 
 def link_debug_sample(task: Task, *, title: str, series: str, iteration: int, storage_key: str):

@@ -310,13 +310,15 @@ class Plot(models.Model):
 
 
 class DebugSample(models.Model):
-    """An image reported by a task, its bytes in artifact storage."""
+    """Media a task reported (an image, audio, video or an HTML page): its bytes in
+    artifact storage, or a URL where they already are (`report_media(url=...)`)."""
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="debug_samples")
     title = models.CharField(max_length=255)
     series = models.CharField(max_length=255)
     iteration = models.BigIntegerField(default=0)
-    storage_key = models.CharField(max_length=512)
+    storage_key = models.CharField(max_length=512, blank=True, default="")
+    url = models.CharField(max_length=2048, blank=True, default="")
     content_type = models.CharField(max_length=100, default="image/png")
     timestamp = models.DateTimeField(default=timezone.now)
 
@@ -330,6 +332,84 @@ class DebugSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title}/{self.series}@{self.iteration}"
+
+
+class SingleValue(models.Model):
+    """A value reported once for a whole run (`report_single_value`: an accuracy, a mAP),
+    kept by name rather than as a point of a series."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="single_values")
+    name = models.CharField(max_length=255)
+    value = models.FloatField(null=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="single_value_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class TrainedModel(models.Model):
+    """A model a task produced (ClearML's output model): its weights in artifact storage,
+    `pending` until the bytes are verified, like an artifact. The server never loads them."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_id, editable=False)
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="output_models")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=255)
+    framework = models.CharField(max_length=64, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    comment = models.TextField(blank=True, default="")
+    # The configuration (ClearML's design) and label enumeration it was trained with.
+    config = models.JSONField(default=dict, blank=True)
+    labels = models.JSONField(default=dict, blank=True)
+    filename = models.CharField(max_length=255, blank=True, default="")
+    package = models.BooleanField(default=False, help_text="the weights are a zip of files")
+    iteration = models.BigIntegerField(null=True, blank=True)
+    storage_key = models.CharField(max_length=512, blank=True, default="")
+    url = models.CharField(max_length=1024, blank=True, default="")
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    state = models.CharField(
+        max_length=16, choices=ArtifactState.choices, default=ArtifactState.PENDING
+    )
+    created = models.DateTimeField(default=timezone.now, db_index=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="model_unique_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"model {self.name} of {self.task_id[:8]}"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.state == ArtifactState.READY
+
+
+class ModelInput(models.Model):
+    """A model a task used (ClearML's input model, `task.connect(InputModel(...))`)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="input_models")
+    model = models.ForeignKey(TrainedModel, on_delete=models.CASCADE, related_name="used_by")
+    name = models.CharField(max_length=255)
+    connected = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["task", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "name"], name="input_model_name_per_task")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of {self.task_id[:8]}"
 
 
 class ReceivedBatch(models.Model):

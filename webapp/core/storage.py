@@ -89,8 +89,13 @@ def delete_task_outputs(task) -> None:
         delete_key(key)
     for key in task.debug_samples.values_list("storage_key", flat=True):
         delete_key(key)
+    for key in task.output_models.values_list("storage_key", flat=True):
+        delete_key(key)
     task.artifacts.all().delete()
     task.debug_samples.all().delete()
+    task.output_models.all().delete()
+    task.input_models.all().delete()
+    task.single_values.all().delete()
     task.log_lines.all().delete()
     task.scalars.all().delete()
     task.plots.all().delete()

@@ -11,6 +11,7 @@ can change, this one keeps its names.
 - `pipeline_run_of(task)`: the pipeline run a controller task drives, or None;
   `run_view(run)`: that run as shown (`.figure()`, `.rows()`, `.progress()`).
 - `PIPELINE_TERMINAL`: the statuses of a run that has ended.
+- `media_kind(content_type)`: how a debug sample shows (image, audio, video, html).
 """
 
 from webapp.core.choices import PIPELINE_TERMINAL
@@ -25,6 +26,7 @@ __all__ = [
     "MenuItem",
     "TaskTab",
     "json_safe",
+    "media_kind",
     "pipeline_run_of",
     "read_task",
     "run_view",
@@ -62,3 +64,10 @@ def run_view(run):
     from webapp.core.engine import run_view
 
     return run_view(run)
+
+
+def media_kind(content_type: str) -> str:
+    """image, audio, video or html: how a reported media file is shown."""
+    from webapp.core.events import media_kind
+
+    return media_kind(content_type)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, ops_views, pipeline_views, views
+from . import actions, model_views, ops_views, pipeline_views, views
 
 app_name = "dashboard"
 
@@ -51,6 +51,7 @@ urlpatterns = [
         pipeline_views.pipeline_run_rerun,
         name="pipeline_run_rerun",
     ),
+    path("models/", model_views.models, name="models"),
     path("queues/", ops_views.queues, name="queues"),
     path(
         "queues/tasks/<str:task_id>/<str:direction>/",

@@ -14,9 +14,10 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import cache_control
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET
 
-from webapp.core import access
+from webapp.core import access, events
 from webapp.core.choices import ACTIVE_STATES, TaskStatus, TaskType
 from webapp.core.models import DebugSample, LogLine, PipelineNode, Queue
 from webapp.core.storage import artifact_storage
@@ -201,18 +202,22 @@ def console_lines(request, task_id: str):
 
 @login_required
 @require_GET
+@xframe_options_sameorigin  # the Debug samples tab frames HTML samples (sandboxed)
 def debug_sample_file(request, task_id: str, sample_id: int):
     task = visible_task(request, task_id)
     sample = get_object_or_404(DebugSample, task=task, pk=sample_id)
+    if not sample.storage_key:
+        raise Http404("this sample is kept as its URL, not stored here")
     try:
         handle = artifact_storage().open(sample.storage_key, "rb")
     except (FileNotFoundError, OSError) as error:
         raise Http404("the sample's file is missing from storage") from error
-    content_type = sample.content_type or ""
-    if not content_type.startswith("image/") or "svg" in content_type:
-        # Anything but a plain image (an SVG or HTML can carry script) is a download.
-        return FileResponse(handle, as_attachment=True, content_type="application/octet-stream")
-    return FileResponse(handle, content_type=content_type)
+    # Raster images, audio and video as they are; SVG and HTML with no origin of their own.
+    content_type, headers = events.serving(sample.content_type)
+    response = FileResponse(handle, content_type=content_type)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 @require_GET

@@ -1,6 +1,7 @@
 """events.*: ClearML's event batches into our ingest_events (console, scalars, plots).
 
-Translation: `log` -> console lines, `training_stats_scalar` -> scalar, `plot` -> plot with
+Translation: `log` -> console lines, `training_stats_scalar` -> scalar (or a single value at
+ClearML's iteration for them), `plot` -> plot with
 `plot_str` decoded (plots upsert by metric/variant/iteration, so the controller's repeated
 "Pipeline" reports stay one row each), `training_debug_image` -> debug sample when its image
 is on our file server.
@@ -23,6 +24,8 @@ from ..fileserver import stored_object
 from ..registry import endpoint
 
 logger = logging.getLogger("webapp.compat")
+# The iteration ClearML's SDK sends report_single_value() under.
+SINGLE_VALUE_ITERATION = -(2**31)
 ERROR_LEVELS = {"error", "critical", "fatal", "warning", "warn"}
 
 
@@ -42,6 +45,9 @@ def translate(event: dict) -> tuple[list[dict], dict | None]:
     iteration = int(event.get("iter") or 0)
     if kind == "training_stats_scalar":
         value = event.get("value")
+        if iteration == SINGLE_VALUE_ITERATION:
+            # ClearML's report_single_value: a value of the run, not a point of a series.
+            return [{"type": "single_value", "name": series, "value": value}], None
         return [
             {
                 "type": "scalar",

@@ -1,4 +1,6 @@
-from webapp.dashboard.plugin_api import TaskTab
+from django.urls import reverse
+
+from webapp.dashboard.plugin_api import TaskTab, media_kind
 
 # The newest iterations first; older ones are rarely looked at and cost a request each.
 MAX_SAMPLES = 200
@@ -8,6 +10,9 @@ def get_context(request, task) -> dict:
     samples = task.debug_samples.order_by("title", "series", "-iteration")[:MAX_SAMPLES]
     groups: dict[str, list] = {}
     for sample in samples:
+        # Stored bytes come from the dashboard's own URL; media reported by URL stays there.
+        sample.kind = media_kind(sample.content_type)
+        sample.src = sample.url or reverse("dashboard:debug_sample", args=[task.id, sample.id])
         groups.setdefault(sample.title, []).append(sample)
     return {"groups": groups, "limit": MAX_SAMPLES}
 

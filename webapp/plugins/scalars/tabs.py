@@ -12,7 +12,7 @@ def get_context(request, task) -> dict:
     charts = scalar_figures(points)
     for index, chart in enumerate(charts):
         chart["id"] = f"scalar-{index}"
-    return {"charts": charts}
+    return {"charts": charts, "single_values": list(task.single_values.order_by("name"))}
 
 
 tabs = [

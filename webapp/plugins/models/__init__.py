@@ -1,0 +1,1 @@
+"""The Models tab: the models a task produced and the ones it used."""
