@@ -269,6 +269,9 @@ LOCAL_RUN_LEASE_SECONDS = env_float("LOCAL_RUN_LEASE_SECONDS", 600.0)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)
 # A queued task nobody claimed for this long is published again (a broker may lose messages).
 QUEUED_REPUBLISH_SECONDS = env_float("QUEUED_REPUBLISH_SECONDS", 10.0)
+# A worker silent for this long (killed, or its machine gone) leaves the workers list; until
+# then it shows as gone. One that reports again is listed again.
+WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 600.0)
 TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 

@@ -218,6 +218,12 @@ class FinishSerializer(serializers.Serializer):
     message = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class ReleaseSerializer(serializers.Serializer):
+    attempt = serializers.IntegerField(min_value=1)
+    worker = serializers.CharField(max_length=255)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
 class LogLineInSerializer(serializers.Serializer):
     stream = serializers.ChoiceField(choices=["stdout", "stderr", "system"], default="stdout")
     text = serializers.CharField(allow_blank=True, trim_whitespace=False)

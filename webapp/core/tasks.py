@@ -37,7 +37,8 @@ def refresh_pipeline_plot(run_id: str) -> None:
 @shared_task(name="core.sweep")
 def sweep() -> dict:
     """The periodic safety net: reap lost leases, re-publish lost messages, advance runs,
-    forget stored answers to idempotent requests once no retry can come for them."""
+    forget stored answers to idempotent requests once no retry can come for them, and
+    workers that stopped reporting long ago."""
     from webapp.api.idempotency import forget_old_requests
 
     from . import engine
@@ -46,7 +47,13 @@ def sweep() -> dict:
     republished = execution.republish_queued()
     advanced = engine.advance_all_running()
     forget_old_requests()
-    return {"reaped": reaped, "republished": republished, "advanced": advanced}
+    forgotten = execution.forget_silent_workers()
+    return {
+        "reaped": reaped,
+        "republished": republished,
+        "advanced": advanced,
+        "forgotten": forgotten,
+    }
 
 
 _sweeper_started = threading.Lock()
@@ -74,7 +81,7 @@ def _sweep_forever(interval: float) -> None:
     while not stop.wait(interval):
         try:
             result = sweep()
-            if result["reaped"] or result["republished"]:
+            if result["reaped"] or result["republished"] or result["forgotten"]:
                 logger.info("sweep: %s", result)
         except Exception:  # noqa: BLE001 - the next sweep tries again
             logger.exception("sweep failed")
