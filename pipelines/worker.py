@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import clearml_runner
+from . import broker_watch, clearml_runner
 from .client import ApiError, Client
 from .config import ClientConfig, ConfigurationError, load_config
 from .embedded_redis import broker_url as embedded_broker_url
@@ -486,6 +486,8 @@ def build_app(worker: StepWorker):
         # A broker blip must not kill a running step: the lease, not the broker, says who runs.
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
+
+    broker_watch.install(app)
 
     @app.task(name=RUN_TASK, ignore_result=True)
     def run_task(task_id: str, attempt: int) -> None:

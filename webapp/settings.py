@@ -248,6 +248,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The server worker reconnects for as long as the broker is away (Celery's default gives up
+# after 100 tries, about 50 minutes, and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Longer than any task's time limit, so a slow step's message is not redelivered mid-run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VISIBILITY_TIMEOUT", 43200)}
 # Server-side tasks (engine, sweeps) travel on their own queue, so step workers never get
