@@ -360,14 +360,10 @@ class StepWorker:
         return self.shutting_down.is_set() and self.grace_left() <= 0
 
     def hand_back_reason(self) -> str:
-        if self.stop_now.is_set() and time.monotonic() - self.shutdown_started < (
-            self.config.shutdown_grace
-        ):
-            return f"worker {self.config.name} was told to stop at once"
-        return (
-            f"worker {self.config.name} shut down; the step did not end within its "
-            f"{self.config.shutdown_grace:g}s grace"
-        )
+        grace = self.config.shutdown_grace
+        if time.monotonic() - self.shutdown_started < grace:
+            return "the worker was told to stop at once"
+        return f"the worker shut down; the step did not end within its {grace:g}s grace"
 
     def handle(self, task_id: str, attempt: int) -> None:
         """One broker message. Never raises: the row, not the message, is the truth."""

@@ -106,7 +106,7 @@ class Up:
             "PIPELINES_CACHE_DIR": str(self.data_dir / "sdk-cache"),
         }
 
-    def django(self, code: str) -> None:
+    def django(self, code: str) -> str:
         """Python run by `django shell` on up's own database (as an operator would)."""
         result = subprocess.run(
             [sys.executable, "-m", "django", "shell", "-c", code],
@@ -117,6 +117,7 @@ class Up:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
+        return result.stdout
 
     def stop(self) -> None:
         """Ctrl-C, as the terminal sends it; everything `up` started must be gone."""
@@ -148,6 +149,10 @@ def up(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base(up) -> str:
     """The fault step registered as a base task, with a second attempt for a lost worker."""
+    return _register(up)
+
+
+def _register(up: Up) -> str:
     result = subprocess.run(
         [sys.executable, str(SCRIPTS / "fault_step.py")],
         cwd=SCRIPTS,
@@ -329,5 +334,42 @@ def test_a_child_that_keeps_crashing_is_reported_and_comes_back_once_fixed(tmp_p
             interval=0.2,
         )
         assert (done["status"], done["worker"]) == ("completed", f"{socket.gethostname()}:{pid}")
+    finally:
+        up.stop()
+
+
+def test_stopping_up_hands_a_running_step_back_before_the_server_stops(tmp_path):
+    up = Up(tmp_path / "stopping", PIPELINES_SHUTDOWN_GRACE_SECONDS="600")
+    try:
+        base = _register(up)
+        clone = up.call("post", f"tasks/{base}/clone/", name="running when up stops")
+        values = {"General": {"mode": "wait", "handshake_dir": str(tmp_path)}}
+        up.call("put", f"tasks/{clone['id']}/hyperparameters/", values=values)
+        up.call("post", f"tasks/{clone['id']}/enqueue/", queue="default")
+        wait_until(lambda: _runs(tmp_path), timeout=60, message="the step to start")
+        worker_log = up.data_dir / "logs" / "worker-default.log"
+        # when up gets Ctrl-C: the step workers stop first, with a 600 s grace
+        os.kill(up.process.pid, signal.SIGINT)
+        wait_until(
+            lambda: "taking no new task" in worker_log.read_text(),
+            timeout=30,
+            message="the step worker to start its warm shutdown",
+        )
+        # and a second Ctrl-C: the running step is handed back at once
+        os.kill(up.process.pid, signal.SIGINT)
+        assert up.process.process.wait(90) == 0, up.output()[-3000:]
+        assert "running steps are handed back" in up.output()
+        # then the server was still there to take it back: queued, its attempt not spent
+        row = (
+            up.django(
+                "from webapp.core.models import Task; "
+                f"t = Task.objects.get(pk={clone['id']!r}); "
+                "print(t.status, t.attempt, t.status_reason)"
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        assert row.split()[:2] == ["queued", "1"], row
+        assert "told to stop at once" in row
     finally:
         up.stop()

@@ -262,7 +262,7 @@ def release_task(task: Task, attempt: int, worker_name: str, reason: str = "") -
         # Locked (PostgreSQL; SQLite's IMMEDIATE transactions take the write lock at BEGIN),
         # so no claim by another worker can slip between this check and the transition.
         held = (
-            Task.objects.select_for_update()
+            Task.objects.select_for_update(of=("self",))
             .select_related("queue")
             .filter(pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt)
             .filter(worker=worker_name)
