@@ -191,9 +191,10 @@ class Supervisor:
             self.say(f"could not restart {child.name}: {error}; again in {pause:g}s", error=True)
 
     def stop_all(self) -> None:
-        """Stage by stage, newest first: SIGTERM each process group of the stage, wait
-        (bounded), then SIGKILL it. A second Ctrl-C (`hurry`) signals the children still
-        stopping again: step workers then hand their steps back at once."""
+        """Stage by stage, step workers first and the broker last: SIGTERM each process
+        group of the stage, wait (bounded), then SIGKILL it. A second Ctrl-C (`hurry`)
+        signals the children still stopping again: step workers then hand their steps back
+        at once."""
         for stage in sorted({c.stage for c in self.children}, reverse=True):
             group = [c for c in self.children if c.stage == stage and c.process is not None]
             running = [c for c in group if c.process.poll() is None]
@@ -201,7 +202,9 @@ class Supervisor:
                 _signal_group(child.process.pid, signal.SIGTERM)
             for child in running:
                 self._wait_stopped(child)
-            for child in group:
+            # Only those running until now: the pid of one that exited earlier (waiting to be
+            # restarted) was released long ago and may lead someone else's group by now.
+            for child in running:
                 _signal_group(child.process.pid, signal.SIGKILL)
                 if child.process.poll() is None:
                     child.process.wait(5)
