@@ -2,8 +2,23 @@
 
 import socket
 import threading
+from dataclasses import dataclass, field
 
 from tests.support import free_port
+
+HOLD_LIMIT_SECONDS = 120
+
+
+@dataclass
+class Hold:
+    """A request held at the proxy: `arrived` is set when it comes, `release()` sends it on."""
+
+    marker: bytes
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class TcpProxy:
@@ -17,6 +32,7 @@ class TcpProxy:
         self._listener = None
         self._drops: list[bytes] = []
         self.dropped: list[bytes] = []
+        self._holds: list[Hold] = []
         self.restore()
 
     def drop_response_to(self, *markers: bytes) -> None:
@@ -24,6 +40,20 @@ class TcpProxy:
         response is never delivered: the connection closes instead (a lost response)."""
         with self._lock:
             self._drops.extend(markers)
+
+    def hold_request_with(self, marker: bytes) -> Hold:
+        """The next request containing `marker` waits at the proxy (its connection alone)
+        until the test releases it, or HOLD_LIMIT_SECONDS pass."""
+        hold = Hold(marker)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def release_holds(self) -> None:
+        with self._lock:
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
 
     @property
     def url(self) -> str:
@@ -78,6 +108,14 @@ class TcpProxy:
     def _pipe(self, source, sink, state=None, request=True) -> None:
         try:
             while data := source.recv(65536):
+                if request and self._holds:
+                    with self._lock:
+                        hold = next((h for h in self._holds if h.marker in data), None)
+                        if hold is not None:
+                            self._holds.remove(hold)
+                    if hold is not None:
+                        hold.arrived.set()
+                        hold.released.wait(HOLD_LIMIT_SECONDS)
                 if request and self._drops:
                     with self._lock:
                         marker = next((m for m in self._drops if m in data), None)

@@ -18,13 +18,20 @@ def main() -> int:
     import django
     from celery.concurrency import get_implementation
     from celery.utils.log import mlevel
+    from django.conf import settings
 
     django.setup()
     startup.ready()
+    from pipelines.worker import broker_watch
     from webapp.celery import app
 
+    broker_watch.install(app)
     worker = app.Worker(
         hostname=f"server-{os.getpid()}@{socket.gethostname()}",
+        # Named, not left to Celery: without a selection a worker consumes every queue the
+        # app knows, and publishing a step's run message teaches the app that step's queue,
+        # so after a reconnect it would take (and drop) step workers' messages.
+        queues=[settings.PIPELINES_SERVER_QUEUE],
         pool_cls=get_implementation("solo"),
         without_gossip=True,
         without_mingle=True,

@@ -311,6 +311,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The server worker reconnects for as long as the broker is away (Celery's default gives up
+# after 100 tries, about 50 minutes, and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Longer than any task's time limit, so a slow step's message is not redelivered mid-run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VISIBILITY_TIMEOUT", 43200)}
 # Server-side tasks (engine, sweeps) travel on their own queue, so step workers never get
@@ -332,6 +335,9 @@ LOCAL_RUN_LEASE_SECONDS = env_float("LOCAL_RUN_LEASE_SECONDS", 600.0)
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)
 # A queued task nobody claimed for this long is published again (a broker may lose messages).
 QUEUED_REPUBLISH_SECONDS = env_float("QUEUED_REPUBLISH_SECONDS", 10.0)
+# A worker silent for this long (killed, or its machine gone) leaves the workers list; until
+# then it shows as gone. One that reports again is listed again.
+WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 600.0)
 TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 

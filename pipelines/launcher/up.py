@@ -4,6 +4,14 @@ step worker for `default` and one for `services`, all on this machine; Ctrl-C st
 Every child runs in its own session, so a Ctrl-C in the terminal reaches `up` alone, which
 then stops the children in order (step workers first, so they can report, the broker last).
 On Linux each child also gets SIGTERM if `up` itself dies, so nothing is left behind.
+
+Once everything is up, a child that exits is restarted, after a pause that doubles with
+each quick exit in a row (1 s up to 30 s), while the others keep running: a step whose
+worker died is retried by the server, and every other process reconnects by itself. A child
+that keeps exiting soon after it starts is reported as crash-looping, with the last lines of
+its log, and still retried: what breaks it is often outside it (a broker or database that
+is away, a revoked key, a full disk) and starts working again once that is fixed, without
+restarting `up` and the steps it runs.
 """
 
 import ctypes
@@ -14,8 +22,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +37,29 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]
 # The `services` queue runs controllers that hold their slot for a whole pipeline, so it gets
 # a worker of its own instead of sharing one with `default`.
 STEP_QUEUES = ("default", "services")
+# Restarting a child that exited: the first pause, and the longest after quick exits.
+BACKOFF_START = 1.0
+BACKOFF_MAX = 30.0
+# A child that ran this long before it exited starts over: its exit was not a crash loop.
+STABLE_SECONDS = 30.0
+# This many quick exits in a row make a crash loop, reported with the child's last lines.
+CRASH_LOOP_EXITS = 3
+# Stopping goes by stage, each stage signalled at once: step workers, server worker, web
+# server, broker.
+BROKER, SERVER, SERVER_WORKER, STEP_WORKERS = range(4)
 
 
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen
+    launch: Callable[[], subprocess.Popen]
     log_path: Path
     stop_timeout: float
+    stage: int
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    quick_exits: int = 0
+    restart_at: float | None = None
 
 
 def _die_with_parent():
@@ -52,48 +77,150 @@ def _die_with_parent():
     return preexec
 
 
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {-code} ({signal.Signals(-code).name})"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
 class Supervisor:
-    """Starts children in their own sessions with a log file each; stops them group-wide."""
+    """Starts children in their own sessions with a log file each, restarts those that exit,
+    and stops them all, group-wide, stage by stage."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.children: list[Child] = []
+        self.hurry = threading.Event()
 
-    def start(self, name: str, argv: list[str], env: dict, stop_timeout: float = 10) -> Child:
+    def say(self, text: str, error: bool = False) -> None:
+        """To up's output and to `{log dir}/up.log`."""
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with open(self.log_dir / "up.log", "a") as log:
+                log.write("".join(f"[{stamp}] {line}\n" for line in text.splitlines()))
+        except OSError:
+            pass
+
+    def start(
+        self, name: str, argv: list[str], env: dict, stop_timeout: float = 10, stage: int = 0
+    ) -> Child:
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
-        child = Child(name, process, log_path, stop_timeout)
+
+        def launch() -> subprocess.Popen:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(
+                    argv,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent(),
+                )
+
+        return self.adopt(name, launch, log_path, stop_timeout, stage)
+
+    def adopt(
+        self,
+        name: str,
+        launch: Callable[[], subprocess.Popen],
+        log_path: Path,
+        stop_timeout: float = 10,
+        stage: int = 0,
+    ) -> Child:
+        """Supervise a child that `launch` starts (and starts again after it exits)."""
+        child = Child(name, launch, log_path, stop_timeout, stage)
         self.children.append(child)
+        self._launch(child)
         return child
 
-    def adopt(self, name: str, process: subprocess.Popen, log_path: Path) -> None:
-        self.children.append(Child(name, process, log_path, 10))
+    def _launch(self, child: Child) -> None:
+        child.process = child.launch()
+        child.started = time.monotonic()
+        child.restart_at = None
+        self.say(f"started {child.name} (pid {child.process.pid})")
 
     def first_exited(self) -> Child | None:
         return next((c for c in self.children if c.process.poll() is not None), None)
 
+    def supervise(self) -> None:
+        """Restart what exited, once its pause is over. Called every half second."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._restart(child)
+            elif child.process.poll() is not None:
+                self._exited(child, now)
+            elif child.quick_exits and now - child.started >= STABLE_SECONDS:
+                if child.quick_exits >= CRASH_LOOP_EXITS:
+                    self.say(f"{child.name} has stayed up for {STABLE_SECONDS:g}s: running again")
+                child.quick_exits = 0
+
+    def _exited(self, child: Child, now: float) -> None:
+        ran = now - child.started
+        child.quick_exits = child.quick_exits + 1 if ran < STABLE_SECONDS else 0
+        pause = min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, child.quick_exits - 1))
+        child.restart_at = now + pause
+        self.say(
+            f"{child.name} (pid {child.process.pid}) exited with "
+            f"{describe_exit(child.process.returncode)} after {ran:.0f}s; "
+            f"restarting it in {pause:g}s"
+        )
+        if child.quick_exits >= CRASH_LOOP_EXITS:
+            self.say(
+                f"{child.name} is crash-looping: {child.quick_exits} exits in a row, each "
+                f"within {STABLE_SECONDS:g}s of its start. It is retried every "
+                f"{BACKOFF_MAX:g}s at most; Ctrl-C stops everything. The end of "
+                f"{child.log_path}:\n" + _indent(_tail(child.log_path, 20)),
+                error=True,
+            )
+
+    def _restart(self, child: Child) -> None:
+        try:
+            self._launch(child)
+        except (OSError, EmbeddedRedisError) as error:
+            child.started = time.monotonic()
+            child.quick_exits += 1
+            pause = min(BACKOFF_MAX, BACKOFF_START * 2 ** max(0, child.quick_exits - 1))
+            child.restart_at = child.started + pause
+            self.say(f"could not restart {child.name}: {error}; again in {pause:g}s", error=True)
+
     def stop_all(self) -> None:
-        """Newest first: SIGTERM each process group, wait (bounded), then SIGKILL it."""
-        for child in reversed(self.children):
-            if child.process.poll() is None:
+        """Stage by stage, step workers first and the broker last: SIGTERM each process
+        group of the stage, wait (bounded), then SIGKILL it. A second Ctrl-C (`hurry`)
+        signals the children still stopping again: step workers then hand their steps back
+        at once."""
+        for stage in sorted({c.stage for c in self.children}, reverse=True):
+            group = [c for c in self.children if c.stage == stage and c.process is not None]
+            running = [c for c in group if c.process.poll() is None]
+            for child in running:
                 _signal_group(child.process.pid, signal.SIGTERM)
-                try:
-                    child.process.wait(child.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    print(f"  {child.name} did not stop in {child.stop_timeout:g}s: killed")
-            _signal_group(child.process.pid, signal.SIGKILL)
-            if child.process.poll() is None:
-                child.process.wait(5)
+            for child in running:
+                self._wait_stopped(child)
+            # Only those running until now: the pid of one that exited earlier (waiting to be
+            # restarted) was released long ago and may lead someone else's group by now.
+            for child in running:
+                _signal_group(child.process.pid, signal.SIGKILL)
+                if child.process.poll() is None:
+                    child.process.wait(5)
         self.children.clear()
+
+    def _wait_stopped(self, child: Child) -> None:
+        deadline = time.monotonic() + child.stop_timeout
+        hurried = False
+        while child.process.poll() is None:
+            if self.hurry.is_set() and not hurried:
+                hurried = True
+                _signal_group(child.process.pid, signal.SIGTERM)
+            if time.monotonic() > deadline:
+                self.say(f"  {child.name} did not stop in {child.stop_timeout:g}s: killed")
+                return
+            time.sleep(0.1)
 
 
 def _signal_group(pgid: int, number: int) -> None:
@@ -108,6 +235,10 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())
 
 
 def data_dir_for_up() -> Path:
@@ -253,9 +384,15 @@ def run_up(args) -> int:
         print(f"pipelines up: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        # A second Ctrl-C must not cut the shutdown short and leave children behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # A second Ctrl-C must not cut the shutdown short and leave children behind: it
+        # only hurries the step workers (they hand their running steps back at once).
+        def hurry(*_args) -> None:
+            if not supervisor.hurry.is_set():
+                supervisor.hurry.set()
+                print("stopping now: running steps are handed back", flush=True)
+
+        signal.signal(signal.SIGINT, hurry)
+        signal.signal(signal.SIGTERM, hurry)
         supervisor.stop_all()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
@@ -270,22 +407,30 @@ def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
 
     if not os.environ.get("CELERY_BROKER_URL"):
         redis = EmbeddedRedis(data_dir, log_path=supervisor.log_dir / "redis.log")
-        redis.start(start_new_session=True, preexec_fn=_die_with_parent())
-        supervisor.adopt("redis", redis.process, redis.log_path)
+
+        def launch_redis() -> subprocess.Popen:
+            redis.start(start_new_session=True, preexec_fn=_die_with_parent())
+            return redis.process
+
+        supervisor.adopt("redis", launch_redis, redis.log_path, stage=BROKER)
         env["CELERY_BROKER_URL"] = redis.url
 
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
     url = f"http://{host}:{args.port}"
     cli = [sys.executable, "-m", "pipelines.launcher.cli"]
-    supervisor.start("server", [*cli, "server", "--host", args.host, "--port", str(args.port)], env)
+    server = [*cli, "server", "--host", args.host, "--port", str(args.port)]
+    supervisor.start("server", server, env, stage=SERVER)
     _wait(lambda: _healthy(url), 60, supervisor, f"the server on {url}")
     if not _keys_work(url, creds):
         creds = credentials(env, data_dir, renew=True)  # a new database under old credentials
 
-    supervisor.start("server-worker", [*cli, "serverworker"], env, stop_timeout=15)
+    supervisor.start("server-worker", [*cli, "serverworker"], env, 15, stage=SERVER_WORKER)
     worker_env = {**env, "PIPELINES_API_URL": url, "PIPELINES_API_KEY": creds["worker_key"]}
     for queue in STEP_QUEUES:
-        supervisor.start(f"worker-{queue}", [*cli, "worker", "-q", queue], worker_env, 30)
+        argv = [*cli, "worker", "-q", queue]
+        supervisor.start(
+            f"worker-{queue}", argv, worker_env, _worker_stop_timeout(env), STEP_WORKERS
+        )
     client = Client(ClientConfig(url, creds["api_key"]), retry_for=5)
     _wait(lambda: _workers_listed(client, len(STEP_QUEUES)), 60, supervisor, "the workers")
 
@@ -306,16 +451,21 @@ def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
         if args.exit_after_demo:
             return demo_code
     while True:
-        dead = supervisor.first_exited()
-        if dead is not None:
-            print(
-                f"{dead.name} exited with {dead.process.returncode}; stopping everything.\n"
-                + _tail(dead.log_path),
-                file=sys.stderr,
-                flush=True,
-            )
-            return 1
+        supervisor.supervise()
         time.sleep(0.5)
+
+
+def _worker_stop_timeout(env: dict) -> float:
+    """Long enough for a stopping step worker to let its step finish, or hand it back."""
+
+    def seconds(name: str, default: float) -> float:
+        try:
+            return max(0.0, float(env.get(name) or default))
+        except ValueError:
+            return default
+
+    grace = seconds("PIPELINES_SHUTDOWN_GRACE_SECONDS", 20.0)
+    return grace + seconds("PIPELINES_KILL_GRACE_SECONDS", 3.0) + 15.0
 
 
 def _run_demo(url: str, api_key: str, env: dict, supervisor: Supervisor) -> int:
@@ -332,9 +482,7 @@ def _run_demo(url: str, api_key: str, env: dict, supervisor: Supervisor) -> int:
     )
     try:
         while process.poll() is None:
-            dead = supervisor.first_exited()
-            if dead is not None:
-                raise RuntimeError(f"{dead.name} exited during the demo:\n{_tail(dead.log_path)}")
+            supervisor.supervise()
             time.sleep(0.2)
     finally:
         if process.poll() is None:

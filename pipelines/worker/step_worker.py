@@ -3,8 +3,12 @@
 A broker message carries only (task id, attempt). The worker claims that attempt over REST
 (a second delivery finds nothing to claim and starts nothing), runs the task's script in a
 subprocess in its own process group, streams its console, heartbeats, and reports the end.
-It kills the step when the server says stop, when the time limit passes, when it shuts down,
-and when it cannot heartbeat for a lease (the server may already have handed the task on).
+It kills the step when the server says stop, when the time limit passes, and when it cannot
+heartbeat for a lease (the server may already have handed the task on).
+
+Asked to stop (SIGTERM, Ctrl-C) it takes no new message, lets a running step finish within
+PIPELINES_SHUTDOWN_GRACE_SECONDS, and otherwise kills it and hands the attempt back to the
+server, which queues it again without counting it; a second signal means "now".
 """
 
 import logging
@@ -25,6 +29,7 @@ from ..client import ApiError, Client
 from ..config import ClientConfig, ConfigurationError, load_config
 from ..launcher.embedded_redis import broker_url as embedded_broker_url
 from ..launcher.embedded_redis import default_data_dir
+from . import broker_watch
 from .step_console import ConsoleStream, pump_lines
 from .step_setup import (
     StepSetupError,
@@ -37,6 +42,9 @@ from .step_setup import (
 log = logging.getLogger("pipelines.worker")
 
 RUN_TASK = "pipelines.run_task"
+# What a worker does about a step it stopped: report the failure, say nothing (the server
+# already decided), or hand the attempt back (the worker is shutting down).
+REPORT, SILENT, HAND_BACK = "report", "silent", "hand back"
 # A fenced step is killed a little before its lease ends on the server, never after it.
 FENCE_FRACTION = 0.9
 
@@ -61,6 +69,7 @@ class WorkerConfig:
     heartbeat: float = 1.0
     lease: float = 30.0
     kill_grace: float = 3.0
+    shutdown_grace: float = 20.0
     presence_interval: float = 5.0
     console_max_lines: int = 50_000
     visibility_timeout: int = 43_200
@@ -82,6 +91,7 @@ class WorkerConfig:
             heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", 1.0)),
             lease=max(0.5, _env_float("PIPELINES_LEASE_SECONDS", 30.0)),
             kill_grace=max(0.0, _env_float("PIPELINES_KILL_GRACE_SECONDS", 3.0)),
+            shutdown_grace=max(0.0, _env_float("PIPELINES_SHUTDOWN_GRACE_SECONDS", 20.0)),
             presence_interval=max(0.5, _env_float("PIPELINES_WORKER_HEARTBEAT_SECONDS", 5.0)),
             console_max_lines=int(_env_float("PIPELINES_CONSOLE_MAX_LINES", 50_000)),
             # Longer than any step may run, so Redis does not redeliver a running message.
@@ -182,12 +192,16 @@ class StepRun:
             finally:
                 if workdir is not None and not self.config.keep_work_dirs:
                     shutil.rmtree(workdir, ignore_errors=True)
-            if outcome is not None:
+            if outcome is not None and outcome[0] == HAND_BACK:
+                console.system(f"attempt {self.attempt} handed back: {outcome[1]}")
+            elif outcome is not None:
                 console.system(f"attempt {self.attempt} ended: {outcome[0]} ({outcome[1]})")
             # Every line reaches the server before the status changes, so whoever sees the
             # end state also sees the whole console.
             console.close()
-            if outcome is not None:
+            if outcome is not None and outcome[0] == HAND_BACK:
+                self._release(outcome[1])
+            elif outcome is not None:
                 self._finish(*outcome)
         finally:
             heartbeat.halt()
@@ -211,13 +225,15 @@ class StepRun:
         ]
         for reader in readers:
             reader.start()
-        stop_reason, report = self._supervise(process, heartbeat, console)
+        stop_reason, then = self._supervise(process, heartbeat, console)
         code = process.wait()
         for reader in readers:
             reader.join(5)
         console.system(f"step process ended: {describe_exit(code)}")
         if stop_reason is not None:
-            return ("failed", stop_reason, "") if report else None
+            if then == HAND_BACK:
+                return (HAND_BACK, stop_reason, "")
+            return ("failed", stop_reason, "") if then == REPORT else None
         if code == 0:
             return ("completed", "exit code 0", "")
         return ("failed", describe_exit(code), "\n".join(stderr_tail)[-4000:])
@@ -229,24 +245,34 @@ class StepRun:
             env.update(clearml_runner.task_env(self.config.api_url, self.task_key, self.task_id))
         return env
 
-    def _supervise(self, process, heartbeat: TaskHeartbeat, console) -> tuple[str | None, bool]:
-        """Wait for the step to exit, killing its group when it must stop. (reason, report?)"""
+    def _supervise(self, process, heartbeat: TaskHeartbeat, console) -> tuple[str | None, str]:
+        """Wait for the step to exit, killing its group when it must stop.
+
+        Returns (why it was stopped, or None if it ended by itself; then: REPORT the failure,
+        SILENT, or HAND_BACK the attempt)."""
         limit = self.task.get("time_limit") or 0
         deadline = time.monotonic() + limit if limit > 0 else None
-        reason, report, escalate_at = None, True, None
+        reason, then, escalate_at, warned = None, REPORT, None, False
         while not process.has_exited():
             now = time.monotonic()
             if reason is None:
                 hard = False
+                if self.worker.shutting_down.is_set() and not warned:
+                    warned = True
+                    console.system(
+                        f"worker {self.config.name} is shutting down: the step has "
+                        f"{self.worker.grace_left():.0f}s to finish, then it is stopped and "
+                        "handed back to run again"
+                    )
                 if heartbeat.stop_reason:
-                    reason, report = heartbeat.stop_reason, False
+                    reason, then = heartbeat.stop_reason, SILENT
                 elif heartbeat.silent_for() > self.config.lease * FENCE_FRACTION:
                     reason = f"lost contact with the server for {heartbeat.silent_for():.0f}s"
                     hard = True  # the lease is gone: the server may already run it elsewhere
                 elif deadline is not None and now >= deadline:
                     reason = f"time limit exceeded ({limit:g}s)"
-                elif self.worker.shutting_down.is_set():
-                    reason = "worker shut down while the step was running"
+                elif self.worker.must_hand_back():
+                    reason, then = self.worker.hand_back_reason(), HAND_BACK
                 if reason is not None:
                     console.system(f"stopping the step: {reason}")
                     process.signal_group(signal.SIGKILL if hard else signal.SIGTERM)
@@ -256,7 +282,27 @@ class StepRun:
                 escalate_at = None
             # The supervisor reports the end once whatever the step left in its group is gone.
             process.wait(0.05)
-        return reason, report
+        return reason, then
+
+    def _release(self, reason: str) -> None:
+        """Give the attempt back: the server queues it again without counting it."""
+        try:
+            self.worker.client.post(
+                f"tasks/{self.task_id}/release/",
+                {"attempt": self.attempt, "worker": self.config.name, "reason": reason[:200]},
+            )
+            log.info("handed back task %s attempt %s: %s", self.task_id, self.attempt, reason)
+        except ApiError as error:
+            if error.status in (404, 409):
+                log.info("task %s moved on before its hand-back (%s)", self.task_id, error.detail)
+            else:
+                log.warning(
+                    "could not hand back task %s attempt %s: %s (the server re-queues it "
+                    "once its lease ends)",
+                    self.task_id,
+                    self.attempt,
+                    error,
+                )
 
     def _finish(self, status: str, reason: str, message: str) -> None:
         try:
@@ -287,9 +333,38 @@ class StepWorker:
         beat_timeout = max(1.0, min(5.0, config.lease / 3))
         self.beat_client = Client(credentials, timeout=beat_timeout, retry_for=0)
         self.console_client = Client(credentials, timeout=10, retry_for=0)
+        # Set on the first SIGTERM/SIGINT: no new message; running steps get the grace.
         self.shutting_down = threading.Event()
+        # Set on the second: running steps are stopped and handed back at once.
+        self.stop_now = threading.Event()
+        self.shutdown_started = 0.0
+        self.stopped = threading.Event()
         self.supervisor = StepSupervisor()
         self._presence: threading.Thread | None = None
+
+    def request_stop(self) -> None:
+        """A stop signal (or Celery's shutdown). Safe in a signal handler: no locks, no I/O."""
+        if self.shutting_down.is_set():
+            self.stop_now.set()
+            return
+        self.shutdown_started = time.monotonic()
+        self.shutting_down.set()
+
+    def grace_left(self) -> float:
+        if self.stop_now.is_set():
+            return 0.0
+        elapsed = time.monotonic() - self.shutdown_started
+        return max(0.0, self.config.shutdown_grace - elapsed)
+
+    def must_hand_back(self) -> bool:
+        """True once a running step has had its grace (or a second signal came)."""
+        return self.shutting_down.is_set() and self.grace_left() <= 0
+
+    def hand_back_reason(self) -> str:
+        grace = self.config.shutdown_grace
+        if time.monotonic() - self.shutdown_started < grace:
+            return "the worker was told to stop at once"
+        return f"the worker shut down; the step did not end within its {grace:g}s grace"
 
     def handle(self, task_id: str, attempt: int) -> None:
         """One broker message. Never raises: the row, not the message, is the truth."""
@@ -366,12 +441,14 @@ class StepWorker:
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
         }
-        while not self.shutting_down.is_set():
+        # Until the process ends, not just until it is asked to stop: a worker letting its
+        # step finish is still there.
+        while not self.stopped.is_set():
             try:
                 self.beat_client.post("workers/heartbeat/", body)
             except ApiError as error:
                 log.warning("worker heartbeat failed: %s", error)
-            self.shutting_down.wait(self.config.presence_interval)
+            self.stopped.wait(self.config.presence_interval)
 
     def unregister(self) -> None:
         try:
@@ -407,8 +484,15 @@ def build_app(worker: StepWorker):
         worker_cancel_long_running_tasks_on_connection_loss=False,
     )
 
+    broker_watch.install(app)
+
     @app.task(name=RUN_TASK, ignore_result=True)
     def run_task(task_id: str, attempt: int) -> None:
+        if worker.shutting_down.is_set():
+            from celery.exceptions import Reject
+
+            # Delivered after the worker was told to stop: back to the broker, unclaimed.
+            raise Reject("the worker is shutting down", requeue=True)
         worker.handle(str(task_id), int(attempt))
 
     return app
@@ -447,11 +531,13 @@ def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
         hub = getattr(sender, "hub", None)
         if pool == "threads" and hub is not None:
             hub.call_repeatedly(0.2, _tick)
+        _take_stop_signals(worker)
         worker.announce()
         log.info("worker %s consumes %s", config.name, ", ".join(config.queues))
 
     def on_shutting_down(**_kwargs):
-        worker.shutting_down.set()
+        # Celery's own handlers, for a signal that came before the worker was ready.
+        worker.request_stop()
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
@@ -476,7 +562,38 @@ def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
-        worker.shutting_down.set()
+        worker.request_stop()
+        worker.stopped.set()
         worker.supervisor.close()
         worker.unregister()
     return code
+
+
+def _take_stop_signals(worker: StepWorker) -> None:
+    """SIGTERM, SIGINT and SIGQUIT as this worker means them, instead of Celery's handlers.
+
+    The first: take no new message (Celery's loop stops at its next turn) and give running
+    steps their grace. Any next one: stop them now and hand them back. Celery's own second
+    Ctrl-C would cancel requests from inside the signal handler, in the middle of the step
+    the solo pool is supervising.
+    """
+    from celery.worker import state
+
+    grace = worker.config.shutdown_grace
+
+    def on_stop_signal(number, _frame) -> None:
+        first = not worker.shutting_down.is_set()
+        worker.request_stop()
+        state.should_stop = 0  # Celery's warm shutdown, exit code 0
+        name = signal.Signals(number).name
+        if first:
+            text = (
+                f"worker: {name}: taking no new task; a running step has {grace:g}s to "
+                "finish, then it is handed back (send it again to hand it back now)\n"
+            )
+        else:
+            text = f"worker: {name} again: handing back the running step now\n"
+        os.write(2, text.encode())
+
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, on_stop_signal)

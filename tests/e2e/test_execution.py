@@ -302,24 +302,6 @@ def test_a_worker_cut_off_from_the_server_kills_its_step_within_the_lease(cluste
         proxy.restore()
 
 
-def test_a_worker_told_to_stop_kills_its_step_reports_it_and_leaves_the_list(
-    cluster, bases, tmp_path
-):
-    queue = cluster.queue("shutdown")
-    worker = cluster.start_worker(queue)
-    task_id = _launch(cluster, bases["wait"], queue, {"handshake_dir": tmp_path})
-    step_pid = _step_pid(tmp_path)
-    # when the worker process alone gets SIGTERM, as a service manager would send it
-    worker.process.send_signal(signal.SIGTERM)
-    # then it stops its step, reports why, unregisters and exits cleanly
-    assert worker.process.wait(30) == 0
-    assert not pid_alive(step_pid)
-    task = cluster.task(task_id)
-    assert task["status"] == "failed"
-    assert task["status_reason"] == "worker shut down while the step was running"
-    assert worker.name not in {row["name"] for row in cluster.workers()}
-
-
 # ---------------------------------------------------------------- pipelines up
 
 

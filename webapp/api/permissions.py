@@ -31,13 +31,13 @@ class IsWorker(permissions.BasePermission):
 
 # What a worker key may change: its own run verbs and the console it streams. Everything
 # else it may only read, so a leaked worker key cannot edit, enqueue, abort or mint keys.
-WORKER_KEY_ACTIONS = frozenset({"claim", "heartbeat", "finish", "console", "unregister"})
+WORKER_KEY_ACTIONS = frozenset({"claim", "heartbeat", "finish", "release", "console", "unregister"})
 
 
 class KeyScope(permissions.BasePermission):
     """Applied to every API view (settings): worker keys write only worker verbs."""
 
-    message = "a worker key may only claim, heartbeat, report and stream consoles"
+    message = "a worker key may only claim, heartbeat, report, hand back and stream consoles"
 
     def has_permission(self, request, view):
         if request.method in permissions.SAFE_METHODS or not is_worker_key(request.auth):

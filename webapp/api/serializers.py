@@ -300,6 +300,12 @@ class FinishSerializer(serializers.Serializer):
     )
 
 
+class ReleaseSerializer(serializers.Serializer):
+    attempt = serializers.IntegerField(min_value=1)
+    worker = serializers.CharField(max_length=255)
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
 class LogLineInSerializer(serializers.Serializer):
     stream = serializers.ChoiceField(choices=["stdout", "stderr", "system"], default="stdout")
     # Lines past 10,000 characters are cut when stored (execution.append_log).

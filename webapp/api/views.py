@@ -301,6 +301,15 @@ class TaskViewSet(
         )
         return self._respond(task)
 
+    @extend_schema(request=s.ReleaseSerializer, responses=s.TaskSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    def release(self, request, pk=None):
+        """A worker shutting down hands back the attempt it runs: queued again, not charged."""
+        data = self._input(s.ReleaseSerializer)
+        task = get_object_or_404(Task, pk=pk)
+        task = execution.release_task(task, data["attempt"], data["worker"], data["reason"])
+        return self._respond(task)
+
     @extend_schema(
         request=s.ConsoleAppendSerializer,
         responses=s.LogLineSerializer(many=True),

@@ -167,11 +167,16 @@ def _claimed(task: Task, worker_name: str, lease: bool) -> tuple[Task, str | Non
 
 
 def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
-    """Extend the lease of a running attempt. False means the worker must kill the step."""
+    """Extend the lease of a running attempt. False means the worker must kill the step.
+
+    A named worker extends only its own run: an attempt handed back (release_task) keeps
+    its number when another worker takes it.
+    """
     now = timezone.now()
-    updated = Task.objects.filter(
-        pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt
-    ).update(last_heartbeat=now)
+    running = Task.objects.filter(pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt)
+    if worker_name:
+        running = running.filter(worker=worker_name)
+    updated = running.update(last_heartbeat=now)
     if worker_name:
         Worker.objects.filter(name=worker_name).update(last_seen=now)
     return bool(updated)
@@ -211,6 +216,63 @@ def finish_task(
             return current
         revoke_task_keys(task)
         Worker.objects.filter(current_task=task).update(current_task=None)
+    return task
+
+
+def release_task(task: Task, attempt: int, worker_name: str, reason: str = "") -> Task:
+    """A worker that is shutting down hands back an attempt it could not finish: in_progress
+    -> queued for that same attempt, first in its queue, published again after commit.
+
+    The attempt number stays, so the run is not counted against `max_attempts`: the worker
+    stopped it, the step did not fail. Only the worker holding the attempt may hand it back,
+    and the same hand-back again (its answer was lost) is answered with the queued task.
+    """
+    handed_back = f"handed back by {worker_name}"[:255]
+    with transaction.atomic():
+        # Locked (PostgreSQL; SQLite's IMMEDIATE transactions take the write lock at BEGIN),
+        # so no claim by another worker can slip between this check and the transition.
+        held = (
+            Task.objects.select_for_update(of=("self",))
+            .select_related("queue")
+            .filter(pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt)
+            .filter(worker=worker_name)
+            .first()
+        )
+        if held is None:
+            current = Task.objects.filter(pk=task.pk).first()
+            if (
+                current is not None
+                and current.status == TaskStatus.QUEUED
+                and current.attempt == attempt
+                and current.status_reason.startswith(handed_back)
+            ):
+                return current
+            raise Conflict(
+                f"task {task.pk} attempt {attempt} is not running on {worker_name}",
+                status=current.status if current is not None else "missing",
+            )
+        if held.queue is None:
+            raise Conflict(f"task {task.pk} has no queue to go back to", status=held.status)
+        why = f"{handed_back}: {reason}" if reason else handed_back
+        task = status.change(
+            held,
+            TaskStatus.QUEUED,
+            reason=why,
+            expected=(TaskStatus.IN_PROGRESS,),
+            attempt=attempt,
+            extra={"worker": ""},
+        )
+        task.queue = held.queue
+        QueueEntry.objects.update_or_create(
+            task=task,
+            defaults={"queue": held.queue, "position": 0.0, "last_published": timezone.now()},
+        )
+        publish_on_commit(task)
+        revoke_task_keys(task)
+        Worker.objects.filter(current_task=task).update(current_task=None)
+        append_system_log(
+            task, f"[pipelines] attempt {attempt} {why}; queued again, not counted as an attempt"
+        )
     return task
 
 
@@ -319,6 +381,17 @@ def worker_heartbeat(
 
 def unregister_worker(name: str) -> None:
     Worker.objects.filter(name=name).delete()
+
+
+def forget_silent_workers(now=None) -> list[str]:
+    """Remove the workers that have not reported for WORKER_FORGET_SECONDS: a worker killed
+    before it could unregister would otherwise be listed, as gone, for ever."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.WORKER_FORGET_SECONDS)
+    silent = Worker.objects.filter(last_seen__lt=cutoff)
+    names = list(silent.values_list("name", flat=True))
+    if names:
+        silent.delete()  # the same condition again: one that reported meanwhile stays
+    return names
 
 
 # ---------------------------------------------------------------- console

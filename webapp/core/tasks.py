@@ -47,16 +47,22 @@ def refresh_pipeline_plot(run_id: str) -> None:
 @shared_task(name="core.sweep")
 def sweep() -> dict:
     """The periodic safety net: reap lost leases, re-publish lost messages, advance runs,
-    and the other apps' housekeeping."""
+    and the other apps' housekeeping (workers that stopped reporting long ago are forgotten)."""
     reaped = execution.reap_expired_leases()
     republished = execution.republish_queued()
     advanced = engine.advance_all_running()
+    forgotten = execution.forget_silent_workers()
     for job in _sweep_jobs:
         try:
             job()
         except Exception:  # noqa: BLE001 - one job failing must not stop the others
             logger.exception("sweep job %r failed", job)
-    return {"reaped": reaped, "republished": republished, "advanced": advanced}
+    return {
+        "reaped": reaped,
+        "republished": republished,
+        "advanced": advanced,
+        "forgotten": forgotten,
+    }
 
 
 _sweeper_started = threading.Lock()
@@ -89,7 +95,7 @@ def _sweep_forever(interval: float) -> None:
     while not stop.wait(interval):
         try:
             result = sweep()
-            if result["reaped"] or result["republished"]:
+            if result["reaped"] or result["republished"] or result["forgotten"]:
                 logger.info("sweep: %s", result)
         except Exception:  # noqa: BLE001 - the next sweep tries again
             logger.exception("sweep failed")
