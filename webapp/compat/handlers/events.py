@@ -133,7 +133,7 @@ def _track_iteration(task, events: list) -> None:
 
 def _store_image(task, image: dict) -> None:
     path = file_path_of(image["url"])
-    found = stored_object(path) if path else None
+    found = stored_object(path, task) if path else None
     if found is None:
         return  # an image on another host: ClearML keeps only its URL, so do we not store it
     DebugSample.objects.update_or_create(

@@ -55,7 +55,7 @@ def upsert_artifact(call, task, item: dict) -> Artifact:
         )
     except Conflict as error:
         raise ApiError(400, error.message, 110) from error
-    found = stored_object(path) if path else None
+    found = stored_object(path, task) if path else None
     if found is not None:
         artifact = compat_verbs.attach_artifact_bytes(artifact, *found)
     return artifact
