@@ -261,7 +261,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "webapp.api.permissions.KeyScope",
+        "webapp.api.permissions.Policy",
     ],
     # JSON bodies within the size limit, 32 levels deep at most, finite numbers only.
     "DEFAULT_PARSER_CLASSES": [

@@ -158,3 +158,17 @@ def live(tmp_path_factory):
     yield server
     server.stop()
     server.drop_database()
+
+
+@pytest.fixture(scope="module")
+def doors(tmp_path_factory):
+    """A live server with teams red (alice) and blue (bob), keys of every kind and team
+    red's objects (tests/security/doors.py)."""
+    from tests.security.doors import build_doors
+
+    server = start_server(tmp_path_factory.mktemp("doors"), CELERY_BROKER_URL="memory://")
+    try:
+        yield build_doors(server)
+    finally:
+        server.stop()
+        server.drop_database()

@@ -45,7 +45,9 @@ def test_sigterm_reaches_the_group_and_the_step_ends_once_its_group_is_gone(supe
     assert process.wait(0.5) is None and pid_alive(child)  # both ignore SIGTERM
     process.signal_group(signal.SIGKILL)
     assert process.wait(10) == -signal.SIGKILL
-    assert not pid_alive(leader) and not pid_alive(child)
+    assert not pid_alive(leader)
+    # Killed with the group; on a loaded machine it may be scheduled to die a moment later.
+    wait_until(lambda: not pid_alive(child), timeout=10, message="the step's child to die")
 
 
 def test_a_program_that_cannot_run_and_a_bad_limit_are_reported(supervisor, monkeypatch):

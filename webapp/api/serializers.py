@@ -452,6 +452,7 @@ class QueueSerializer(serializers.ModelSerializer):
 
 class WorkerSerializer(serializers.ModelSerializer):
     alive = serializers.SerializerMethodField()
+    current_task = serializers.SerializerMethodField()
 
     class Meta:
         model = Worker
@@ -459,6 +460,12 @@ class WorkerSerializer(serializers.ModelSerializer):
 
     def get_alive(self, worker) -> bool:
         return worker.last_seen >= self.context["alive_since"]
+
+    def get_current_task(self, worker) -> str | None:
+        # Another team's task is not named, as everywhere else (the view passes the ids).
+        visible = self.context.get("visible_tasks")
+        task_id = worker.current_task_id
+        return task_id if visible is None or task_id in visible else None
 
 
 class WorkerHeartbeatSerializer(serializers.Serializer):

@@ -1,13 +1,24 @@
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from . import views, views_models, views_ops, views_pipelines, views_teams
 
 app_name = "api"
 
+
+class RootView(APIRootView):
+    """The router's index of endpoints."""
+
+    verbs = {"get": "identity.read"}
+
+
+class Router(DefaultRouter):
+    APIRootView = RootView
+
+
 # No `.json` suffix routes: every response is JSON already, and the verbs take no `format`
 # argument (a suffixed PATCH or action was a 500).
-router = DefaultRouter()
+router = Router()
 router.include_format_suffixes = False
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("tasks", views.TaskViewSet, basename="task")

@@ -12,12 +12,11 @@ from rest_framework.response import Response
 
 from webapp.core import access, artifacts, events, execution, services, trained_models
 from webapp.core.errors import Conflict
-from webapp.core.models import LogLine, Plot, Scalar, Task
+from webapp.core.models import LogLine, Plot, Project, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
 
 from . import serializers as s
 from .parsers import JSONParser
-from .permissions import IsWorker, TaskKeyWritesOwnTask
 
 
 class ProjectViewSet(
@@ -27,6 +26,8 @@ class ProjectViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = s.ProjectSerializer
+    # Each action's verb in the policy table (webapp/core/policy.py).
+    verbs = {"list": "project.read", "retrieve": "project.read", "create": "project.create"}
 
     def get_queryset(self):
         projects = access.visible_projects(self.request.user, self.request.auth)
@@ -37,9 +38,11 @@ class ProjectViewSet(
         return projects.annotate(task_count=Count("tasks")).order_by("name")
 
     def perform_create(self, serializer):
+        name = serializer.validated_data["name"]
+        request = self.request
         project = services.get_or_create_project(
-            serializer.validated_data["name"],
-            self.request.user,
+            name,
+            access.project_owner(request.policy_rule, request.user, request.auth, name),
             team=serializer.validated_data.get("team"),
         )
         if serializer.validated_data.get("description"):
@@ -57,9 +60,44 @@ class TaskViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    permission_classes = [*viewsets.GenericViewSet.permission_classes, TaskKeyWritesOwnTask]
     serializer_class = s.TaskSerializer
     parser_classes = [JSONParser]
+    # Each action's verb in the policy table (webapp/core/policy.py); a pair is the verb
+    # of GET and the verb of the methods that change something.
+    verbs = {
+        "list": "task.read",
+        "retrieve": "task.read",
+        "create": "task.create",
+        "partial_update": "task.edit",
+        "hyperparameters": ("task.read", "task.edit"),
+        "configuration": ("task.read", "task.edit"),
+        "runtime": ("task.read", "task.edit"),
+        "started": "task.report",
+        "ping": "task.report",
+        "completed": "task.report",
+        "failed": "task.report",
+        "events": "task.report",
+        "publish": "task.publish",
+        "draft": "task.reset",
+        "reset": "task.reset",
+        "clone": "task.create",
+        "enqueue": "task.queue",
+        "dequeue": "task.queue",
+        "move": "task.queue",
+        "abort": "task.abort",
+        "claim": "task.claim",
+        "heartbeat": "task.claim",
+        "finish": "task.claim",
+        "release": "task.claim",
+        "console": ("task.read", "task.console"),
+        "artifact_list": ("task.read", "task.outputs"),
+        "samples": ("task.read", "task.outputs"),
+        "scalars": "task.read",
+        "plots": "task.read",
+        "single_values": "task.read",
+        "models": ("task.read", "task.outputs"),
+        "input_models": "task.outputs",
+    }
 
     def get_queryset(self):
         tasks = access.visible_tasks(self.request.user, self.request.auth).select_related(
@@ -117,8 +155,15 @@ class TaskViewSet(
         parent = None
         if data.get("parent"):
             parent = get_object_or_404(self.get_queryset(), pk=data["parent"])
+        owner, parent = access.new_task_for(
+            request.policy_rule,
+            request.user,
+            request.auth,
+            parent=parent,
+            project=Project.objects.filter(name=data["project_name"].strip()).first(),
+        )
         task = services.create_task(
-            user=request.user,
+            user=owner,
             project_name=data["project_name"],
             name=data["name"],
             task_type=data["type"],
@@ -216,14 +261,26 @@ class TaskViewSet(
     @extend_schema(request=s.CloneSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])
     def clone(self, request, pk=None):
-        source = self.get_object()
+        # The source is only read: any task the caller sees (no object rule of its own).
+        source = get_object_or_404(self.get_queryset(), pk=pk)
         data = self._input(s.CloneSerializer)
         parent = None
         if data.get("parent"):
             parent = get_object_or_404(self.get_queryset(), pk=data["parent"])
+        project_name = (data.get("project_name") or "").strip()
+        owner, parent = access.new_task_for(
+            request.policy_rule,
+            request.user,
+            request.auth,
+            parent=parent,
+            project=Project.objects.filter(name=project_name).first()
+            if project_name
+            else source.project,
+            source=source,
+        )
         task = services.clone_task(
             source,
-            user=request.user,
+            user=owner,
             name=data.get("name"),
             project_name=data.get("project_name"),
             parent=parent,
@@ -266,7 +323,7 @@ class TaskViewSet(
         return self._respond(services.reset_task(self.get_object()))
 
     @extend_schema(request=s.ClaimSerializer, responses=s.TaskSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=True, methods=["post"])
     def claim(self, request, pk=None):
         data = self._input(s.ClaimSerializer)
         claimed = execution.claim_turn(pk, data["attempt"], data["worker"], data["claim_id"])
@@ -283,7 +340,7 @@ class TaskViewSet(
         return Response({"task": s.TaskSerializer(task).data, "task_key": secret})
 
     @extend_schema(request=s.HeartbeatSerializer, responses=None)
-    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=True, methods=["post"])
     def heartbeat(self, request, pk=None):
         data = self._input(s.HeartbeatSerializer)
         task = get_object_or_404(Task, pk=pk)
@@ -292,7 +349,7 @@ class TaskViewSet(
         return Response({"keep_running": alive, "status": task.status, "attempt": task.attempt})
 
     @extend_schema(request=s.FinishSerializer, responses=s.TaskSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=True, methods=["post"])
     def finish(self, request, pk=None):
         data = self._input(s.FinishSerializer)
         task = get_object_or_404(Task, pk=pk)
@@ -302,7 +359,7 @@ class TaskViewSet(
         return self._respond(task)
 
     @extend_schema(request=s.ReleaseSerializer, responses=s.TaskSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=True, methods=["post"])
     def release(self, request, pk=None):
         """A worker shutting down hands back the attempt it runs: queued again, not charged."""
         data = self._input(s.ReleaseSerializer)
@@ -479,8 +536,13 @@ def _query(request, serializer_class) -> dict:
 
 
 class ArtifactViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    permission_classes = [*viewsets.GenericViewSet.permission_classes, TaskKeyWritesOwnTask]
     serializer_class = s.ArtifactSerializer
+    verbs = {
+        "retrieve": "task.read",
+        "download": "task.read",
+        "upload": "task.outputs",
+        "content": "task.outputs",
+    }
 
     def get_queryset(self):
         return access.visible_artifacts(self.request.user, self.request.auth)

@@ -14,12 +14,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core import access, events, execution, keys, services
+from webapp.core import access, events, execution, keys, policy, services
 from webapp.core.models import ApiKey, DebugSample, Queue, QueueEntry, Worker
 from webapp.core.storage import artifact_storage
 
 from . import serializers as s
-from .permissions import IsWorker, UserCredentialsOnly
 from .views import _artifact_file_response
 
 
@@ -29,6 +28,7 @@ def _alive_since():
 
 class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.QueueSerializer
+    verbs = {"list": "queue.read", "retrieve": "queue.read", "entries": "queue.read"}
     lookup_field = "name"
     lookup_value_regex = r"[A-Za-z0-9_.\-]+"
 
@@ -60,12 +60,20 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = s.WorkerSerializer
     queryset = Worker.objects.all()
+    verbs = {"list": "worker.read", "heartbeat": "worker.report", "unregister": "worker.report"}
 
     def get_serializer_context(self):
-        return {**super().get_serializer_context(), "alive_since": _alive_since()}
+        # A worker's current task is named only to callers who see that task.
+        busy = Worker.objects.exclude(current_task=None).values("current_task")
+        visible = access.visible_tasks(self.request.user, self.request.auth).filter(pk__in=busy)
+        return {
+            **super().get_serializer_context(),
+            "alive_since": _alive_since(),
+            "visible_tasks": set(visible.values_list("pk", flat=True)),
+        }
 
     @extend_schema(request=s.WorkerHeartbeatSerializer, responses=s.WorkerSerializer)
-    @action(detail=False, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=False, methods=["post"])
     def heartbeat(self, request):
         data = s.WorkerHeartbeatSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -75,7 +83,7 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return Response(self.get_serializer(worker).data)
 
     @extend_schema(request=s.WorkerUnregisterSerializer, responses=None)
-    @action(detail=False, methods=["post"], permission_classes=[IsWorker])
+    @action(detail=False, methods=["post"])
     def unregister(self, request):
         data = s.WorkerUnregisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -85,6 +93,8 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 class MeView(APIView):
     """Who the caller is, and which key it used."""
+
+    verbs = {"get": "identity.read"}
 
     @extend_schema(responses=None)
     def get(self, request):
@@ -100,9 +110,9 @@ class MeView(APIView):
 
 
 class ApiKeyView(APIView):
-    """List, create and revoke the caller's own user keys."""
+    """List, create and revoke the caller's own user keys (worker keys: staff only)."""
 
-    permission_classes = [*APIView.permission_classes, UserCredentialsOnly]
+    verbs = {"get": "key.manage", "post": "key.manage", "delete": "key.manage"}
 
     @extend_schema(responses=None)
     def get(self, request):
@@ -116,8 +126,8 @@ class ApiKeyView(APIView):
         data = s.ApiKeyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         kind, name, expires_in = (data.validated_data[k] for k in ("kind", "name", "expires_in"))
-        if kind == "worker" and not request.user.is_staff:
-            return Response({"error": "forbidden", "detail": "staff only"}, status=403)
+        if kind == "worker":
+            policy.rule_for("key.create_worker", request.user, request.auth)
         expires = None
         if expires_in is not None:
             expires = timezone.now() + timedelta(seconds=expires_in)
@@ -139,6 +149,8 @@ class ApiKeyView(APIView):
 class ArtifactFileView(APIView):
     """GET /files/<artifact id>/<filename>: the URL stored on every artifact."""
 
+    verbs = {"get": "task.read"}
+
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request, artifact_id, filename=""):
         artifact = get_object_or_404(
@@ -149,6 +161,8 @@ class ArtifactFileView(APIView):
 
 class DebugSampleFileView(APIView):
     """GET /api/v1/samples/<id>/: the image bytes of a debug sample."""
+
+    verbs = {"get": "task.read"}
 
     @extend_schema(responses={(200, "image/*"): bytes})
     def get(self, request, sample_id):

@@ -12,17 +12,6 @@ from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import Team
 
 from . import serializers as s
-from .permissions import UserCredentialsOnly
-
-
-class IsStaffUser(UserCredentialsOnly):
-    """Staff users, through the session or their own user key (not a worker or task key)."""
-
-    message = "only staff may manage teams"
-
-    def has_permission(self, request, view):
-        user = request.user
-        return bool(user and user.is_staff) and super().has_permission(request, view)
 
 
 class TeamMembersSerializer(serializers.Serializer):
@@ -44,16 +33,18 @@ def _users(usernames: list[str]):
 
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.TeamSerializer
+    # Created and staffed by staff (their own credentials, not a worker or task key).
+    verbs = {
+        "list": "team.read",
+        "retrieve": "team.read",
+        "create": "team.manage",
+        "members": "team.manage",
+    }
 
     def get_queryset(self):
         return access.visible_teams(self.request.user, self.request.auth).prefetch_related(
             "members"
         )
-
-    def get_permissions(self):
-        if self.action in ("create", "members"):
-            return [*super().get_permissions(), IsStaffUser()]
-        return super().get_permissions()
 
     @extend_schema(request=s.TeamCreateSerializer, responses=s.TeamSerializer)
     def create(self, request):

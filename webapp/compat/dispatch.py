@@ -14,13 +14,13 @@ from django.db import DatabaseError, DataError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from webapp.core import limits
+from webapp.core import limits, policy
 from webapp.core.errors import Conflict, DomainError, NotFound
 
 from .auth import authenticate
 from .connection import close_after_response
 from .envelope import ApiError, respond, respond_error
-from .registry import HANDLERS, PUBLIC, Call
+from .registry import HANDLERS, PUBLIC, VERBS, Call
 
 logger = logging.getLogger("webapp.compat")
 
@@ -46,6 +46,9 @@ def api_view(request, path: str = "") -> HttpResponse:
         response = respond_error(name, ApiError(413, "request body too large"), version)
     except NotFound as error:
         response = respond_error(name, ApiError(400, error.message, 101), version)
+    except policy.Forbidden as error:
+        # clearml-server's 403 "no_write_permission".
+        response = respond_error(name, ApiError(403, error.message, 21), version)
     except Conflict as error:
         # ClearML answers an illegal state change with 400 (subcode 110 "invalid status").
         response = respond_error(name, ApiError(400, error.message, 110), version)
@@ -90,13 +93,18 @@ def _handle(request, match, name: str, version: str) -> HttpResponse:
     if handler is None:
         # The same words as clearml-server: clients treat a 404 as "not supported here".
         raise ApiError(404, f"Unable to find endpoint for name {name} and version {version}")
-    call = Call(name=name, body={}, request=request, version=version)
+    call = Call(name=name, body={}, request=request, version=version, verb=VERBS[name])
     call.worker = (
         request.headers.get("X-ClearML-Worker") or request.headers.get("X-Trains-Worker") or ""
     )
     _parse_body(request, call)
     if name not in PUBLIC:
         call.user, call.key = authenticate(request)
+        try:
+            call.rule = policy.rule_for(call.verb, call.user, call.key)
+        except policy.Forbidden as error:
+            # clearml-server's 403 "role_not_allowed": this kind of key never may.
+            raise ApiError(403, error.message, 20) from error
     data = handler(call)
     return respond(name, data, version=version)
 

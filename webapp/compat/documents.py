@@ -3,7 +3,7 @@ share (a task or project by id, visible to the caller, or a 400 as ClearML answe
 
 from urllib.parse import unquote, urlsplit
 
-from webapp.core import access, presenters
+from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
 from .convert import (
@@ -30,23 +30,50 @@ def visible_tasks(call):
     return access.visible_tasks(call.user, call.key)
 
 
-def get_task(call, task_id, *, write: bool = False) -> Task:
+def rule_of(call, verb: str | None = None) -> str:
+    """The caller's object rule for `verb` (the endpoint's own by default)."""
+    if verb is None or verb == call.verb:
+        return call.rule
+    return policy.rule_for(verb, call.user, call.key)
+
+
+def get_task(call, task_id, *, verb: str | None = None) -> Task:
+    """A task the caller sees and may act on as `verb` (the endpoint's verb by default):
+    ClearML's 400 "invalid task id" if it does not see it, a 403 if it may not act on it."""
     if not task_id or not isinstance(task_id, str):
         raise bad_request("missing required field 'task'")
     task = visible_tasks(call).select_related("project").filter(pk=task_id).first()
     if task is None:
         # ClearML's "invalid task id" is a 400 (subcode 101), not a 404.
         raise ApiError(400, f"Invalid task id: id={task_id}", 101)
-    if write and not access.may_write_task(task, call.key):
-        raise ApiError(403, f"this key may not change task {task_id}", 0)
+    check_task(call, task, verb)
     return task
 
 
-def get_project(call, project_id) -> Project:
+def check_task(call, task: Task, verb: str | None = None) -> None:
+    if not access.permits(rule_of(call, verb), call.user, call.key, task):
+        raise ApiError(
+            403, f"this key may not {policy.verb(verb or call.verb).summary}: task {task.pk}", 21
+        )
+
+
+def get_project(call, project_id, *, verb: str | None = None) -> Project:
+    """A project the caller sees (400 "invalid project id" otherwise) and may act on as
+    `verb` (the endpoint's verb by default; a 403 otherwise)."""
     project = access.visible_projects(call.user, call.key).filter(pk=project_id).first()
     if project is None:
         raise ApiError(400, f"Invalid project id: id={project_id}", 101)
+    check_project(call, project, verb)
     return project
+
+
+def check_project(call, project: Project, verb: str | None = None) -> None:
+    if not access.permits_project(rule_of(call, verb), call.user, call.key, project):
+        raise ApiError(
+            403,
+            f"this key may not {policy.verb(verb or call.verb).summary}: project {project.pk}",
+            21,
+        )
 
 
 def get_queue(value) -> Queue:
@@ -189,8 +216,11 @@ def project_doc(project: Project) -> dict:
     }
 
 
-def queue_doc(queue: Queue) -> dict:
+def queue_doc(queue: Queue, visible=None) -> dict:
+    """The queue; its entries only for the tasks in `visible` (a caller's visible_tasks)."""
     entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added")
+    if visible is not None:
+        entries = entries.filter(task__in=visible.values("pk"))
     return {
         "id": queue.id,
         "name": queue.name,

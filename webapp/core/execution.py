@@ -374,7 +374,9 @@ def worker_heartbeat(
     now = timezone.now()
     fields = {"queues": list(queues), "hostname": hostname, "pid": pid, "last_seen": now}
     if current_task_id is not _UNCHANGED:
-        fields["current_task_id"] = current_task_id or None
+        # Only a task that exists: the id is the caller's text (a foreign key on PostgreSQL).
+        existing = Task.objects.filter(pk=str(current_task_id or "")).values_list("pk", flat=True)
+        fields["current_task_id"] = existing.first()
     worker, _ = Worker.objects.update_or_create(name=name, defaults=fields)
     return worker
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from webapp.core import services
+from webapp.core import access, policy, services
 from webapp.core.errors import DomainError
 
 from .permissions import task_actions
@@ -32,9 +32,25 @@ def _back(request, task=None):
     return redirect("dashboard:projects")
 
 
+# Each button's verb in the policy table (webapp/core/policy.py), as over the API.
+VERBS = {
+    "clone": "task.create",
+    "enqueue": "task.queue",
+    "dequeue": "task.queue",
+    "abort": "task.abort",
+    "reset": "task.reset",
+    "archive": "task.edit",
+    "restore": "task.edit",
+    "delete": "task.delete",
+    "edit": "task.edit",
+}
+
+
 def task_action(allowed_by: str):
-    """POST only, logged in, a task the user may see, allowed in its state (the same rule
-    that enables the button), domain errors shown as messages."""
+    """POST only, logged in, a task the user may see and act on as the button's verb (the
+    policy table), allowed in its state (the same rule that enables the button), domain
+    errors shown as messages."""
+    verb = VERBS[allowed_by]
 
     def decorate(view):
         @login_required
@@ -42,6 +58,9 @@ def task_action(allowed_by: str):
         @wraps(view)
         def wrapper(request, task_id: str):
             task = visible_task(request, task_id)
+            if not access.permits(policy.rule_for(verb, request.user), request.user, None, task):
+                messages.error(request, f"You may not {policy.verb(verb).summary} here.")
+                return _back(request, task)
             if not task_actions(task)[allowed_by]:
                 messages.error(
                     request,

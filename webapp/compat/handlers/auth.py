@@ -5,7 +5,7 @@ from ..envelope import ApiError
 from ..registry import endpoint
 
 
-@endpoint("auth.login", public=True)
+@endpoint("auth.login", verb="identity.read", public=True)
 def login(call):
     key = key_from_basic(call.request)
     if key is None and call.request.headers.get("Authorization", "").lower().startswith("bearer"):
@@ -17,6 +17,6 @@ def login(call):
     return {"token": issue_token(key, call.body.get("expiration_sec"))}
 
 
-@endpoint("server.info")
+@endpoint("server.info", verb="identity.read")
 def server_info(call):
     return {"version": SERVER_VERSION, "api_version": API_VERSION, "build": "pipelines"}

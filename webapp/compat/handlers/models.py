@@ -3,9 +3,9 @@
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.core import access
+from webapp.core import access, policy
 
-from ..documents import get_project, get_task, model_doc
+from ..documents import check_task, get_project, get_task, model_doc
 from ..envelope import ApiError
 from ..models import RegisteredModel
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
@@ -23,10 +23,30 @@ def visible_models(call):
 
 
 def get_model(call, model_id) -> RegisteredModel:
+    """A model the caller sees (400 "invalid model id" otherwise) and, for a model.write
+    endpoint, may change: judged on its task, or without one, only its creator (and staff)."""
     model = visible_models(call).filter(pk=str(model_id or "")).first()
     if model is None:
         raise ApiError(400, f"Invalid model id: id={model_id}", 201)
+    if call.verb == "model.write":
+        if model.task_id is not None:
+            check_task(call, model.task)
+        elif not _creator_writes(call, model):
+            raise ApiError(403, f"this key may not change model {model.pk}", 21)
     return model
+
+
+def _creator_writes(call, model: RegisteredModel) -> bool:
+    """A model with no task yet is its creator's: a user's, or for a worker key, the owner's
+    of a task it runs (the SDK creates a model empty, then links it to its task)."""
+    if call.rule == policy.ANY:
+        return True
+    if call.rule == policy.TEAM:
+        return model.created_by_id == call.user.pk
+    if call.rule == policy.RUNS:
+        owners = access.running_tasks(call.key).values_list("created_by", flat=True)
+        return model.created_by_id is not None and model.created_by_id in set(owners)
+    return False
 
 
 def apply(call, model: RegisteredModel, body: dict) -> dict:
@@ -47,7 +67,7 @@ def apply(call, model: RegisteredModel, body: dict) -> dict:
             setattr(model, field, bool(body[field]))
             fields[field] = getattr(model, field)
     if body.get("project"):
-        model.project = get_project(call, body["project"])
+        model.project = get_project(call, body["project"], verb="project.edit")
         fields["project"] = model.project_id
     if body.get("task"):
         model.task = get_task(call, body["task"])
@@ -57,7 +77,7 @@ def apply(call, model: RegisteredModel, body: dict) -> dict:
     return fields
 
 
-@endpoint("models.get_all", "models.get_all_ex")
+@endpoint("models.get_all", "models.get_all_ex", verb="model.read")
 def get_all(call):
     body = call.body
     queryset = visible_models(call)
@@ -80,32 +100,49 @@ def get_all(call):
     return {"models": [project(doc, body.get("only_fields")) for doc in docs]}
 
 
-@endpoint("models.get_by_id")
+@endpoint("models.get_by_id", verb="model.read")
 def get_by_id(call):
     return {"model": model_doc(get_model(call, call.require("model")))}
 
 
-@endpoint("models.create")
+@endpoint("models.create", verb="model.write")
 def create(call):
-    model = RegisteredModel(created_by=call.user)
-    apply(call, model, call.body)
+    body = dict(call.body)
+    creator = call.user
+    if not body.get("task"):
+        if call.rule == policy.OWN:
+            # What a task key registers belongs to its task.
+            body["task"] = call.key.task_id
+        elif call.rule == policy.RUNS:
+            # The SDK creates an empty model first: the run's owner's, in its project.
+            project = (
+                get_project(call, body["project"], verb="project.read")
+                if body.get("project")
+                else None
+            )
+            found = access.acting_owner(call.key, project)
+            if found is None:
+                raise ApiError(403, "a worker key registers models only for a task it runs", 21)
+            creator = found[0]
+    model = RegisteredModel(created_by=creator)
+    apply(call, model, body)
     return {"id": model.id, "created": True}
 
 
-@endpoint("models.edit", "models.update")
+@endpoint("models.edit", "models.update", verb="model.write")
 def edit(call):
     model = get_model(call, call.require("model"))
     return {"updated": 1, "fields": apply(call, model, call.body)}
 
 
-@endpoint("models.set_ready")
+@endpoint("models.set_ready", verb="model.write")
 def set_ready(call):
     model = get_model(call, call.require("model"))
     apply(call, model, {"ready": True})
     return {"updated": 1, "published_task": None}
 
 
-@endpoint("models.add_or_update_metadata")
+@endpoint("models.add_or_update_metadata", verb="model.write")
 def add_or_update_metadata(call):
     model = get_model(call, call.require("model"))
     metadata = dict(model.metadata or {})
@@ -116,10 +153,10 @@ def add_or_update_metadata(call):
     return {"updated": 1}
 
 
-@endpoint("models.update_for_task")
+@endpoint("models.update_for_task", verb="model.write")
 def update_for_task(call):
     """Create (or update) the output model of a task in one call (older SDK flows)."""
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     model = None
     if call.get("override_model_id"):
         model = get_model(call, call.body["override_model_id"])
@@ -129,7 +166,7 @@ def update_for_task(call):
     return {"id": model.id, "created": created, "updated": 0 if created else 1}
 
 
-@endpoint("models.delete")
+@endpoint("models.delete", verb="model.write")
 def delete(call):
     model = get_model(call, call.require("model"))
     model.delete()

@@ -4,7 +4,7 @@ from django.db import transaction
 
 from webapp.core import access, limits, services
 
-from ..documents import get_project, project_doc, project_extra_of
+from ..documents import check_project, get_project, project_doc, project_extra_of
 from ..envelope import bad_request
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
 from ..registry import endpoint
@@ -28,6 +28,9 @@ def ensure_project(name: str, user, description: str = ""):
     return created
 
 
+EXTRA_FIELDS = ("tags", "system_tags", "default_output_destination")
+
+
 def save_extra(target, body: dict) -> None:
     extra = project_extra_of(target)
     changed = False
@@ -44,7 +47,7 @@ def save_extra(target, body: dict) -> None:
         extra.save()
 
 
-@endpoint("projects.get_all", "projects.get_all_ex")
+@endpoint("projects.get_all", "projects.get_all_ex", verb="project.read")
 def get_all(call):
     body = call.body
     queryset = access.visible_projects(call.user, call.key).select_related("clearml")
@@ -72,20 +75,25 @@ def get_all(call):
     return {"projects": [project(doc, body.get("only_fields")) for doc in docs]}
 
 
-@endpoint("projects.create")
+@endpoint("projects.create", verb="project.create")
 def create(call):
+    name = str(call.require("name"))
+    owner = access.project_owner(call.rule, call.user, call.key, name)
     with transaction.atomic():
-        created = ensure_project(str(call.require("name")), call.user, call.get("description", ""))
+        created = ensure_project(name, owner, call.get("description", ""))
+        if any(call.body.get(field) is not None for field in EXTRA_FIELDS):
+            # Naming an existing project with new tags changes that project.
+            check_project(call, created, verb="project.edit")
         save_extra(created, call.body)
     return {"id": created.id}
 
 
-@endpoint("projects.get_by_id")
+@endpoint("projects.get_by_id", verb="project.read")
 def get_by_id(call):
     return {"project": project_doc(get_project(call, call.require("project")))}
 
 
-@endpoint("projects.update")
+@endpoint("projects.update", verb="project.edit")
 def update(call):
     target = get_project(call, call.require("project"))
     fields = {}

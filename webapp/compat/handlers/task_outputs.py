@@ -54,15 +54,15 @@ def upsert_artifact(call, task, item: dict) -> Artifact:
         )
     except Conflict as error:
         raise ApiError(400, error.message, 110) from error
-    found = stored_object(path) if path else None
+    found = stored_object(path, task) if path else None
     if found is not None:
         artifact = core_artifacts.attach_stored_bytes(artifact, *found)
     return artifact
 
 
-@endpoint("tasks.add_or_update_artifacts")
+@endpoint("tasks.add_or_update_artifacts", verb="task.outputs")
 def add_or_update_artifacts(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     items = [item for item in as_list(call.get("artifacts")) if isinstance(item, dict)]
     with transaction.atomic():
         for item in items:
@@ -72,16 +72,16 @@ def add_or_update_artifacts(call):
     return {"updated": len(items)}
 
 
-@endpoint("tasks.delete_artifacts")
+@endpoint("tasks.delete_artifacts", verb="task.outputs")
 def delete_artifacts(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     keys = [str(a.get("key")) for a in as_list(call.get("artifacts")) if isinstance(a, dict)]
     return {"deleted": core_artifacts.forget_artifacts(task, keys)}
 
 
-@endpoint("tasks.add_or_update_model")
+@endpoint("tasks.add_or_update_model", verb="task.outputs")
 def add_or_update_model(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     kind = "input" if call.get("type") == "input" else "output"
     name = str(call.get("name") or "")
     model_id = str(call.require("model"))
@@ -95,9 +95,9 @@ def add_or_update_model(call):
     return {"updated": 1}
 
 
-@endpoint("tasks.delete_models")
+@endpoint("tasks.delete_models", verb="task.outputs")
 def delete_models(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     extra = extra_of(task)
     models = dict(extra.task_models or {})
     for item in as_list(call.get("models")):

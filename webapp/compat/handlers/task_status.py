@@ -3,7 +3,7 @@ ClearML's rules (status.py) carried out by our services."""
 
 from django.db import transaction
 
-from webapp.core import services, status
+from webapp.core import access, services, status
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task
 
@@ -28,7 +28,7 @@ def _result(task: Task, **more) -> dict:
 
 
 def _set_status(call, target: str, default_reason: str) -> dict:
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     task = change_status(
         task,
         target,
@@ -41,46 +41,46 @@ def _set_status(call, target: str, default_reason: str) -> dict:
     return _result(task)
 
 
-@endpoint("tasks.started")
+@endpoint("tasks.started", verb="task.report")
 def started(call):
     return _set_status(call, S.IN_PROGRESS, "started")
 
 
-@endpoint("tasks.completed")
+@endpoint("tasks.completed", verb="task.report")
 def completed(call):
     result = _set_status(call, S.COMPLETED, "completed")
     if call.flag("publish"):
-        task = get_task(call, call.body["task"], write=True)
+        task = get_task(call, call.body["task"], verb="task.publish")
         result = _result(change_status(task, S.PUBLISHED, reason="published"))
     return result
 
 
-@endpoint("tasks.failed")
+@endpoint("tasks.failed", verb="task.report")
 def failed(call):
     return _set_status(call, S.FAILED, "failed")
 
 
-@endpoint("tasks.stopped", "tasks.close")
+@endpoint("tasks.stopped", "tasks.close", verb="task.report")
 def stopped(call):
     return _set_status(call, S.STOPPED, "stopped")
 
 
-@endpoint("tasks.publish")
+@endpoint("tasks.publish", verb="task.publish")
 def publish(call):
     return _set_status(call, S.PUBLISHED, "published")
 
 
-@endpoint("tasks.ping")
+@endpoint("tasks.ping", verb="task.report")
 def ping(call):
     record_runner(get_task(call, call.require("task")), call.worker)
     return {}
 
 
-@endpoint("tasks.stop")
+@endpoint("tasks.stop", verb="task.abort")
 def stop(call):
     """Stop at once: a worker of ours sees it on its next heartbeat, a ClearML agent (or our
     ClearML runner) on its next status poll, and kills the process either way."""
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     reason = str(call.get("status_reason", "stopped by user"))
     if task.status in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
         task = services.abort_task(task, reason)
@@ -88,14 +88,18 @@ def stop(call):
         raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
     if call.flag("include_pipeline_steps"):
         for child in Task.objects.filter(parent=task, status__in=(S.QUEUED, S.IN_PROGRESS)):
-            services.abort_task(child, "pipeline stopped")
+            # Only the steps this caller may stop (a child may live in another team's project).
+            if access.visible_tasks(call.user, call.key).filter(pk=child.pk).exists() and (
+                access.permits(call.rule, call.user, call.key, child)
+            ):
+                services.abort_task(child, "pipeline stopped")
     return _result(task)
 
 
-@endpoint("tasks.reset")
+@endpoint("tasks.reset", verb="task.reset")
 def reset(call):
     """Back to draft with outputs cleared (our reset_task), plus ClearML's own fields."""
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     if task.status == S.PUBLISHED:
         raise ApiError(400, f"Invalid task status: task {task.id} is published", 110)
     if task.status == S.IN_PROGRESS:
@@ -116,9 +120,9 @@ def reset(call):
     return _result(task, dequeued={}, events={}, deleted_models=0, urls={})
 
 
-@endpoint("tasks.enqueue")
+@endpoint("tasks.enqueue", verb="task.queue")
 def enqueue(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     if call.get("queue"):
         queue = resolve_queue(call.body["queue"])
     else:
@@ -140,9 +144,9 @@ def enqueue(call):
     return {"queued": 1, **_result(task)}
 
 
-@endpoint("tasks.dequeue")
+@endpoint("tasks.dequeue", verb="task.queue")
 def dequeue(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     new_status = call.get("new_status") or S.CREATED
     if task.status != S.QUEUED:
         # The agent dequeues a task it already runs (new_status in_progress): nothing to do.

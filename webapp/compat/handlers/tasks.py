@@ -8,7 +8,7 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import limits, presenters, services
+from webapp.core import access, limits, presenters, services
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import Task
 
@@ -149,18 +149,23 @@ def _fields(changes: dict) -> dict:
 # ----------------------------------------------------------------- create, edit
 
 
-@endpoint("tasks.create")
+@endpoint("tasks.create", verb="task.create")
 def create(call):
     body = call.body
     name = str(call.require("name")).strip()
     if len(name) < 3:
         raise bad_request("task name must be at least 3 characters long")
-    target = get_project(call, body["project"]) if body.get("project") else None
-    parent = get_task(call, body["parent"]) if body.get("parent") else None
+    target = (
+        get_project(call, body["project"], verb="project.read") if body.get("project") else None
+    )
+    parent = get_task(call, body["parent"], verb="task.read") if body.get("parent") else None
+    owner, parent = access.new_task_for(
+        call.rule, call.user, call.key, parent=parent, project=target
+    )
     changes, leftovers = definition_changes(None, body)
     with transaction.atomic():
         task = services.create_task(
-            user=call.user,
+            user=owner,
             project_name=target.name if target else "Default",
             name=name,
             task_type=changes.pop("type", TaskType.TRAINING),
@@ -178,9 +183,9 @@ def create(call):
     return {"id": task.id, "new_project": None}
 
 
-@endpoint("tasks.edit")
+@endpoint("tasks.edit", verb="task.edit")
 def edit(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     check_editable(task, call.flag("force"))
     changes, leftovers = definition_changes(task, call.body)
     with transaction.atomic():
@@ -193,10 +198,10 @@ def edit(call):
     return {"updated": 1, "fields": _fields(changes)}
 
 
-@endpoint("tasks.update")
+@endpoint("tasks.update", verb="task.edit")
 def update(call):
     """Metadata only (name, comment, tags): allowed in any state, as on clearml-server."""
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     changes = {
         key: value
         for key, value in definition_changes(task, call.body)[0].items()
@@ -208,9 +213,9 @@ def update(call):
     return {"updated": 1, "fields": changes}
 
 
-@endpoint("tasks.set_requirements")
+@endpoint("tasks.set_requirements", verb="task.edit")
 def set_requirements(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     requirements = call.get("requirements", {})
     script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
     with transaction.atomic():
@@ -222,9 +227,9 @@ def set_requirements(call):
 # ----------------------------------------------------------------- parameters
 
 
-@endpoint("tasks.edit_hyper_params")
+@endpoint("tasks.edit_hyper_params", verb="task.edit")
 def edit_hyper_params(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     check_editable_or_running(task, call.flag("force"))
     replace = str(call.get("replace_hyperparams", "none"))
     params = {} if replace == "all" else copy.deepcopy(task.hyperparameters)
@@ -241,9 +246,9 @@ def edit_hyper_params(call):
     return {"updated": 1}
 
 
-@endpoint("tasks.delete_hyper_params")
+@endpoint("tasks.delete_hyper_params", verb="task.edit")
 def delete_hyper_params(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     check_editable_or_running(task, call.flag("force"))
     params = copy.deepcopy(task.hyperparameters)
     for item in as_list(call.get("hyperparams")):
@@ -256,7 +261,7 @@ def delete_hyper_params(call):
     return {"deleted": 1}
 
 
-@endpoint("tasks.get_hyper_params")
+@endpoint("tasks.get_hyper_params", verb="task.read")
 def get_hyper_params(call):
     tasks = _listed(call, "tasks")
     result = []
@@ -280,9 +285,9 @@ def _reading(call, task: Task):
     return presenters.read_task(task, key=call.key, run_key_id=extra_of(task).run_key_id)
 
 
-@endpoint("tasks.edit_configuration")
+@endpoint("tasks.edit_configuration", verb="task.edit")
 def edit_configuration(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     check_editable_or_running(task, call.flag("force"))
     config = {} if call.flag("replace_configuration") else copy.deepcopy(task.configuration)
     for item in as_list(call.get("configuration")):
@@ -294,7 +299,7 @@ def edit_configuration(call):
     return {"updated": 1}
 
 
-@endpoint("tasks.get_configurations")
+@endpoint("tasks.get_configurations", verb="task.read")
 def get_configurations(call):
     names = set(as_list(call.get("names")))
     result = []
@@ -305,7 +310,7 @@ def get_configurations(call):
     return {"configurations": result}
 
 
-@endpoint("tasks.get_configuration_names")
+@endpoint("tasks.get_configuration_names", verb="task.read")
 def get_configuration_names(call):
     tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
     return {"configurations": [{"task": t.id, "names": sorted(t.configuration)} for t in tasks]}
@@ -320,13 +325,13 @@ def check_editable_or_running(task: Task, force: bool) -> None:
 # ----------------------------------------------------------------- reading
 
 
-@endpoint("tasks.get_by_id")
+@endpoint("tasks.get_by_id", verb="task.read")
 def get_by_id(call):
     task = get_task(call, call.require("task"))
     return {"task": task_doc(task, key=call.key)}
 
 
-@endpoint("tasks.get_all", "tasks.get_all_ex")
+@endpoint("tasks.get_all", "tasks.get_all_ex", verb="task.read")
 def get_all(call):
     body = call.body
     queryset = visible_tasks(call).select_related("clearml")
@@ -383,24 +388,35 @@ def _wanted(doc: dict, body: dict, search_hidden: bool) -> bool:
 # ----------------------------------------------------------------- clone, delete, archive
 
 
-@endpoint("tasks.clone")
+@endpoint("tasks.clone", verb="task.create")
 def clone(call):
     body = call.body
-    source = get_task(call, call.require("task"))
-    parent = get_task(call, body["new_task_parent"]) if body.get("new_task_parent") else None
+    source = get_task(call, call.require("task"), verb="task.read")
+    parent = (
+        get_task(call, body["new_task_parent"], verb="task.read")
+        if body.get("new_task_parent")
+        else None
+    )
     new_project = None
     if body.get("new_task_project"):
-        target = get_project(call, body["new_task_project"])
+        target = get_project(call, body["new_task_project"], verb="project.read")
     elif body.get("new_project_name"):
-        target = ensure_project(str(body["new_project_name"]), call.user)
-        new_project = {"id": target.id, "name": target.name}
+        target = None
     else:
         target = source.project
+    owner, parent = access.new_task_for(
+        call.rule, call.user, call.key, parent=parent, project=target, source=source
+    )
+    if target is None:
+        target = ensure_project(str(body["new_project_name"]), owner)
+        new_project = {"id": target.id, "name": target.name}
+    else:
+        access.check_project_access(target, owner)
     source_extra = extra_of(source)
     with transaction.atomic():
         task = services.clone_task(
             source,
-            user=call.user,
+            user=owner,
             name=body.get("new_task_name") or source.name,
             project=target,
             parent=parent,
@@ -440,9 +456,9 @@ def clone(call):
     return {"id": task.id, "new_project": new_project}
 
 
-@endpoint("tasks.delete")
+@endpoint("tasks.delete", verb="task.delete")
 def delete(call):
-    task = get_task(call, call.require("task"), write=True)
+    task = get_task(call, call.require("task"))
     if task.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
         if not call.flag("force"):
             raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
@@ -451,16 +467,16 @@ def delete(call):
     return {"deleted": 1, "updated_children": 0, "updated_models": 0, "events": {}, "urls": {}}
 
 
-@endpoint("tasks.archive", "tasks.archive_many")
+@endpoint("tasks.archive", "tasks.archive_many", verb="task.edit")
 def archive(call):
     ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))
     count = 0
     for task_id in ids:
-        services.archive_task(get_task(call, str(task_id), write=True))
+        services.archive_task(get_task(call, str(task_id)))
         count += 1
     return {"archived": count, "succeeded": [{"id": i} for i in ids]}
 
 
-@endpoint("tasks.get_types")
+@endpoint("tasks.get_types", verb="task.read")
 def get_types(call):
     return {"types": sorted(TaskType.values)}

@@ -8,7 +8,7 @@ from django.utils import timezone
 from webapp.core import execution
 from webapp.core.models import Queue, Worker
 
-from ..documents import iso
+from ..documents import iso, visible_tasks
 from ..query import as_list
 from ..registry import endpoint
 
@@ -29,7 +29,7 @@ def _worker_name(call) -> str:
     return str(call.get("worker") or call.worker or f"clearml-{call.key.prefix}")[:255]
 
 
-@endpoint("workers.register")
+@endpoint("workers.register", verb="worker.report")
 def register(call):
     name = _worker_name(call)
     host = name.split(":", 1)[0] if ":" in name else socket.gethostname()
@@ -37,7 +37,7 @@ def register(call):
     return {}
 
 
-@endpoint("workers.status_report")
+@endpoint("workers.status_report", verb="worker.report")
 def status_report(call):
     name = _worker_name(call)
     existing = Worker.objects.filter(name=name).first()
@@ -53,21 +53,27 @@ def status_report(call):
     return {}
 
 
-@endpoint("workers.unregister")
+@endpoint("workers.unregister", verb="worker.report")
 def unregister(call):
     execution.unregister_worker(_worker_name(call))
     return {}
 
 
-@endpoint("workers.get_all")
+@endpoint("workers.get_all", verb="worker.read")
 def get_all(call):
     alive_after = timezone.now().timestamp() - settings.CLEARML_WORKER_TIMEOUT_SECONDS
     rows = []
     queues = {q.name: q.id for q in Queue.objects.all()}
+    visible = set(
+        visible_tasks(call)
+        .filter(pk__in=Worker.objects.exclude(current_task=None).values("current_task"))
+        .values_list("pk", flat=True)
+    )
     for worker in Worker.objects.select_related("current_task"):
         if worker.last_seen.timestamp() < alive_after:
             continue
-        task = worker.current_task
+        # Another team's task is not named, as everywhere else.
+        task = worker.current_task if worker.current_task_id in visible else None
         rows.append(
             {
                 "id": worker.name,

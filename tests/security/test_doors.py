@@ -1,0 +1,363 @@
+"""R52-R55: one permission table (webapp/core/policy.py) for both doors, walked on a live
+server. Every registered ClearML endpoint (webapp.compat.registry.HANDLERS, so a new one is
+walked as soon as it exists) and every REST action that changes something is called with
+a key of every kind against team red's objects; each answer must be the one the table
+gives that kind: allowed, forbidden (403) or not found, and a refused call changes no row.
+"""
+
+import base64
+import json
+import uuid
+
+import pytest
+import requests
+
+from tests.security.doors import KINDS, changed_tables, db_state, expected
+from webapp.compat.registry import HANDLERS, PUBLIC, VERBS
+
+pytestmark = pytest.mark.e2e
+
+
+def _event(task: str) -> dict:
+    return {"type": "log", "task": task, "msg": "a line", "level": "info"}
+
+
+# Bodies per endpoint, aimed at `t` (the target's ids: task, model) of team red. An
+# endpoint not listed gets DEFAULT_BODY: the target in every field endpoints look at.
+def DEFAULT_BODY(d, t):  # noqa: N802 - a constant-like default
+    return {"task": t["task"], "tasks": [t["task"]], "id": [t["task"]], "force": True}
+
+
+BODIES = {
+    "events.add": lambda d, t: _event(t["task"]),
+    "events.add_batch": lambda d, t: {"events": None},  # sent as JSON lines, see _call
+    "models.add_or_update_metadata": lambda d, t: {
+        "model": t["model"],
+        "metadata": [{"key": "k", "value": "v", "type": "str"}],
+    },
+    "models.create": lambda d, t: {"name": "m", "uri": "s3://b/x", "task": t["task"]},
+    "models.delete": lambda d, t: {"model": t["model"]},
+    "models.edit": lambda d, t: {"model": t["model"], "comment": "edited"},
+    "models.update": lambda d, t: {"model": t["model"], "comment": "edited"},
+    "models.get_all": lambda d, t: {"id": [t["model"]]},
+    "models.get_all_ex": lambda d, t: {"id": [t["model"]]},
+    "models.get_by_id": lambda d, t: {"model": t["model"]},
+    "models.set_ready": lambda d, t: {"model": t["model"]},
+    "models.update_for_task": lambda d, t: {"task": t["task"], "uri": "s3://b/y", "name": "m"},
+    "projects.create": lambda d, t: {"name": d.red_project_name},
+    "projects.get_all": lambda d, t: {"id": [d.red_project]},
+    "projects.get_all_ex": lambda d, t: {"id": [d.red_project]},
+    "projects.get_by_id": lambda d, t: {"project": d.red_project},
+    "projects.update": lambda d, t: {"project": d.red_project, "description": "edited"},
+    "queues.create": lambda d, t: {"name": d.unique("queue")},
+    "queues.get_by_id": lambda d, t: {"queue": d.shared["queue"]},
+    "queues.get_num_entries": lambda d, t: {"queue": d.shared["queue"]},
+    # An empty queue: a pull that is allowed takes nothing anyone else waits for.
+    "queues.get_next_task": lambda d, t: {"queue": d.shared["queue"]},
+    "tasks.add_or_update_artifacts": lambda d, t: {
+        "task": t["task"],
+        "artifacts": [{"key": "k", "type": "custom", "uri": "s3://b/k", "content_size": 1}],
+    },
+    "tasks.add_or_update_model": lambda d, t: {
+        "task": t["task"],
+        "name": "m",
+        "model": uuid.uuid4().hex,
+        "type": "output",
+    },
+    "tasks.archive": lambda d, t: {"tasks": [t["task"]]},
+    "tasks.archive_many": lambda d, t: {"ids": [t["task"]]},
+    "tasks.clone": lambda d, t: {"task": t["task"], "new_task_parent": t["task"]},
+    "tasks.create": lambda d, t: {
+        "name": "created child",
+        "project": d.red_project,
+        "parent": t["task"],
+        "type": "training",
+    },
+    "tasks.delete_artifacts": lambda d, t: {"task": t["task"], "artifacts": [{"key": "k"}]},
+    "tasks.delete_hyper_params": lambda d, t: {
+        "task": t["task"],
+        "force": True,
+        "hyperparams": [{"section": "General", "name": "lr"}],
+    },
+    "tasks.delete_models": lambda d, t: {
+        "task": t["task"],
+        "models": [{"name": "m", "type": "output"}],
+    },
+    "tasks.edit": lambda d, t: {"task": t["task"], "force": True, "comment": "edited"},
+    "tasks.edit_configuration": lambda d, t: {
+        "task": t["task"],
+        "force": True,
+        "configuration": [{"name": "c", "value": "v", "type": "str"}],
+    },
+    "tasks.edit_hyper_params": lambda d, t: {
+        "task": t["task"],
+        "force": True,
+        "hyperparams": [{"section": "General", "name": "lr", "value": "0.2"}],
+    },
+    "tasks.enqueue": lambda d, t: {
+        "task": t["task"],
+        "queue_name": "doors-enqueued",
+        "force": True,
+    },
+    "tasks.set_requirements": lambda d, t: {"task": t["task"], "requirements": {"pip": "x"}},
+    "tasks.update": lambda d, t: {"task": t["task"], "comment": "edited"},
+    "workers.register": lambda d, t: {"worker": "doors-worker", "queues": []},
+    "workers.status_report": lambda d, t: {"worker": "doors-worker", "task": t["task"]},
+    "workers.unregister": lambda d, t: {"worker": "doors-worker"},
+}
+# What each verb acts on: the table's object rule is judged on it.
+ON = {"task": "task", "pipeline": "task", "model": "model", "project": "project"}
+
+
+# Endpoints whose verb names objects but that themselves act on none.
+NO_OBJECT = {"tasks.get_types"}
+
+
+def _on(name: str) -> str | None:
+    return None if name in NO_OBJECT else ON.get(VERBS[name].split(".")[0])
+
+
+def _call(d, kind: str, name: str, target: dict):
+    body = BODIES.get(name, DEFAULT_BODY)(d, target)
+    if name == "events.add_batch":
+        # The SDK's JSON-lines batch.
+        return requests.post(
+            f"{d.server.url}/clearml-api/v2.23/events.add_batch",
+            data=json.dumps(_event(target["task"])) + "\n",
+            headers={
+                "Authorization": f"Bearer {d.key(kind, target)}",
+                "Content-Type": "application/json-lines",
+            },
+            timeout=30,
+        )
+    if name in PUBLIC:
+        access, _, secret = d.key(kind, target).partition("_")[2].partition("_")
+        credentials = base64.b64encode(f"pk_{access}:{secret}".encode()).decode()
+        return requests.get(
+            f"{d.server.url}/clearml-api/{name}",
+            headers={"Authorization": f"Basic {credentials}"},
+            timeout=30,
+        )
+    return d.compat(kind, name, body, key=d.key(kind, target))
+
+
+def _answer(name: str, response, object_id: str) -> str:
+    """'ok', 'forbidden' or 'hidden' from a ClearML answer (and the envelope is intact)."""
+    payload = response.json()
+    meta = payload["meta"]
+    assert response.status_code == meta["result_code"], payload
+    if name.startswith("events.add"):
+        data = payload["data"]
+        if response.status_code == 200 and data["added"] == 1:
+            return "ok"
+        assert data["added"] == 0 and data["errors"] == 1, data
+        message = next(iter(data["errors_info"]))
+        return "hidden" if "Invalid task id" in message else "forbidden"
+    if response.status_code == 403:
+        return "forbidden"
+    if response.status_code == 400 and meta["result_subcode"] in (101, 201):
+        return "hidden"
+    if response.status_code == 400 and "no access" in meta["result_msg"]:
+        return "hidden"  # a project name of another team: "taken", nothing more
+    if response.status_code != 200:
+        return f"error {response.status_code}/{meta['result_subcode']} {meta['result_msg']}"
+    if name in LISTS and object_id not in str(payload["data"]):
+        return "hidden"  # a list leaves out what the caller may not see
+    return "ok"
+
+
+# Reads answering with a list: they hide an object by leaving it out.
+LISTS = {
+    "tasks.get_all",
+    "tasks.get_all_ex",
+    "tasks.get_hyper_params",
+    "tasks.get_configurations",
+    "tasks.get_configuration_names",
+    "events.get_task_plots",
+    "events.get_multi_task_plots",
+    "models.get_all",
+    "models.get_all_ex",
+    "projects.get_all",
+    "projects.get_all_ex",
+}
+
+
+def _target(d, name: str, kind: str, verdict: str) -> dict:
+    """The object a case acts on: a fresh one in the kind's relation when the call will
+    change it, the shared one otherwise (refused calls and reads change nothing)."""
+    if verdict != "ok" or VERBS[name].endswith(".read"):
+        return dict(d.shared)
+    target = d.target_for(kind)
+    if name.startswith("models."):
+        target["model"] = d.model_of(target["task"])
+    if name == "tasks.reset" and kind not in ("runner", "task_own"):
+        # A draft has nothing to reset: give it an ended run first.
+        d.ok("staff", "tasks.stopped", task=target["task"], force=True)
+    return target
+
+
+def _object_id(d, name: str, target: dict) -> str:
+    verb = VERBS[name]
+    if verb.startswith("project."):
+        return d.red_project
+    if verb.startswith("model."):
+        return target["model"]
+    return target["task"]
+
+
+def test_every_compat_endpoint_answers_each_key_kind_as_the_table_says(doors):
+    """R52, R53: every ClearML endpoint through the table, no row changed when refused."""
+    mismatches = []
+    for name in sorted(HANDLERS):
+        verb = VERBS[name]
+        for kind in KINDS:
+            want = expected(verb, kind, _on(name))
+            target = _target(doors, name, kind, want)
+            before = db_state(doors.server) if want != "ok" else None
+            response = _call(doors, kind, name, target)
+            got = _answer(name, response, _object_id(doors, name, target))
+            if got != want:
+                mismatches.append(
+                    f"{name} as {kind}: {got}, the table says {want}: {response.text[:300]}"
+                )
+            elif before is not None:
+                changed = changed_tables(before, db_state(doors.server))
+                if changed:
+                    mismatches.append(f"{name} as {kind} was refused but changed {changed}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+# ----------------------------------------------------------------- the REST door
+
+REST_BODIES = {
+    ("TaskViewSet", "create"): lambda d, t: {
+        "project_name": d.red_project_name,
+        "name": "rest child",
+        "parent": t["task"],
+    },
+    ("TaskViewSet", "partial_update"): lambda d, t: {"comment": "edited"},
+    ("TaskViewSet", "hyperparameters"): lambda d, t: {"values": {"General": {"lr": 0.3}}},
+    ("TaskViewSet", "configuration"): lambda d, t: {"values": {"c": "v"}},
+    ("TaskViewSet", "runtime"): lambda d, t: {"values": {"r": "v"}},
+    ("TaskViewSet", "events"): lambda d, t: {"events": []},
+    ("TaskViewSet", "clone"): lambda d, t: {"parent": t["task"]},
+    ("TaskViewSet", "enqueue"): lambda d, t: {"queue": "doors-rest"},
+    ("TaskViewSet", "move"): lambda d, t: {"direction": "up"},
+    ("TaskViewSet", "claim"): lambda d, t: {"attempt": 1, "worker": "w", "claim_id": "ab"},
+    ("TaskViewSet", "heartbeat"): lambda d, t: {"attempt": 1, "worker": "w"},
+    ("TaskViewSet", "finish"): lambda d, t: {"attempt": 1, "status": "failed"},
+    ("TaskViewSet", "console"): lambda d, t: {"lines": [{"text": "a line"}]},
+    ("TaskViewSet", "artifact_list"): lambda d, t: {
+        "name": d.unique("artifact"),
+        "kind": "file",
+        "filename": "a.bin",
+        "size": 1,
+    },
+    ("ProjectViewSet", "create"): lambda d, t: {"name": f"red/{d.unique('rest')}"},
+    ("PipelineRunViewSet", "create"): lambda d, t: {
+        "controller": t["task"],
+        "steps": [{"name": "one", "base_task_id": d.shared["task"]}],
+        "driver": "client",
+    },
+    ("PipelineRunViewSet", "launch"): lambda d, t: {"step": "one"},
+    ("PipelineRunViewSet", "skip"): lambda d, t: {"step": "one"},
+    ("TeamViewSet", "create"): lambda d, t: {"name": d.unique("team")},
+    ("TeamViewSet", "members"): lambda d, t: {"add": []},
+    ("WorkerViewSet", "heartbeat"): lambda d, t: {"name": "doors-rest-worker", "queues": []},
+    ("WorkerViewSet", "unregister"): lambda d, t: {"name": "doors-rest-worker"},
+    ("ApiKeyView", "post"): lambda d, t: {"name": "doors"},
+}
+# What each view's objects are judged on (the table's `on`); the URL's pk for its objects.
+REST_ON = {"TaskViewSet": "task", "ArtifactViewSet": "task", "PipelineRunViewSet": "task"}
+REST_PK = {"TaskViewSet": "task", "ArtifactViewSet": "artifact", "PipelineRunViewSet": "run"}
+SAFE = {"get", "head", "options"}
+
+
+def _rest_writes():
+    from webapp.api.checks import routed_views
+
+    for route, view_class, actions in routed_views():
+        if not route.startswith("api/v1/"):
+            continue
+        for method, action in sorted(actions.items()):
+            if method not in SAFE:
+                entry = view_class.verbs[action]
+                verb = entry[1] if isinstance(entry, tuple) else entry
+                yield route, view_class.__name__, method, action, verb
+
+
+def _rest_target(d, view: str, action: str, kind: str, verdict: str) -> dict:
+    if verdict != "ok":
+        return dict(d.shared)
+    controller = view == "PipelineRunViewSet"
+    target = d.target_for(kind, type="controller") if controller else d.target_for(kind)
+    if view == "ArtifactViewSet":
+        target["artifact"] = d.rest_ok(
+            "user_a",
+            "post",
+            f"tasks/{target['task']}/artifacts/",
+            {"name": "upload me", "kind": "file", "filename": "u.bin", "size": 1},
+        )["id"]
+    if controller and action != "create":
+        target["run"] = d.rest_ok(
+            "staff", "post", "pipelines/", REST_BODIES[(view, "create")](d, target)
+        )["id"]
+    return target
+
+
+def _rest_call(d, kind, route, view, method, action, target):
+    from tests.security.test_auth_idor import _concrete
+
+    values = {"pk": target.get(REST_PK.get(view, "task"), ""), "name": "default"}
+    if view == "TeamViewSet":
+        values["pk"] = d.shared["red_team"]
+    path = _concrete(route, values).removeprefix("/api/v1/")
+    body = REST_BODIES.get((view, action), lambda d, t: {})(d, target)
+    key = d.key(kind, target)
+    if (view, action) in (("TaskViewSet", "samples"), ("ArtifactViewSet", "upload")):
+        files = {"file": ("a.bin", b"x")}
+        return d.rest(kind, method, path, key=key, files=files, data={"title": "t"})
+    if (view, action) == ("ArtifactViewSet", "content"):
+        return d.rest(kind, method, path, key=key, data=b"x")
+    if (view, action) == ("ApiKeyView", "delete"):
+        return d.rest(kind, method, path, key=key, params={"prefix": "nosuchkey"})
+    return d.rest(kind, method, path, body, key=key)
+
+
+def _rest_answer(response, on) -> str:
+    if response.status_code == 403:
+        return "forbidden"
+    if on is not None and response.status_code == 404:
+        return "hidden"
+    if response.status_code == 401:
+        return f"error {response.status_code} {response.text[:200]}"
+    # Anything else got past the table: a state conflict or bad input is the verb's answer.
+    return "ok"
+
+
+def test_every_rest_write_action_answers_each_key_kind_as_the_table_says(doors):
+    """R52, R54: the REST door's writes through the same table, no row changed when refused."""
+    mismatches = []
+    walked = 0
+    for route, view, method, action, verb in _rest_writes():
+        on = REST_ON.get(view)
+        for kind in KINDS:
+            want = expected(verb, kind, on)
+            target = _rest_target(doors, view, action, kind, want)
+            before = db_state(doors.server) if want != "ok" else None
+            response = _rest_call(doors, kind, route, view, method, action, target)
+            got = _rest_answer(response, on)
+            walked += 1
+            if got != want:
+                mismatches.append(
+                    f"{method.upper()} {route} ({view}.{action}) as {kind}: {got}, "
+                    f"the table says {want}: {response.text[:200]}"
+                )
+            elif before is not None:
+                changed = changed_tables(before, db_state(doors.server))
+                if changed:
+                    mismatches.append(
+                        f"{method} {route} as {kind} was refused but changed {changed}"
+                    )
+    assert walked > 200, walked
+    assert not mismatches, "\n".join(mismatches)
