@@ -276,6 +276,13 @@ def build_doors(server) -> Doors:
         f"tasks/{shared}/artifacts/",
         {"name": "shared", "kind": "file", "filename": "s.bin", "size": 1},
     )["id"]
+    # A model of our own REST API (the ClearML door's models are doors.shared["model"]).
+    doors.shared["rest_model"] = doors.rest_ok(
+        "user_a",
+        "post",
+        f"tasks/{shared}/models/",
+        {"name": "shared weights", "filename": "w.bin", "size": 1},
+    )["id"]
     controller = doors.new_task(name="shared controller", type="controller")
     doors.shared["run"] = doors.rest_ok(
         "user_a",

@@ -253,6 +253,13 @@ REST_BODIES = {
         "filename": "a.bin",
         "size": 1,
     },
+    ("TaskViewSet", "models"): lambda d, t: {
+        "name": d.unique("model"),
+        "filename": "m.bin",
+        "size": 1,
+    },
+    ("TaskViewSet", "input_models"): lambda d, t: {"model": d.shared["rest_model"]},
+    ("TaskViewSet", "release"): lambda d, t: {"attempt": 1, "worker": "w"},
     ("ProjectViewSet", "create"): lambda d, t: {"name": f"red/{d.unique('rest')}"},
     ("PipelineRunViewSet", "create"): lambda d, t: {
         "controller": t["task"],
@@ -268,8 +275,18 @@ REST_BODIES = {
     ("ApiKeyView", "post"): lambda d, t: {"name": "doors"},
 }
 # What each view's objects are judged on (the table's `on`); the URL's pk for its objects.
-REST_ON = {"TaskViewSet": "task", "ArtifactViewSet": "task", "PipelineRunViewSet": "task"}
-REST_PK = {"TaskViewSet": "task", "ArtifactViewSet": "artifact", "PipelineRunViewSet": "run"}
+REST_ON = {
+    "TaskViewSet": "task",
+    "ArtifactViewSet": "task",
+    "PipelineRunViewSet": "task",
+    "ModelViewSet": "task",
+}
+REST_PK = {
+    "TaskViewSet": "task",
+    "ArtifactViewSet": "artifact",
+    "PipelineRunViewSet": "run",
+    "ModelViewSet": "rest_model",
+}
 SAFE = {"get", "head", "options"}
 
 
@@ -298,6 +315,13 @@ def _rest_target(d, view: str, action: str, kind: str, verdict: str) -> dict:
             f"tasks/{target['task']}/artifacts/",
             {"name": "upload me", "kind": "file", "filename": "u.bin", "size": 1},
         )["id"]
+    if view == "ModelViewSet":
+        target["rest_model"] = d.rest_ok(
+            "user_a",
+            "post",
+            f"tasks/{target['task']}/models/",
+            {"name": d.unique("weights"), "filename": "w.bin", "size": 1},
+        )["id"]
     if controller and action != "create":
         target["run"] = d.rest_ok(
             "staff", "post", "pipelines/", REST_BODIES[(view, "create")](d, target)
@@ -317,7 +341,7 @@ def _rest_call(d, kind, route, view, method, action, target):
     if (view, action) in (("TaskViewSet", "samples"), ("ArtifactViewSet", "upload")):
         files = {"file": ("a.bin", b"x")}
         return d.rest(kind, method, path, key=key, files=files, data={"title": "t"})
-    if (view, action) == ("ArtifactViewSet", "content"):
+    if (view, action) in (("ArtifactViewSet", "content"), ("ModelViewSet", "content")):
         return d.rest(kind, method, path, key=key, data=b"x")
     if (view, action) == ("ApiKeyView", "delete"):
         return d.rest(kind, method, path, key=key, params={"prefix": "nosuchkey"})
