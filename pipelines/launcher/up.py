@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..client import ApiError, Client
-from ..config import ClientConfig, save_config
+from ..config import ClientConfig, config_path, save_config
 from .embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
@@ -380,7 +380,7 @@ def run_up(args) -> int:
         code = _bring_up(args, data_dir, env, supervisor)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
-    except (RuntimeError, EmbeddedRedisError) as error:
+    except (RuntimeError, EmbeddedRedisError) as error:  # PortInUse too
         print(f"pipelines up: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
@@ -400,7 +400,57 @@ def run_up(args) -> int:
     return code
 
 
+class PortInUse(RuntimeError):
+    pass
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse at once to start on a port something already listens on: a server there would
+    answer the health check for ours."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the web server binds: a port whose old connections linger is free to take.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUse(
+                f"port {port} is in use ({error.strerror.lower()} on {host or '*'}): "
+                "stop what listens there, or start on another port "
+                "(`pipelines up --port 8100`, `make run PORT=8100`)"
+            ) from error
+
+
+def client_config(url: str, api_key: str) -> str:
+    """Point the SDK on this machine at this server, unless its config names another one.
+
+    The file is written when it is missing or already names this URL (the key may be new);
+    one naming another server (a second instance, a team server) is left as it is, since
+    every SDK script of this user would otherwise change servers. Returns what to print.
+    """
+    path = config_path()
+    current = ""
+    if path.exists():
+        try:
+            current = str(json.loads(path.read_text()).get("api_url") or "")
+        except (OSError, ValueError, AttributeError):
+            return (
+                f"{path} is left as it is (it cannot be read as a config); "
+                f"`pipelines login --url {url} --key <the API key>` rewrites it"
+            )
+    if current and current.rstrip("/") != url.rstrip("/"):
+        return (
+            f"{path} is left as it is: it points at {current}.\n"
+            f"               To use this server from SDK scripts here, run "
+            f"`pipelines login --url {url} --key <the API key>`,\n"
+            "               or set PIPELINES_API_URL and PIPELINES_API_KEY."
+        )
+    save_config(url, api_key)
+    return f"{path} (SDK scripts on this machine use it)"
+
+
 def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
+    check_port_free(args.host, args.port)
     print(f"data dir: {data_dir}", flush=True)
     _django(env, "migrate", "--noinput", "-v0")
     creds = credentials(env, data_dir)
@@ -434,15 +484,16 @@ def _bring_up(args, data_dir: Path, env: dict, supervisor: Supervisor) -> int:
     client = Client(ClientConfig(url, creds["api_key"]), retry_for=5)
     _wait(lambda: _workers_listed(client, len(STEP_QUEUES)), 60, supervisor, "the workers")
 
-    config_file = save_config(url, creds["api_key"])
+    config = client_config(url, creds["api_key"])
     password = creds.get("password") or "(unchanged: `manage.py changepassword admin`)"
     print(
         "\npipelines is up\n"
-        f"  URL:       {url}/\n"
-        f"  login:     {creds.get('username', 'admin')} / {password}\n"
-        f"  API key:   {creds['api_key']}\n"
-        f"  config:    {config_file} (SDK scripts on this machine use it)\n"
-        f"  logs:      {supervisor.log_dir}\n"
+        f"  URL:         {url}/\n"
+        f"  login:       {creds.get('username', 'admin')} / {password}\n"
+        f"  API key:     {creds['api_key']}\n"
+        f"  credentials: {data_dir / 'credentials.json'}\n"
+        f"  config:      {config}\n"
+        f"  logs:        {supervisor.log_dir}\n"
         + ("" if args.demo and args.exit_after_demo else "Press Ctrl-C to stop.\n"),
         flush=True,
     )
