@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI and Redoc served from our own static files: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "webapp.core.apps.CoreConfig",
     "webapp.api.apps.ApiConfig",
     "webapp.dashboard.apps.DashboardConfig",
@@ -213,6 +215,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": STATIC_URL + "dashboard/favicon.svg",
+    "REDOC_DIST": "SIDECAR",
     "TITLE": "pipelines API",
     "DESCRIPTION": "Projects, tasks, artifacts, queues, workers and pipelines.",
     "VERSION": "1",

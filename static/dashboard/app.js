@@ -17,12 +17,18 @@
       escapeHtml(status) + '">' + escapeHtml(label) + "</span>";
   }
 
+  function plural(count, unit) {
+    return count + " " + unit + (count === 1 ? "" : "s");
+  }
+
+  // The same words as the `ago` template filter: "just now", "1 minute ago", "3 hours ago".
   function ago(iso) {
-    var seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-    if (seconds < 60) return "just now";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " minutes ago";
-    if (seconds < 86400) return Math.floor(seconds / 3600) + " hours ago";
-    return Math.floor(seconds / 86400) + " days ago";
+    var seconds = Math.floor(Math.max(0, (Date.now() - Date.parse(iso)) / 1000));
+    if (seconds < 5) return "just now";
+    if (seconds < 60) return plural(seconds, "second") + " ago";
+    if (seconds < 3600) return plural(Math.floor(seconds / 60), "minute") + " ago";
+    if (seconds < 86400) return plural(Math.floor(seconds / 3600), "hour") + " ago";
+    return plural(Math.floor(seconds / 86400), "day") + " ago";
   }
 
   function getJson(url) {
@@ -195,5 +201,5 @@
     setUpConsole();
   });
 
-  window.pipelinesDashboard = { every: every, getJson: getJson, pill: pill };
+  window.pipelinesDashboard = { every: every, getJson: getJson, pill: pill, ago: ago };
 })();

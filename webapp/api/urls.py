@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from . import views, views_ops, views_pipelines, views_teams
+from . import views, views_ops, views_pipelines, views_results, views_teams
 
 app_name = "api"
 
@@ -11,6 +11,7 @@ router = DefaultRouter()
 router.include_format_suffixes = False
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("tasks", views.TaskViewSet, basename="task")
+router.register("tasks", views_results.TaskResultsViewSet, basename="task-results")
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
 router.register("queues", views_ops.QueueViewSet, basename="queue")
 router.register("workers", views_ops.WorkerViewSet, basename="worker")

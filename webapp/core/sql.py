@@ -188,11 +188,12 @@ MARK_NODE_RUNNING_WHILE_PLOT_DUE = Statement(
 # more than storing the rows.
 UPSERT_SCALARS = Statement(
     """
-    INSERT INTO {scalar} ({task_id}, {title}, {series}, {iteration}, {value}, {timestamp})
-    VALUES (%s, %s, %s, %s, %s, %s)
+    INSERT INTO {scalar} ({task_id}, {title}, {series}, {iteration}, {value}, {timestamp}, {seq})
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT ({task_id}, {title}, {series}, {iteration})
-    DO UPDATE SET {value} = EXCLUDED.{value}, {timestamp} = EXCLUDED.{timestamp}
+    DO UPDATE SET {value} = EXCLUDED.{value}, {timestamp} = EXCLUDED.{timestamp},
+        {seq} = EXCLUDED.{seq}
     """,
     {"scalar": "core.Scalar"},
-    ("task_id", "title", "series", "iteration", "value", "timestamp"),
+    ("task_id", "title", "series", "iteration", "value", "timestamp", "seq"),
 )

@@ -31,6 +31,8 @@ urlpatterns = [
     path(TASK + "restore/", actions.restore, name="task_restore"),
     path(TASK + "delete/", actions.delete, name="task_delete"),
     path(TASK + "hyperparameters/", actions.hyperparameters, name="task_hyperparameters"),
+    path(TASK + "publish/", actions.publish, name="task_publish"),
+    path(TASK + "details/", actions.details, name="task_details"),
     # Plugin tabs come last so the fixed routes above win; their slugs are checked
     # against these names at start-up (registry.RESERVED_TAB_SLUGS).
     path(TASK + "<slug:slug>/", views.task_detail, name="task_tab"),

@@ -1,0 +1,44 @@
+"""What the dashboard's buttons accept, checked by DRF serializers as the API's bodies are."""
+
+from rest_framework import serializers
+
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 255
+MAX_DESCRIPTION = 20_000
+
+
+class TaskDetailsForm(serializers.Serializer):
+    """Tags (comma-separated, as typed) and the description of a task."""
+
+    tags = serializers.CharField(allow_blank=True, required=False, default="", max_length=30_000)
+    comment = serializers.CharField(
+        allow_blank=True,
+        required=False,
+        default="",
+        max_length=MAX_DESCRIPTION,
+        trim_whitespace=False,
+    )
+
+    def validate_tags(self, value: str) -> list[str]:
+        tags: list[str] = []
+        for raw in value.split(","):
+            tag = raw.strip()
+            if not tag or tag in tags:
+                continue
+            if len(tag) > MAX_TAG_LENGTH:
+                raise serializers.ValidationError(f"a tag is at most {MAX_TAG_LENGTH} characters")
+            tags.append(tag)
+        if len(tags) > MAX_TAGS:
+            raise serializers.ValidationError(f"a task has at most {MAX_TAGS} tags")
+        return tags
+
+    def validate_comment(self, value: str) -> str:
+        return value.replace("\r\n", "\n").strip()
+
+
+def first_error(form: serializers.Serializer) -> str:
+    """The first message of an invalid form, as one line for the page."""
+    for field, errors in form.errors.items():
+        message = errors[0] if isinstance(errors, list) and errors else errors
+        return f"{field}: {message}"
+    return "invalid input"
