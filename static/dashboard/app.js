@@ -161,18 +161,91 @@
     var follow = document.getElementById("console-follow");
     var placeholder = box.querySelector("[data-placeholder]");
 
-    function append(lines) {
-      if (!lines.length) return;
-      if (placeholder) { placeholder.remove(); placeholder = null; }
+    var first = null;  // the seq of the earliest line shown
+    var earlier = document.getElementById("console-earlier");
+
+    function render(lines) {
       var fragment = document.createDocumentFragment();
       lines.forEach(function (line) {
         var span = document.createElement("span");
         span.className = "line line-" + line.stream;
+        span.dataset.seq = line.seq;
         span.textContent = line.text.replace(/\n$/, "") + "\n";
         fragment.appendChild(span);
       });
-      box.appendChild(fragment);
+      return fragment;
+    }
+
+    function append(lines) {
+      if (!lines.length) return;
+      if (placeholder) { placeholder.remove(); placeholder = null; }
+      if (first === null) first = lines[0].seq;
+      box.appendChild(render(lines));
       if (!follow || follow.checked) box.scrollTop = box.scrollHeight;
+    }
+
+    // Lines before the tail the page opened with, a batch per click, the view kept still.
+    if (earlier) {
+      earlier.addEventListener("click", function () {
+        if (first === null) return;
+        earlier.disabled = true;
+        getJson(box.dataset.consoleUrl + "?before=" + first).then(function (payload) {
+          if (payload.lines.length) {
+            var height = box.scrollHeight;
+            box.insertBefore(render(payload.lines), box.firstChild);
+            box.scrollTop += box.scrollHeight - height;
+            first = payload.first;
+          }
+          earlier.hidden = !payload.more;
+        }).catch(function (error) { console.warn(error); })
+          .then(function () { earlier.disabled = false; });
+      });
+    }
+
+    var search = document.getElementById("console-search");
+    var matches = document.getElementById("console-matches");
+    if (search && matches) {
+      search.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var needle = search.elements.q.value;
+        if (!needle) return;
+        getJson(search.dataset.searchUrl + "?q=" + encodeURIComponent(needle)).then(function (payload) {
+          matches.hidden = false;
+          matches.innerHTML = "";
+          var head = document.createElement("p");
+          head.className = "small muted";
+          head.textContent = payload.lines.length
+            ? payload.lines.length + (payload.more ? "+" : "") + " matching line" +
+              (payload.lines.length === 1 ? "" : "s") + " for “" + needle + "”"
+            : "No line contains “" + needle + "”.";
+          matches.appendChild(head);
+          var list = document.createElement("pre");
+          list.className = "console console-hits";
+          var lower = needle.toLowerCase();
+          payload.lines.forEach(function (line) {
+            var row = document.createElement("span");
+            row.className = "line line-" + line.stream;
+            row.dataset.seq = line.seq;
+            var number = document.createElement("span");
+            number.className = "muted";
+            number.textContent = "#" + (line.seq + 1) + "  ";
+            row.appendChild(number);
+            var text = line.text.replace(/\n$/, "");
+            var at = 0;
+            var hit;
+            while ((hit = text.toLowerCase().indexOf(lower, at)) >= 0) {
+              row.appendChild(document.createTextNode(text.slice(at, hit)));
+              var mark = document.createElement("mark");
+              mark.textContent = text.slice(hit, hit + needle.length);
+              row.appendChild(mark);
+              at = hit + needle.length;
+            }
+            row.appendChild(document.createTextNode(text.slice(at) + "\n"));
+            list.appendChild(row);
+          });
+          if (payload.lines.length) matches.appendChild(list);
+        }).catch(function (error) { console.warn(error); });
+      });
     }
 
     function fetchMore() {
@@ -191,6 +264,62 @@
       .then(function () { every(function () { return active ? 2000 : IDLE_POLL_MS; }, fetchMore); });
   }
 
+  // ------------------------------------------------------------ live debug samples
+
+  // A running task's debug samples: new ones join their title's group, newest first, and
+  // an image reported again at the same iteration is fetched again.
+  function setUpSamples() {
+    var box = document.querySelector("[data-samples-since-url]");
+    if (!box) return;
+    var seq = parseInt(box.dataset.seq, 10) || 0;
+    var template = box.dataset.sampleUrl;  // ends in /0/
+    function urlOf(sample) { return template.replace(/0\/$/, sample.id + "/"); }
+    function groupFor(title) {
+      var groups = box.querySelectorAll("[data-sample-title]");
+      for (var i = 0; i < groups.length; i++) {
+        if (groups[i].dataset.sampleTitle === title) return groups[i].querySelector(".samples");
+      }
+      var empty = box.querySelector("[data-empty]");
+      if (empty) empty.remove();
+      var section = document.createElement("section");
+      section.className = "panel";
+      section.dataset.sampleTitle = title;
+      section.innerHTML = "<h3></h3><div class=\"samples\"></div>";
+      section.querySelector("h3").textContent = title;
+      box.appendChild(section);
+      return section.querySelector(".samples");
+    }
+    function show(sample, version) {
+      var group = groupFor(sample.title);
+      var figures = group.querySelectorAll("figure.sample");
+      var figure = null;
+      for (var i = 0; i < figures.length; i++) {
+        if (figures[i].dataset.series === sample.series &&
+            figures[i].dataset.iteration === String(sample.iteration)) figure = figures[i];
+      }
+      if (!figure) {
+        figure = document.createElement("figure");
+        figure.className = "sample";
+        figure.dataset.series = sample.series;
+        figure.dataset.iteration = String(sample.iteration);
+        figure.innerHTML = '<a target="_blank" rel="noopener"><img alt=""></a>' +
+          '<figcaption class="small"><span></span> <span class="muted"></span></figcaption>';
+        figure.querySelector("a").href = urlOf(sample);
+        figure.querySelector("img").alt = sample.title + " / " + sample.series + " @ " + sample.iteration;
+        figure.querySelector("figcaption span").textContent = sample.series;
+        figure.querySelector("figcaption .muted").textContent = "iteration " + sample.iteration;
+        group.insertBefore(figure, group.firstChild);
+      }
+      figure.querySelector("img").src = urlOf(sample) + "?v=" + version;
+    }
+    every(function () { return ACTIVE_POLL_MS; }, function () {
+      return getJson(box.dataset.samplesSinceUrl + "?seq=" + seq).then(function (payload) {
+        seq = payload.seq;
+        payload.samples.forEach(function (sample) { show(sample, seq); });
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     // On a narrow screen the tab strip scrolls; keep the open tab in sight.
     var activeTab = document.querySelector(".tabs .tab.active");
@@ -199,6 +328,7 @@
     setUpTaskStatus();
     setUpTableStatus();
     setUpConsole();
+    setUpSamples();
   });
 
   window.pipelinesDashboard = { every: every, getJson: getJson, pill: pill, ago: ago };

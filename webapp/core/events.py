@@ -217,7 +217,10 @@ def downsample(xs: list, ys: list, max_points: int) -> tuple[list, list]:
     keep: list[int] = []
     for start in range(0, len(xs), size):
         end = min(start + size, len(xs))
-        finite = [i for i in range(start, end) if ys[i] is not None and math.isfinite(ys[i])]
+        # Values may come as JSON's stand-ins ("NaN", "Infinity"): those are no extremes.
+        finite = [
+            i for i in range(start, end) if type(ys[i]) in (int, float) and math.isfinite(ys[i])
+        ]
         picked = {start, end - 1}
         if finite:
             picked.add(min(finite, key=ys.__getitem__))

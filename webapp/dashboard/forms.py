@@ -42,3 +42,15 @@ def first_error(form: serializers.Serializer) -> str:
         message = errors[0] if isinstance(errors, list) and errors else errors
         return f"{field}: {message}"
     return "invalid input"
+
+
+class ConsoleLinesQuery(serializers.Serializer):
+    """Lines after `since` (the tail, followed live) or, with `before`, the lines just
+    before that seq (the "earlier lines" button)."""
+
+    since = serializers.IntegerField(min_value=-1, default=-1)
+    before = serializers.IntegerField(min_value=0, required=False)
+
+
+class ConsoleSearchQuery(serializers.Serializer):
+    q = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)

@@ -11,9 +11,11 @@ can change, this one keeps its names.
 - `pipeline_run_of(task)`: the pipeline run a controller task drives, or None;
   `run_view(run)`: that run as shown (`.figure()`, `.rows()`, `.progress()`).
 - `PIPELINE_TERMINAL`: the statuses of a run that has ended.
+- `is_running(task)`: whether the task may still report results (queued or running), so a
+  tab follows it live.
 """
 
-from webapp.core.choices import PIPELINE_TERMINAL
+from webapp.core.choices import ACTIVE_STATES, PIPELINE_TERMINAL
 
 from .permissions import task_actions
 from .plotting import json_safe
@@ -24,6 +26,7 @@ __all__ = [
     "DashboardPlugin",
     "MenuItem",
     "TaskTab",
+    "is_running",
     "json_safe",
     "pipeline_run_of",
     "read_task",
@@ -34,6 +37,11 @@ __all__ = [
 
 # The functions below import what they call on first use: a plugin's apps.py imports this
 # module before Django has loaded the models those need.
+
+
+def is_running(task) -> bool:
+    """Queued or running: its results may still grow."""
+    return task.status in ACTIVE_STATES
 
 
 def visible_tasks(user):
