@@ -320,6 +320,65 @@
     });
   }
 
+  // ------------------------------------------------------------ selecting tasks to compare
+
+  // Ticked tasks are kept for the browser tab (sessionStorage), so tasks from several
+  // pages, projects or pipelines can be compared together.
+  var SELECTION_KEY = "pipelines.compare";
+  var MAX_COMPARED = 10;
+
+  function selection() {
+    try { return JSON.parse(sessionStorage.getItem(SELECTION_KEY) || "[]"); } catch (e) { return []; }
+  }
+
+  function saveSelection(ids) {
+    try { sessionStorage.setItem(SELECTION_KEY, JSON.stringify(ids)); } catch (e) { /* private mode */ }
+  }
+
+  function syncSelection() {
+    var bar = document.getElementById("compare-bar");
+    if (!bar) return;
+    var ids = selection();
+    document.querySelectorAll("input[data-select-task]").forEach(function (box) {
+      box.checked = ids.indexOf(box.dataset.selectTask) >= 0;
+    });
+    bar.hidden = ids.length === 0;
+    document.getElementById("compare-count").textContent = ids.length + " task" +
+      (ids.length === 1 ? "" : "s") + " selected" + (ids.length < 2 ? ": tick one more to compare" : "");
+    document.getElementById("compare-go").disabled = ids.length < 2;
+  }
+
+  function setUpSelection() {
+    var bar = document.getElementById("compare-bar");
+    if (!bar) return;
+    document.addEventListener("change", function (event) {
+      var box = event.target;
+      if (!box.dataset || box.dataset.selectTask === undefined) return;
+      var ids = selection().filter(function (id) { return id !== box.dataset.selectTask; });
+      if (box.checked) ids.push(box.dataset.selectTask);
+      saveSelection(ids.slice(-MAX_COMPARED));
+      syncSelection();
+    });
+    document.getElementById("compare-go").addEventListener("click", function () {
+      window.location.href = bar.dataset.compareUrl + "?ids=" + selection().join(",");
+    });
+    document.getElementById("compare-clear").addEventListener("click", function () {
+      saveSelection([]);
+      syncSelection();
+    });
+    syncSelection();
+  }
+
+  function setUpDifferences() {
+    var toggle = document.getElementById("only-differences");
+    if (!toggle) return;
+    toggle.addEventListener("change", function () {
+      document.querySelectorAll(".compare-table").forEach(function (table) {
+        table.classList.toggle("only-differences", toggle.checked);
+      });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     // On a narrow screen the tab strip scrolls; keep the open tab in sight.
     var activeTab = document.querySelector(".tabs .tab.active");
@@ -329,7 +388,11 @@
     setUpTableStatus();
     setUpConsole();
     setUpSamples();
+    setUpSelection();
+    setUpDifferences();
   });
 
-  window.pipelinesDashboard = { every: every, getJson: getJson, pill: pill, ago: ago };
+  window.pipelinesDashboard = {
+    every: every, getJson: getJson, pill: pill, ago: ago, syncSelection: syncSelection,
+  };
 })();

@@ -113,6 +113,7 @@
         state.progress.done + "/" + state.progress.total + " steps";
       document.getElementById("run-progress-bar").style.width = state.progress.percent + "%";
       document.getElementById("pipeline-nodes-wrap").innerHTML = state.nodes_html;
+      dashboard.syncSelection();
     });
   }
 

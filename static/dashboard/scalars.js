@@ -171,6 +171,16 @@
     return Object.keys(names).sort();
   };
 
+  Viewer.prototype.seriesOf = function (title) {
+    var names = {};
+    this.sources.forEach(function (source) {
+      Object.keys(source.lines).forEach(function (key) {
+        if (source.lines[key].title === title) names[source.lines[key].series] = true;
+      });
+    });
+    return Object.keys(names);
+  };
+
   Viewer.prototype.isHidden = function (title, series) {
     return Boolean(this.hidden[title + SEP + series] || this.hidden[SEP + series]);
   };
@@ -272,7 +282,7 @@
     var chart = this.panelFor(title);
     var needle = this.settings.filter;
     var match = !needle || title.toLowerCase().indexOf(needle) >= 0 ||
-      this.seriesNames().some(function (name) { return name.toLowerCase().indexOf(needle) >= 0; });
+      this.seriesOf(title).some(function (name) { return name.toLowerCase().indexOf(needle) >= 0; });
     chart.panel.hidden = !match;
     if (typeof Plotly === "undefined") {
       chart.plot.textContent = "Plotly.js did not load, so this chart cannot be drawn.";
@@ -394,10 +404,19 @@
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", startAll);
-  } else {
+  // Loaded async, this may run before the page's deferred scripts (Plotly.js) have: start
+  // once they have, i.e. at DOMContentLoaded, or now if that has passed.
+  var started = false;
+  function startOnce() {
+    if (started) return;
+    started = true;
     startAll();
+  }
+  if (typeof Plotly !== "undefined" || document.readyState === "complete") {
+    startOnce();
+  } else {
+    document.addEventListener("DOMContentLoaded", startOnce);
+    window.addEventListener("load", startOnce);
   }
   window.pipelinesScalars = { smooth: smooth, Viewer: Viewer };
 })();

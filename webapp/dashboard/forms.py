@@ -54,3 +54,31 @@ class ConsoleLinesQuery(serializers.Serializer):
 
 class ConsoleSearchQuery(serializers.Serializer):
     q = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
+
+
+MAX_COMPARED = 10
+COMPARE_VIEWS = ("parameters", "scalars", "plots", "samples")
+
+
+class CompareQuery(serializers.Serializer):
+    """/compare/?ids=a,b&ids=c&view=scalars: up to MAX_COMPARED task ids, in order."""
+
+    ids = serializers.ListField(
+        child=serializers.CharField(max_length=400), min_length=1, max_length=MAX_COMPARED
+    )
+    view = serializers.ChoiceField(choices=COMPARE_VIEWS, default="parameters")
+    diff = serializers.BooleanField(default=False)
+
+    def validate_ids(self, values: list[str]) -> list[str]:
+        ids: list[str] = []
+        for value in values:
+            for task_id in value.split(","):
+                task_id = task_id.strip().lower()
+                if not task_id or task_id in ids:
+                    continue
+                if len(task_id) != 32 or any(c not in "0123456789abcdef" for c in task_id):
+                    raise serializers.ValidationError(f"{task_id[:40]!r} is not a task id")
+                ids.append(task_id)
+        if not 1 <= len(ids) <= MAX_COMPARED:
+            raise serializers.ValidationError(f"compare 1 to {MAX_COMPARED} tasks")
+        return ids

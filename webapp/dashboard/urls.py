@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, ops_views, pipeline_views, views
+from . import actions, compare_views, ops_views, pipeline_views, views
 
 app_name = "dashboard"
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("projects/", views.projects, name="projects"),
     path("projects/<str:project_id>/", views.project_tasks, name="project"),
     path("tasks/status/", views.tasks_status, name="tasks_status"),
+    path("compare/", compare_views.compare, name="compare"),
     path(TASK, views.task_detail, name="task"),
     path(TASK + "status/", views.task_status, name="task_status"),
     path(TASK + "console-lines/", views.console_lines, name="console_lines"),
