@@ -197,6 +197,8 @@
             first = payload.first;
           }
           earlier.hidden = !payload.more;
+          var skipped = document.getElementById("console-skipped");
+          if (skipped && !payload.more) skipped.hidden = true;
         }).catch(function (error) { console.warn(error); })
           .then(function () { earlier.disabled = false; });
       });

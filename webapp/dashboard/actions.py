@@ -70,7 +70,8 @@ def clone(request, task):
     messages.success(request, f"Cloned into draft “{copy.name}”.")
     # The clone opens on the tab the user was looking at, when it has that tab.
     tab = request.POST.get("tab", "")
-    if any(t.slug == tab for t in registry.tabs_for(copy)):
+    slugs = [t.slug for t in registry.tabs_for(copy)]
+    if tab in slugs[1:]:
         return redirect("dashboard:task_tab", task_id=copy.id, slug=tab)
     return redirect("dashboard:task", task_id=copy.id)
 
