@@ -38,7 +38,7 @@ for name, points in (("small", %(small)d), ("large", %(large)d)):
     for start in range(0, points, 4000):
         events.ingest_events(task, [
             {"type": "scalar", "title": "loss", "series": f"series {j}", "iteration": i,
-             "value": math.sin(i / 2000 + j) + j + (3.0 if i % 9973 == 0 else 0.0)}
+             "value": math.sin(i / 2000 + j) + j + (3.0 if i %% 9973 == 0 else 0.0)}
             for j in range(10) for i in range(start, min(points, start + 4000))
         ])
     ids[name] = task.id
@@ -145,6 +145,9 @@ def run(small: int = 1_000, large: int = 100_000, repeats: int = 5, rounds: int 
             out = server.manage("shell", "-c", SEED % {"small": small, "large": large})
             ids = json.loads(out.split("SEED ", 1)[1].splitlines()[0])
             render = _render_times(server, ids["large"], repeats)
+            # The same page for a task of 1/100 the points: what a fresh browser pays
+            # whatever the data (fetching and compiling Plotly.js).
+            baseline = _render_times(server, ids["small"], repeats)
             out = server.manage("shell", "-c", REFRESH % {"ids": json.dumps(ids), "rounds": rounds})
             refresh = json.loads(out.split("REFRESH ", 1)[1].splitlines()[0])
         finally:
@@ -161,12 +164,26 @@ def run(small: int = 1_000, large: int = 100_000, repeats: int = 5, rounds: int 
             "ms": statistics.median(r["ms"] for r in rows),
         }
     growth = sizes["large"]["vm_steps"] / sizes["small"]["vm_steps"]
-    result = {"machine": machine(), "render": render, "refresh": sizes, "vm_step_growth": growth}
+    result = {
+        "machine": machine(),
+        "render": render,
+        "render_small_task": baseline,
+        "refresh": sizes,
+        "vm_step_growth": growth,
+    }
     print(f"scalar chart, 10 series x {large:,} points (SQLite, Chromium)")
     print(line("first render, fresh browser (p50)", render["cold_ms"]["median"], "ms", "< 1000"))
     print(line("first render, Plotly.js cached (p50)", render["warm_ms"]["median"], "ms", "< 1000"))
     print(line("  of which the charts request (p50)", render["charts_request_ms"]["median"], "ms"))
     print(line("  points drawn", render["drawn_points"], "pts"))
+    print(
+        line(
+            f"the same page at {small:,} points per series, fresh browser",
+            baseline["cold_ms"]["median"],
+            "ms",
+        )
+    )
+    print(line("  Plotly.js cached", baseline["warm_ms"]["median"], "ms"))
     for name in ("small", "large"):
         size = sizes[name]
         print(

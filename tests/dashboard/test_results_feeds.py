@@ -217,3 +217,11 @@ def test_downsample_keeps_the_extremes_and_the_last_point():
     assert len(kept_x) <= 200
     assert 9.0 in kept_y and -9.0 in kept_y
     assert kept_x[-1] == 9_999 and kept_x == sorted(kept_x)
+
+
+def test_a_reset_task_has_no_charts_left(admin_client, running):
+    _report(running, [(i, float(i)) for i in range(10)])
+    services.reset_task(services.mark_completed(running))
+    payload = _charts(admin_client, running)
+    assert payload["series"] == [] and payload["seq"] == 0
+    assert not ScalarBucket.objects.filter(series__task=running).exists()
