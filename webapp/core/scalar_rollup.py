@@ -17,6 +17,9 @@ import math
 from collections import defaultdict
 from datetime import datetime
 
+from django.db import connection
+
+from . import sql
 from .models import Scalar, ScalarBucket, ScalarSeries
 
 MAX_BUCKETS = 1024
@@ -105,8 +108,34 @@ def bucket_all(points: list[tuple]) -> tuple[int, dict[int, dict]]:
 # ---------------------------------------------------------------- keeping buckets
 
 
-def _as_dict(bucket: ScalarBucket) -> dict:
-    return {name: getattr(bucket, name) for name in BUCKET_FIELDS}
+def _read_buckets(series: ScalarSeries, low=None, high=None) -> dict[int, dict]:
+    rows = ScalarBucket.objects.filter(series=series)
+    if low is not None:
+        rows = rows.filter(index__gte=low, index__lte=high)
+    return {
+        index: dict(zip(BUCKET_FIELDS, values, strict=True))
+        for index, *values in rows.order_by("index").values_list("index", *BUCKET_FIELDS)
+    }
+
+
+def _write_buckets(series: ScalarSeries, buckets: dict[int, dict]) -> None:
+    """Insert or replace buckets by (series, index), one executemany (sql.py): model
+    instances and the ORM's upsert cost several times the statement itself here."""
+    if connection.vendor not in ("sqlite", "postgresql"):
+        ScalarBucket.objects.bulk_create(
+            [ScalarBucket(series=series, index=i, **values) for i, values in buckets.items()],
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["series", "index"],
+            update_fields=list(BUCKET_FIELDS),
+        )
+        return
+    rows = [
+        (series.pk, index, *(values[name] for name in BUCKET_FIELDS))
+        for index, values in buckets.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql.UPSERT_SCALAR_BUCKETS.text, rows)
 
 
 def _stored_points(series: ScalarSeries, low: int, high: int) -> list[tuple]:
@@ -126,15 +155,11 @@ def _stored_points(series: ScalarSeries, low: int, high: int) -> list[tuple]:
 def _relevel(series: ScalarSeries, width: int) -> None:
     factor = width // series.bucket_width
     merged: dict[int, dict] = {}
-    for bucket in series.buckets.order_by("index"):
-        index = bucket.index // factor
-        current = _as_dict(bucket)
+    for index, current in _read_buckets(series).items():
+        index //= factor
         merged[index] = merge(merged[index], current) if index in merged else current
-    series.buckets.all().delete()
-    ScalarBucket.objects.bulk_create(
-        [ScalarBucket(series=series, index=index, **values) for index, values in merged.items()],
-        batch_size=1000,
-    )
+    ScalarBucket.objects.filter(series=series).delete()
+    _write_buckets(series, merged)
     series.bucket_width = width
 
 
@@ -193,31 +218,22 @@ def _fold(row: ScalarSeries, points: list[tuple]) -> int:
     groups: dict[int, list] = defaultdict(list)
     for point in points:
         groups[point[0] // width].append(point)
-    existing = {
-        bucket.index: bucket
-        for bucket in row.buckets.filter(index__gte=min(groups), index__lte=max(groups))
-    }
+    existing = _read_buckets(row, min(groups), max(groups))
     added = 0
-    rows = []
+    written = {}
     for index, group in groups.items():
         bucket = existing.get(index)
         if bucket is None:
             values = summarise(group)
-        elif group[0][0] > bucket.last_iteration:
-            values = merge(_as_dict(bucket), summarise(group))
+        elif group[0][0] > bucket["last_iteration"]:
+            values = merge(bucket, summarise(group))
         else:
             # A point at or before the bucket's last: recount the bucket from the stored
             # points (this batch's are stored already), a bounded read of one bucket.
             values = summarise(_stored_points(row, index * width, (index + 1) * width - 1))
-        added += values["count"] - (bucket.count if bucket is not None else 0)
-        rows.append(ScalarBucket(series=row, index=index, **values))
-    ScalarBucket.objects.bulk_create(
-        rows,
-        batch_size=1000,
-        update_conflicts=True,
-        unique_fields=["series", "index"],
-        update_fields=list(BUCKET_FIELDS),
-    )
+        added += values["count"] - (bucket["count"] if bucket is not None else 0)
+        written[index] = values
+    _write_buckets(row, written)
     return added
 
 
