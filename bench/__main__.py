@@ -10,7 +10,16 @@ from pathlib import Path
 
 from .common import write_result
 
-BENCHMARKS = ["dispatch", "pipeline", "engine", "scalars", "artifacts", "api", "idle"]
+BENCHMARKS = [
+    "dispatch",
+    "pipeline",
+    "engine",
+    "scalars",
+    "dashboard",
+    "artifacts",
+    "api",
+    "idle",
+]
 
 
 def _engine() -> dict:

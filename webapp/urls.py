@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.api.views_ops import ArtifactFileView
@@ -8,6 +10,8 @@ from webapp.dashboard import views as dashboard
 
 urlpatterns = [
     path("healthz", dashboard.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico whatever the page links (the API docs, a JSON answer).
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg")), name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("webapp.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -19,3 +23,6 @@ urlpatterns = [
     re_path(r"^clearml-files(?:/(?P<path>.*))?$", clearml_files, name="clearml-files"),
     path("", include("webapp.dashboard.urls")),
 ]
+
+handler404 = "webapp.api.errors.not_found"
+handler500 = "webapp.api.errors.server_error"

@@ -49,6 +49,59 @@
     });
   }
 
+  // A running task's Plots tab: figures stored since the page's seq are drawn in place
+  // (the same title and series, a later iteration) or added, without a reload.
+  function followPlots(container) {
+    var dashboard = window.pipelinesDashboard;
+    var seq = parseInt(container.dataset.seq, 10) || 0;
+    var counter = 0;
+    function sectionFor(plot) {
+      var sections = container.querySelectorAll("section.chart");
+      for (var i = 0; i < sections.length; i++) {
+        if (sections[i].dataset.title === plot.title && sections[i].dataset.series === plot.series) {
+          return sections[i];
+        }
+      }
+      var empty = container.querySelector("[data-empty]");
+      if (empty) empty.remove();
+      var section = document.createElement("section");
+      section.className = "panel chart";
+      section.dataset.title = plot.title;
+      section.dataset.series = plot.series;
+      section.dataset.iteration = "-Infinity";
+      var element = document.createElement("div");
+      element.className = "plot";
+      element.id = "live-plot-" + (counter += 1);
+      var caption = document.createElement("p");
+      caption.className = "muted small";
+      caption.dataset.caption = "";
+      section.appendChild(element);
+      section.appendChild(caption);
+      container.appendChild(section);
+      return section;
+    }
+    function show(plot) {
+      var section = sectionFor(plot);
+      if (plot.iteration < parseFloat(section.dataset.iteration)) return Promise.resolve();
+      section.dataset.iteration = plot.iteration;
+      section.querySelector("[data-caption]").textContent =
+        plot.iteration ? "iteration " + plot.iteration : "";
+      var figure = plot.figure || {};
+      var layout = Object.assign({ autosize: true }, figure.layout || {});
+      if (!layout.title) layout.title = { text: plot.series ? plot.title + " / " + plot.series : plot.title };
+      var element = section.querySelector(".plot");
+      return Plotly.react(element, figure.data || [], layout, CONFIG).then(function () {
+        element.dataset.drawn = "1";
+      });
+    }
+    dashboard.every(function () { return RUN_POLL_MS; }, function () {
+      return dashboard.getJson(container.dataset.plotsSinceUrl + "?seq=" + seq).then(function (payload) {
+        seq = payload.seq;
+        return Promise.all(payload.plots.map(show));
+      });
+    });
+  }
+
   function setUpRunPage() {
     var head = document.getElementById("run-head");
     var dag = document.getElementById("pipeline-dag");
@@ -60,6 +113,7 @@
         state.progress.done + "/" + state.progress.total + " steps";
       document.getElementById("run-progress-bar").style.width = state.progress.percent + "%";
       document.getElementById("pipeline-nodes-wrap").innerHTML = state.nodes_html;
+      dashboard.syncSelection();
     });
   }
 
@@ -76,6 +130,7 @@
       document.querySelectorAll(".plot[data-live-url]").forEach(function (element) {
         followRun(element, element.dataset.liveUrl);
       });
+      document.querySelectorAll("[data-plots-since-url]").forEach(followPlots);
     });
   });
 })();

@@ -118,10 +118,10 @@ def test_task_table_filters_sorts_searches_and_shows_types(page, dashboard_serve
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("stage_data")
     page.goto(f"{url}/projects/{ids['project']}/?sort=name")
-    names = page.locator("#tasks tbody tr td:nth-child(2) a").all_inner_texts()
+    names = page.locator("#tasks tbody tr td:nth-child(3) a").all_inner_texts()
     assert names == sorted(names)
     page.click("#tasks th a:has-text('Name')")
-    names = page.locator("#tasks tbody tr td:nth-child(2) a").all_inner_texts()
+    names = page.locator("#tasks tbody tr td:nth-child(3) a").all_inner_texts()
     assert names == sorted(names, reverse=True)
 
 

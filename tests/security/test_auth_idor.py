@@ -19,7 +19,7 @@ from webapp.core.models import DebugSample, Task
 METHODS = ("get", "post", "put", "patch", "delete")
 MISSING = "f" * 32
 # Reachable without logging in, on purpose.
-PUBLIC = {"healthz", "login", "logout", "plotly"}
+PUBLIC = {"healthz", "login", "logout", "plotly", "favicon"}
 # The ClearML wire protocol has its own front door and credentials (webapp/compat, tested
 # in tests/compat); the admin has Django's own login, checked separately below.
 OTHER_DOORS = ("clearml-api/", "clearml-files", "admin/")

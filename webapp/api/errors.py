@@ -63,3 +63,32 @@ def exception_handler(exc, context):
     else:
         response.data = {"error": "invalid", "detail": "invalid input", "fields": data}
     return response
+
+
+# ---------------------------------------------------------------- errors outside any view
+
+API_PREFIX = "/api/"
+
+
+def not_found(request, exception=None):
+    """Django's 404 for a URL no route matched: JSON under /api/, the HTML page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            {"error": "not_found", "detail": f"no API endpoint at {request.path}"}, status=404
+        )
+    return page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django's 500 for an error no view handled: JSON under /api/, the HTML page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import server_error as html_server_error
+
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(
+            {"error": "server_error", "detail": "internal server error"}, status=500
+        )
+    return html_server_error(request)

@@ -530,3 +530,16 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 class ApiKeyDeleteQuerySerializer(serializers.Serializer):
     prefix = serializers.CharField(max_length=16)
+
+
+class ScalarChartsQuerySerializer(serializers.Serializer):
+    """GET tasks/{id}/scalars/charts/: every series, or one title's."""
+
+    title = serializers.CharField(required=False, max_length=255, allow_blank=False)
+
+
+class SinceQuerySerializer(serializers.Serializer):
+    """GET tasks/{id}/…/since/: what the task stored after the report batch `seq`."""
+
+    seq = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=100_000, default=20_000)

@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from . import views, views_models, views_ops, views_pipelines, views_teams
+from . import views, views_models, views_ops, views_pipelines, views_results, views_teams
 
 app_name = "api"
 
@@ -22,6 +22,7 @@ router = Router()
 router.include_format_suffixes = False
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("tasks", views.TaskViewSet, basename="task")
+router.register("tasks", views_results.TaskResultsViewSet, basename="task-results")
 router.register("artifacts", views.ArtifactViewSet, basename="artifact")
 router.register("models", views_models.ModelViewSet, basename="model")
 router.register("queues", views_ops.QueueViewSet, basename="queue")

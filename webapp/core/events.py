@@ -5,12 +5,14 @@ import math
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from . import limits, sql
+from . import limits, scalar_rollup, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, SingleValue, Task
+from .scalar_rollup import SINGLE_VALUE_ITERATION
 from .storage import delete_key, safe_filename, sample_key, save_bytes
 
 MAX_EVENTS_PER_BATCH = 50_000
@@ -68,7 +70,11 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                     f"event {index}: iteration must be an integer from {INT64_MIN} to {INT64_MAX}",
                     field="iteration",
                 ) from error
-        if kind == "scalar":
+        if kind == "scalar" and iteration == SINGLE_VALUE_ITERATION:
+            # ClearML's report_single_value (and older SDKs'): a value of the run, kept by
+            # its series' name, not a point at iteration -2**31.
+            singles[series or title] = _float(event.get("value"))
+        elif kind == "scalar":
             value = event.get("value")
             scalars[(title, series, iteration)] = value if type(value) is float else _float(value)
         elif kind == "plot":
@@ -91,16 +97,24 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                 f"event {index}: unknown type {kind!r} (scalar, single_value, plot, log)"
             )
     with transaction.atomic():
+        if scalars or plots:
+            # The task row lock orders this task's batches: each one's seq is above every
+            # seq already committed, so a reader at seq N misses nothing it asks for later.
+            task = Task.objects.select_for_update().get(pk=task.pk)
         if scalars:
             _check_series_limit(task, scalars)
-            _upsert_scalars(task, scalars, now)
+            _upsert_scalars(task, scalars, now, next_seq(task, Scalar))
+            scalar_rollup.record(task, scalars, now)
             _update_last_metrics(task, scalars)
         if plots:
+            seq = next_seq(task, Plot)
+            for plot in plots.values():
+                plot.seq, plot.timestamp = seq, now
             Plot.objects.bulk_create(
                 plots.values(),
                 update_conflicts=True,
                 unique_fields=["task", "title", "series", "iteration"],
-                update_fields=["figure", "timestamp"],
+                update_fields=["figure", "timestamp", "seq"],
             )
         if singles:
             _store_single_values(task, singles, now)
@@ -144,7 +158,13 @@ def _check_series_limit(task: Task, scalars: dict) -> None:
         raise TooLarge(f"task would have {total} scalar series; limit is {MAX_SERIES_PER_TASK}")
 
 
-def _upsert_scalars(task: Task, scalars: dict, now) -> None:
+def next_seq(task: Task, model) -> int:
+    """The seq of the batch being stored for `task` (whose row the caller holds locked):
+    one above the task's highest, read from the (task, seq) index."""
+    return (model.objects.filter(task=task).aggregate(m=Max("seq"))["m"] or 0) + 1
+
+
+def _upsert_scalars(task: Task, scalars: dict, now, seq: int) -> None:
     """Insert or update points by (task, title, series, iteration), in one executemany.
 
     One plain INSERT ... ON CONFLICT statement (SQLite >= 3.24 and PostgreSQL) instead of
@@ -153,25 +173,25 @@ def _upsert_scalars(task: Task, scalars: dict, now) -> None:
     if connection.vendor not in ("sqlite", "postgresql"):
         Scalar.objects.bulk_create(
             [
-                Scalar(task=task, title=t, series=s, iteration=i, value=v, timestamp=now)
+                Scalar(task=task, title=t, series=s, iteration=i, value=v, timestamp=now, seq=seq)
                 for (t, s, i), v in scalars.items()
             ],
             batch_size=2000,
             update_conflicts=True,
             unique_fields=["task", "title", "series", "iteration"],
-            update_fields=["value", "timestamp"],
+            update_fields=["value", "timestamp", "seq"],
         )
         return
     stamp = connection.ops.adapt_datetimefield_value(now)
     task_id = task.pk
-    rows = [(task_id, t, s, i, v, stamp) for (t, s, i), v in scalars.items()]
+    rows = [(task_id, t, s, i, v, stamp, seq) for (t, s, i), v in scalars.items()]
     with connection.cursor() as cursor:
         cursor.executemany(sql.UPSERT_SCALARS.text, rows)
 
 
 def _update_last_metrics(task: Task, scalars: dict) -> None:
-    """Keep the last value of every series on the task, for tables and comparisons."""
-    task = Task.objects.select_for_update().get(pk=task.pk)
+    """Keep the last value of every series on the task, for tables and comparisons (the
+    caller holds the task row locked)."""
     metrics = dict(task.last_metrics or {})
     for (title, series, iteration), value in scalars.items():
         key = f"{title}/{series}"
@@ -237,6 +257,7 @@ def store_debug_sample(
         raise TooLarge(f"media files are limited to {MAX_MEDIA_BYTES} bytes")
     content_type = _media_type(getattr(uploaded, "content_type", ""))
     with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
         sample, _ = DebugSample.objects.get_or_create(
             task=task,
             title=title[:255],
@@ -250,6 +271,7 @@ def store_debug_sample(
         sample.url = ""
         sample.content_type = content_type
         sample.timestamp = timezone.now()
+        sample.seq = next_seq(task, DebugSample)
         sample.save()
     if old_key and old_key != key:
         delete_key(old_key)
@@ -316,22 +338,40 @@ def _keep_history(sample: DebugSample, max_history: int) -> None:
 def link_debug_sample(task: Task, *, title: str, series: str, iteration: int, storage_key: str):
     """Upsert an image by (title, series, iteration) whose bytes are already stored under
     `storage_key` (uploaded to ClearML's file server before the event naming them)."""
-    sample, _ = DebugSample.objects.update_or_create(
-        task=task,
-        title=title[:255],
-        series=series[:255],
-        iteration=iteration,
-        defaults={"storage_key": storage_key, "timestamp": timezone.now()},
-    )
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
+        sample, _ = DebugSample.objects.update_or_create(
+            task=task,
+            title=title[:255],
+            series=series[:255],
+            iteration=iteration,
+            defaults={
+                "storage_key": storage_key,
+                "timestamp": timezone.now(),
+                "seq": next_seq(task, DebugSample),
+            },
+        )
     return sample
 
 
 def downsample(xs: list, ys: list, max_points: int) -> tuple[list, list]:
-    """Every k-th point plus the last, so long series stay cheap to draw."""
+    """At most `max_points` points that draw like all of them: the points cut into
+    max_points // 4 runs, each kept as its first, lowest, highest and last point (M4, as
+    scalar_rollup keeps charts), so no spike or dip is dropped, and the last value stays."""
     if max_points <= 0 or len(xs) <= max_points:
         return xs, ys
-    step = -(-len(xs) // max_points)
-    keep = list(range(0, len(xs), step))
-    if keep[-1] != len(xs) - 1:
-        keep.append(len(xs) - 1)
+    runs = max(1, max_points // 4)
+    size = -(-len(xs) // runs)
+    keep: list[int] = []
+    for start in range(0, len(xs), size):
+        end = min(start + size, len(xs))
+        # Values may come as JSON's stand-ins ("NaN", "Infinity"): those are no extremes.
+        finite = [
+            i for i in range(start, end) if type(ys[i]) in (int, float) and math.isfinite(ys[i])
+        ]
+        picked = {start, end - 1}
+        if finite:
+            picked.add(min(finite, key=ys.__getitem__))
+            picked.add(max(finite, key=ys.__getitem__))
+        keep.extend(sorted(picked))
     return [xs[i] for i in keep], [ys[i] for i in keep]

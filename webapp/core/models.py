@@ -192,6 +192,7 @@ class QueueEntry(models.Model):
 
     class Meta:
         ordering = ["queue", "position", "added"]
+        verbose_name_plural = "queue entries"
 
     def __str__(self) -> str:
         return f"{self.task_id[:8]} in {self.queue.name}"
@@ -237,6 +238,7 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        verbose_name = "API key"
 
     def __str__(self) -> str:
         return f"{self.kind} key {self.prefix} of {self.user}"
@@ -273,6 +275,9 @@ class Scalar(models.Model):
     iteration = models.BigIntegerField()
     value = models.FloatField(null=True)
     timestamp = models.DateTimeField(default=timezone.now)
+    # The task's report batch that last wrote this point (events.next_seq): a page that has
+    # seen batch N asks for seq > N, one range of the (task, seq) index.
+    seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["task", "title", "series", "iteration"]
@@ -282,6 +287,7 @@ class Scalar(models.Model):
                 fields=["task", "title", "series", "iteration"], name="scalar_upsert_key"
             )
         ]
+        indexes = [models.Index(fields=["task", "seq"], name="scalar_task_seq")]
 
     def __str__(self) -> str:
         return f"{self.title}/{self.series}@{self.iteration}"
@@ -296,6 +302,7 @@ class Plot(models.Model):
     iteration = models.BigIntegerField(default=0)
     figure = models.JSONField(default=dict)
     timestamp = models.DateTimeField(default=timezone.now)
+    seq = models.BigIntegerField(default=0)  # as Scalar.seq
 
     class Meta:
         ordering = ["task", "title", "series", "iteration"]
@@ -304,6 +311,7 @@ class Plot(models.Model):
                 fields=["task", "title", "series", "iteration"], name="plot_upsert_key"
             )
         ]
+        indexes = [models.Index(fields=["task", "seq"], name="plot_task_seq")]
 
     def __str__(self) -> str:
         return f"{self.title}/{self.series}@{self.iteration}"
@@ -321,6 +329,7 @@ class DebugSample(models.Model):
     url = models.CharField(max_length=2048, blank=True, default="")
     content_type = models.CharField(max_length=100, default="image/png")
     timestamp = models.DateTimeField(default=timezone.now)
+    seq = models.BigIntegerField(default=0)  # as Scalar.seq
 
     class Meta:
         ordering = ["task", "title", "series", "iteration"]
@@ -329,6 +338,7 @@ class DebugSample(models.Model):
                 fields=["task", "title", "series", "iteration"], name="sample_upsert_key"
             )
         ]
+        indexes = [models.Index(fields=["task", "seq"], name="sample_task_seq")]
 
     def __str__(self) -> str:
         return f"{self.title}/{self.series}@{self.iteration}"
@@ -412,6 +422,63 @@ class ModelInput(models.Model):
         return f"{self.name} of {self.task_id[:8]}"
 
 
+class ScalarSeries(models.Model):
+    """One scalar series of a task and the width of its chart buckets (scalar_rollup.py).
+
+    Kept as points arrive, so a chart of a million points reads at most MAX_BUCKETS
+    buckets per series instead of its points.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="scalar_series")
+    title = models.CharField(max_length=255)
+    series = models.CharField(max_length=255)
+    # Iterations per bucket, a power of two; doubled (buckets merged in pairs) as it grows.
+    bucket_width = models.BigIntegerField(default=1)
+    first_iteration = models.BigIntegerField()
+    last_iteration = models.BigIntegerField()
+    points = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["task", "title", "series"]
+        verbose_name_plural = "scalar series"
+        constraints = [
+            models.UniqueConstraint(fields=["task", "title", "series"], name="scalar_series_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title}/{self.series}"
+
+
+class ScalarBucket(models.Model):
+    """The points of a series with iteration // bucket_width == index, summarised by its
+    first, lowest, highest and last point (M4): drawn, they look like every point."""
+
+    series = models.ForeignKey(ScalarSeries, on_delete=models.CASCADE, related_name="buckets")
+    index = models.BigIntegerField()
+    count = models.BigIntegerField(default=0)
+    first_iteration = models.BigIntegerField()
+    first_value = models.FloatField(null=True)
+    first_time = models.FloatField()
+    min_iteration = models.BigIntegerField()
+    min_value = models.FloatField(null=True)
+    min_time = models.FloatField()
+    max_iteration = models.BigIntegerField()
+    max_value = models.FloatField(null=True)
+    max_time = models.FloatField()
+    last_iteration = models.BigIntegerField()
+    last_value = models.FloatField(null=True)
+    last_time = models.FloatField()
+
+    class Meta:
+        ordering = ["series", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "index"], name="scalar_bucket_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series_id}#{self.index}"
+
+
 class ReceivedBatch(models.Model):
     """A report batch already stored, so a batch resent after a lost response is not."""
 
@@ -420,6 +487,7 @@ class ReceivedBatch(models.Model):
     received = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name_plural = "received batches"
         constraints = [
             models.UniqueConstraint(fields=["task", "batch_id"], name="batch_once_per_task")
         ]

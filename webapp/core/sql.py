@@ -188,11 +188,58 @@ MARK_NODE_RUNNING_WHILE_PLOT_DUE = Statement(
 # more than storing the rows.
 UPSERT_SCALARS = Statement(
     """
-    INSERT INTO {scalar} ({task_id}, {title}, {series}, {iteration}, {value}, {timestamp})
-    VALUES (%s, %s, %s, %s, %s, %s)
+    INSERT INTO {scalar} ({task_id}, {title}, {series}, {iteration}, {value}, {timestamp}, {seq})
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
     ON CONFLICT ({task_id}, {title}, {series}, {iteration})
-    DO UPDATE SET {value} = EXCLUDED.{value}, {timestamp} = EXCLUDED.{timestamp}
+    DO UPDATE SET {value} = EXCLUDED.{value}, {timestamp} = EXCLUDED.{timestamp},
+        {seq} = EXCLUDED.{seq}
     """,
     {"scalar": "core.Scalar"},
-    ("task_id", "title", "series", "iteration", "value", "timestamp"),
+    ("task_id", "title", "series", "iteration", "value", "timestamp", "seq"),
+)
+
+
+# ---------------------------------------------------------------- scalar chart buckets
+
+UPSERT_SCALAR_BUCKETS = Statement(
+    """
+    INSERT INTO {bucket} ({series_id}, {index}, {count},
+        {first_iteration}, {first_value}, {first_time},
+        {min_iteration}, {min_value}, {min_time},
+        {max_iteration}, {max_value}, {max_time},
+        {last_iteration}, {last_value}, {last_time})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT ({series_id}, {index}) DO UPDATE SET
+        {count} = EXCLUDED.{count},
+        {first_iteration} = EXCLUDED.{first_iteration},
+        {first_value} = EXCLUDED.{first_value},
+        {first_time} = EXCLUDED.{first_time},
+        {min_iteration} = EXCLUDED.{min_iteration},
+        {min_value} = EXCLUDED.{min_value},
+        {min_time} = EXCLUDED.{min_time},
+        {max_iteration} = EXCLUDED.{max_iteration},
+        {max_value} = EXCLUDED.{max_value},
+        {max_time} = EXCLUDED.{max_time},
+        {last_iteration} = EXCLUDED.{last_iteration},
+        {last_value} = EXCLUDED.{last_value},
+        {last_time} = EXCLUDED.{last_time}
+    """,
+    {"bucket": "core.ScalarBucket"},
+    (
+        "series_id",
+        "index",
+        "count",
+        "first_iteration",
+        "first_value",
+        "first_time",
+        "min_iteration",
+        "min_value",
+        "min_time",
+        "max_iteration",
+        "max_value",
+        "max_time",
+        "last_iteration",
+        "last_value",
+        "last_time",
+    ),  # fmt: skip
 )

@@ -98,6 +98,7 @@ def delete_task_outputs(task) -> None:
     task.single_values.all().delete()
     task.log_lines.all().delete()
     task.scalars.all().delete()
+    task.scalar_series.all().delete()  # and their chart buckets
     task.plots.all().delete()
 
 

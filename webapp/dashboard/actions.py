@@ -17,6 +17,8 @@ from django.views.decorators.http import require_POST
 from webapp.core import access, policy, services
 from webapp.core.errors import DomainError
 
+from . import registry
+from .forms import TaskDetailsForm, first_error
 from .permissions import task_actions
 from .views import visible_task
 
@@ -43,6 +45,8 @@ VERBS = {
     "restore": "task.edit",
     "delete": "task.delete",
     "edit": "task.edit",
+    "publish": "task.publish",
+    "annotate": "task.edit",
 }
 
 
@@ -85,6 +89,11 @@ def clone(request, task):
     project_name = request.POST.get("project", "").strip() or None
     copy = services.clone_task(task, user=request.user, name=name, project_name=project_name)
     messages.success(request, f"Cloned into draft “{copy.name}”.")
+    # The clone opens on the tab the user was looking at, when it has that tab.
+    tab = request.POST.get("tab", "")
+    slugs = [t.slug for t in registry.tabs_for(copy)]
+    if tab in slugs[1:]:
+        return redirect("dashboard:task_tab", task_id=copy.id, slug=tab)
     return redirect("dashboard:task", task_id=copy.id)
 
 
@@ -114,6 +123,25 @@ def abort(request, task):
 def reset(request, task):
     services.reset_task(task)
     messages.success(request, "Reset to draft; its outputs were cleared.")
+    return _back(request, task)
+
+
+@task_action("publish")
+def publish(request, task):
+    services.publish_task(task)
+    messages.success(request, "Published: the task and its outputs are final.")
+    return _back(request, task)
+
+
+@task_action("annotate")
+def details(request, task):
+    """Tags and description, editable in any state (ClearML's too)."""
+    form = TaskDetailsForm(data=request.POST)
+    if not form.is_valid():
+        messages.error(request, first_error(form))
+        return _back(request, task)
+    services.edit_task(task, dict(form.validated_data))
+    messages.success(request, "Tags and description saved.")
     return _back(request, task)
 
 

@@ -17,4 +17,7 @@ def task_actions(task) -> dict[str, bool]:
         "restore": task.archived,
         "delete": status not in ACTIVE_STATES,
         "edit": status == TaskStatus.CREATED,
+        "publish": status == TaskStatus.COMPLETED and can_transition(status, TaskStatus.PUBLISHED),
+        # Tags and the description are notes about a task, not its definition.
+        "annotate": True,
     }

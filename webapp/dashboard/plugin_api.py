@@ -12,9 +12,11 @@ can change, this one keeps its names.
   `run_view(run)`: that run as shown (`.figure()`, `.rows()`, `.progress()`).
 - `PIPELINE_TERMINAL`: the statuses of a run that has ended.
 - `media_kind(content_type)`: how a debug sample shows (image, audio, video, html).
+- `is_running(task)`: whether the task may still report results (queued or running), so a
+  tab follows it live.
 """
 
-from webapp.core.choices import PIPELINE_TERMINAL
+from webapp.core.choices import ACTIVE_STATES, PIPELINE_TERMINAL
 
 from .permissions import task_actions
 from .plotting import json_safe
@@ -25,6 +27,7 @@ __all__ = [
     "DashboardPlugin",
     "MenuItem",
     "TaskTab",
+    "is_running",
     "json_safe",
     "media_kind",
     "pipeline_run_of",
@@ -36,6 +39,11 @@ __all__ = [
 
 # The functions below import what they call on first use: a plugin's apps.py imports this
 # module before Django has loaded the models those need.
+
+
+def is_running(task) -> bool:
+    """Queued or running: its results may still grow."""
+    return task.status in ACTIVE_STATES
 
 
 def visible_tasks(user):

@@ -27,7 +27,8 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 # Core page slugs a tab may not shadow in /tasks/<id>/<slug>/ URLs.
 RESERVED_TAB_SLUGS = frozenset(
     {"status", "console-lines", "clone", "enqueue", "dequeue", "abort", "reset", "archive",
-     "restore", "delete", "hyperparameters", "samples"}
+     "restore", "delete", "hyperparameters", "samples", "publish", "details",
+     "console-download", "console-search"}
 )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, model_views, ops_views, pipeline_views, views
+from . import actions, compare_views, model_views, ops_views, pipeline_views, views
 
 app_name = "dashboard"
 
@@ -18,9 +18,12 @@ urlpatterns = [
     path("projects/", views.projects, name="projects"),
     path("projects/<str:project_id>/", views.project_tasks, name="project"),
     path("tasks/status/", views.tasks_status, name="tasks_status"),
+    path("compare/", compare_views.compare, name="compare"),
     path(TASK, views.task_detail, name="task"),
     path(TASK + "status/", views.task_status, name="task_status"),
     path(TASK + "console-lines/", views.console_lines, name="console_lines"),
+    path(TASK + "console-search/", views.console_search, name="console_search"),
+    path(TASK + "console-download/", views.console_download, name="console_download"),
     path(TASK + "samples/<int:sample_id>/", views.debug_sample_file, name="debug_sample"),
     path(TASK + "clone/", actions.clone, name="task_clone"),
     path(TASK + "enqueue/", actions.enqueue, name="task_enqueue"),
@@ -31,6 +34,8 @@ urlpatterns = [
     path(TASK + "restore/", actions.restore, name="task_restore"),
     path(TASK + "delete/", actions.delete, name="task_delete"),
     path(TASK + "hyperparameters/", actions.hyperparameters, name="task_hyperparameters"),
+    path(TASK + "publish/", actions.publish, name="task_publish"),
+    path(TASK + "details/", actions.details, name="task_details"),
     # Plugin tabs come last so the fixed routes above win; their slugs are checked
     # against these names at start-up (registry.RESERVED_TAB_SLUGS).
     path(TASK + "<slug:slug>/", views.task_detail, name="task_tab"),

@@ -10,9 +10,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Max, Q
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.cache import cache_control
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET
@@ -23,11 +24,14 @@ from webapp.core.models import DebugSample, LogLine, PipelineNode, Queue
 from webapp.core.storage import artifact_storage
 
 from . import registry
+from .forms import ConsoleLinesQuery, ConsoleSearchQuery
 from .permissions import task_actions
 from .rendering import render_tab, tab_badge
 
 PAGE_SIZE = 50
 CONSOLE_BATCH = 1000
+CONSOLE_MATCHES = 500
+DOWNLOAD_PAGE = 5000
 TASK_SORTS = {
     "name": "name",
     "-name": "-name",
@@ -176,19 +180,42 @@ def tasks_status(request):
     return JsonResponse({"tasks": {task.id: _status_payload(task) for task in tasks}})
 
 
+def _query(request, form_class) -> dict | None:
+    form = form_class(data=request.GET)
+    return form.validated_data if form.is_valid() else None
+
+
+def _bad_query(form_class, request) -> JsonResponse:
+    form = form_class(data=request.GET)
+    form.is_valid()
+    return JsonResponse({"error": "invalid", "fields": form.errors}, status=400)
+
+
 @login_required
 @require_GET
 def console_lines(request, task_id: str):
-    """Console lines after `since` (a seq), oldest first, at most CONSOLE_BATCH of them."""
+    """Console lines after `since` (a seq), oldest first, at most CONSOLE_BATCH of them; or,
+    with `before`, the CONSOLE_BATCH lines just before that seq, still oldest first."""
     task = visible_task(request, task_id)
-    try:
-        since = int(request.GET.get("since", "-1"))
-    except ValueError:
-        since = -1
+    query = _query(request, ConsoleLinesQuery)
+    if query is None:
+        return _bad_query(ConsoleLinesQuery, request)
+    fields = ("seq", "stream", "text")
+    if "before" in query:
+        earlier = LogLine.objects.filter(task=task, seq__lt=query["before"]).order_by("-seq")
+        lines = list(earlier.values(*fields)[:CONSOLE_BATCH])[::-1]
+        return JsonResponse(
+            {
+                "lines": lines,
+                "first": lines[0]["seq"] if lines else query["before"],
+                "more": bool(lines) and earlier.filter(seq__lt=lines[0]["seq"]).exists(),
+            }
+        )
+    since = query["since"]
     lines = list(
         LogLine.objects.filter(task=task, seq__gt=since)
         .order_by("seq")
-        .values("seq", "stream", "text")[:CONSOLE_BATCH]
+        .values(*fields)[:CONSOLE_BATCH]
     )
     return JsonResponse(
         {
@@ -198,6 +225,50 @@ def console_lines(request, task_id: str):
             "status": _status_payload(task),
         }
     )
+
+
+@login_required
+@require_GET
+def console_search(request, task_id: str):
+    """Lines of the whole console containing `q` (any case), oldest first, at most
+    CONSOLE_MATCHES of them."""
+    task = visible_task(request, task_id)
+    query = _query(request, ConsoleSearchQuery)
+    if query is None:
+        return _bad_query(ConsoleSearchQuery, request)
+    matches = list(
+        LogLine.objects.filter(task=task, text__icontains=query["q"])
+        .order_by("seq")
+        .values("seq", "stream", "text")[: CONSOLE_MATCHES + 1]
+    )
+    return JsonResponse(
+        {"lines": matches[:CONSOLE_MATCHES], "more": len(matches) > CONSOLE_MATCHES}
+    )
+
+
+@login_required
+@require_GET
+def console_download(request, task_id: str):
+    """The whole console as a text file, streamed in pages of the (task, seq) index."""
+    task = visible_task(request, task_id)
+
+    def pages():
+        after = -1
+        while True:
+            rows = list(
+                LogLine.objects.filter(task=task, seq__gt=after)
+                .order_by("seq")
+                .values_list("seq", "text")[:DOWNLOAD_PAGE]
+            )
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield "".join(text if text.endswith("\n") else text + "\n" for _, text in rows)
+
+    response = StreamingHttpResponse(pages(), content_type="text/plain; charset=utf-8")
+    name = slugify(task.name) or "task"
+    response["Content-Disposition"] = f'attachment; filename="{name}-{task.id[:8]}-console.txt"'
+    return response
 
 
 @login_required

@@ -93,3 +93,47 @@ def plotly_url():
     import plotly
 
     return reverse("dashboard:plotly", kwargs={"version": plotly.__version__})
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
+def _spoken(seconds: float) -> str:
+    """A length of time in its largest unit, rounded down: "1 minute", "3 hours"."""
+    seconds = int(max(0, seconds))
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            return _plural(seconds // size, unit)
+    return _plural(seconds, "second")
+
+
+@register.filter
+def ago(value, now=None):
+    """ "just now", "42 seconds ago", "1 minute ago" (Django's timesince says "0 minutes")."""
+    if not value:
+        return ""
+    from django.utils import timezone
+
+    seconds = ((now or timezone.now()) - value).total_seconds()
+    return "just now" if seconds < 5 else f"{_spoken(seconds)} ago"
+
+
+@register.filter
+def duration(start, end=None):
+    """How long from `start` to `end` (or now): "42 s", "3 min 5 s", "2 h 03 min", "3 d 4 h"."""
+    if not start:
+        return ""
+    from django.utils import timezone
+
+    seconds = int(max(0, ((end or timezone.now()) - start).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"

@@ -1,12 +1,14 @@
+from django.db.models import Max
 from django.urls import reverse
 
-from webapp.dashboard.plugin_api import TaskTab, media_kind
+from webapp.dashboard.plugin_api import TaskTab, is_running, media_kind
 
 # The newest iterations first; older ones are rarely looked at and cost a request each.
 MAX_SAMPLES = 200
 
 
 def get_context(request, task) -> dict:
+    seq = task.debug_samples.aggregate(m=Max("seq"))["m"] or 0  # before the rows, as plots
     samples = task.debug_samples.order_by("title", "series", "-iteration")[:MAX_SAMPLES]
     groups: dict[str, list] = {}
     for sample in samples:
@@ -14,7 +16,13 @@ def get_context(request, task) -> dict:
         sample.kind = media_kind(sample.content_type)
         sample.src = sample.url or reverse("dashboard:debug_sample", args=[task.id, sample.id])
         groups.setdefault(sample.title, []).append(sample)
-    return {"groups": groups, "limit": MAX_SAMPLES}
+    return {
+        "groups": groups,
+        "limit": MAX_SAMPLES,
+        "seq": seq,
+        "live": is_running(task),
+        "since_url": reverse("api:task-results-samples-since", kwargs={"pk": task.id}),
+    }
 
 
 def count(task) -> int:

@@ -1,18 +1,22 @@
-from webapp.dashboard.plugin_api import TaskTab
+from django.urls import reverse
 
-from .figures import scalar_figures
+from webapp.dashboard.plugin_api import TaskTab, is_running
 
 
 def get_context(request, task) -> dict:
-    points = (
-        task.scalars.order_by("title", "series", "iteration")
-        .values_list("title", "series", "iteration", "value")
-        .iterator(chunk_size=5000)
-    )
-    charts = scalar_figures(points)
-    for index, chart in enumerate(charts):
-        chart["id"] = f"scalar-{index}"
-    return {"charts": charts, "single_values": list(task.single_values.order_by("name"))}
+    # The page draws the charts from the API (the task's buckets, then what is new), so
+    # the tab itself reads no point.
+    source = {
+        "label": task.name,
+        "charts_url": reverse("api:task-results-scalar-charts", kwargs={"pk": task.id}),
+        "since_url": reverse("api:task-results-scalars-since", kwargs={"pk": task.id}),
+        "live": is_running(task),
+    }
+    return {"sources": [source], "prefetch": source["charts_url"]}
+
+
+def count(task) -> int:
+    return task.scalar_series.count()
 
 
 tabs = [
@@ -23,6 +27,7 @@ tabs = [
         order=60,
         template="plugins/scalars/tab.html",
         get_context=get_context,
+        badge=count,
         plotly=True,
     )
 ]
