@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from . import sql
+from . import hooks, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, Task
@@ -92,6 +92,11 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             append_log(task, logs)
         if batch_id:
             ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
+        if scalars and hooks.listening(hooks.SCALARS_REPORTED):
+            reported: dict[tuple, list] = {}
+            for (title, series, _iteration), value in scalars.items():
+                reported.setdefault((title, series), []).append(value)
+            hooks.notify(hooks.SCALARS_REPORTED, task, reported)
     return {"scalars": len(scalars), "plots": len(plots), "logs": len(logs)}
 
 

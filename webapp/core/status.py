@@ -90,32 +90,38 @@ def change(
         where.update(attempt=task.attempt, last_update=task.last_update)
     elif attempt is not None:
         where["attempt"] = attempt
-    if target != TaskStatus.QUEUED and TaskStatus.QUEUED in sources:
-        # Both or neither; no savepoint inside a caller's transaction (two more statements
-        # on every claim).
-        with transaction.atomic(savepoint=False):
+    # The change and what its listeners record commit together: a listener that notes an
+    # event (automation's trigger firings) never misses one the change committed.
+    with transaction.atomic(savepoint=False):
+        if target != TaskStatus.QUEUED and TaskStatus.QUEUED in sources:
+            # Both or neither (the enclosing block).
             changed = _update(fields, where, sources, next_attempt)
             if changed:
                 with connection.cursor() as cursor:
                     cursor.execute(sql.LEAVE_QUEUE.text, {"task": task_id})
-    else:
-        changed = _update(fields, where, sources, next_attempt)
-    if as_read:
-        if not changed:
-            return None
-        for name, value in fields.items():
-            setattr(task, name, value)
-        if next_attempt:
-            task.attempt += 1
-        current = task
-    else:
-        current = next(iter((rows or Task.objects).filter(pk=task_id).order_by()[:1]), None)
-        if current is None:
+        else:
+            changed = _update(fields, where, sources, next_attempt)
+        if as_read:
+            if not changed:
+                return None
+            for name, value in fields.items():
+                setattr(task, name, value)
+            if next_attempt:
+                task.attempt += 1
+            current = task
+            if not same:
+                notify(current)
+        else:
+            current = next(iter((rows or Task.objects).filter(pk=task_id).order_by()[:1]), None)
+            if current is None or not changed:
+                # Raised outside the block: a caller's transaction that catches it goes on.
+                refused = current
+            elif not same:
+                notify(current)
+    if not as_read and (current is None or not changed):
+        if refused is None:
             raise NotFound(f"task {task_id} does not exist")
-        if not changed:
-            raise _conflict(current, target, attempt, force)
-    if not same:
-        notify(current)
+        raise _conflict(refused, target, attempt, force)
     return current
 
 
