@@ -13,7 +13,7 @@ CORE_MENU = [
         slug="pipelines", label="Pipelines", url_name="dashboard:pipelines", order=20, icon="⇶"
     ),
     MenuItem(
-        slug="schedules", label="Schedules", url_name="automation:schedules", order=24, icon="⏱"
+        slug="schedules", label="Schedules", url_name="automation:schedules", order=24, icon="◷"
     ),
     MenuItem(
         slug="triggers", label="Triggers", url_name="automation:triggers", order=26, icon="⚡"
