@@ -52,7 +52,8 @@ def latest_definition(user, project: str, name: str, version: str = "") -> Pipel
         version_text = f" version {version!r}" if version else ""
         raise NotFound(
             f"pipeline {name!r}{version_text} in project {project!r} not found: run its "
-            "controller script once (the latest run's definition is what runs)"
+            "controller script once (the latest run's definition is what runs)",
+            field="pipeline_name",
         )
     return run
 
