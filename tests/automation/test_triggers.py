@@ -159,3 +159,17 @@ def test_bad_triggers_are_refused_and_hidden_tasks_never_fire_them(user, follow_
     )
     run_as_worker(_queued(user))  # alice's task: mallory's trigger must not see it
     assert TriggerFiring.objects.count() == 0
+
+
+@pytest.mark.parametrize("pattern", ["(a+)+$", "(a|aa)*$", r"(\w+)\1", ".*.*.*x", "(?:a*)*"])
+def test_a_name_pattern_that_could_backtrack_for_ever_is_refused(user, follow_up, pattern):
+    with pytest.raises(InvalidInput) as error:
+        _trigger(user, follow_up, event="status", statuses=["failed"], name_pattern=pattern)
+    assert "exponential time" in error.value.message
+
+
+def test_an_ordinary_name_pattern_matches_as_a_regular_expression(user, follow_up):
+    _trigger(user, follow_up, event="status", statuses=["failed"], name_pattern=r"^train \d+$")
+    run_as_worker(_queued(user, "train 12"), "failed")
+    run_as_worker(_queued(user, "pretrain 12"), "failed")
+    assert [f.source_task.name for f in TriggerFiring.objects.all()] == ["train 12"]

@@ -37,8 +37,10 @@ EDITABLE = {"name", "paused", *TIMING_FIELDS, *targets.TARGET_FIELDS}
 # ---------------------------------------------------------------- the verbs
 
 
+@transaction.atomic
 def create_schedule(*, user, name: str, **fields) -> Schedule:
-    """A schedule of `user`'s, checked whole; it fires from its first tick after now."""
+    """A schedule of `user`'s, checked whole (nothing is kept when anything is refused, not
+    even the target project it would create); it fires from its first tick after now."""
     unknown = set(fields) - EDITABLE
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")

@@ -23,7 +23,7 @@ from webapp.core.choices import ACTIVE_STATES, TaskType
 from webapp.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from webapp.core.models import PipelineRun, Project, Task
 
-from . import jobs, launch, targets
+from . import jobs, launch, patterns, targets
 from .choices import (
     TRIGGER_STATUSES,
     FiringState,
@@ -59,7 +59,9 @@ PENDING_GRACE = timedelta(seconds=2)
 # ---------------------------------------------------------------- the verbs
 
 
+@transaction.atomic
 def create_trigger(*, user, name: str, **fields) -> Trigger:
+    """A trigger of `user`'s, checked whole (nothing is kept when anything is refused)."""
     unknown = set(fields) - EDITABLE
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
@@ -159,13 +161,7 @@ def _checked_conditions(user, fields: dict) -> dict:
         watch = access.visible_projects(user).filter(name=name).first()
         if watch is None:
             raise NotFound("project to watch not found", field="watch_project")
-    pattern = str(fields.get("name_pattern") or "")
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise InvalidInput(f"name_pattern: {error}", field="name_pattern") from error
-    if len(pattern) > 255:
-        raise InvalidInput("name_pattern: at most 255 characters", field="name_pattern")
+    pattern = patterns.checked(str(fields.get("name_pattern") or ""))
     clean = {
         "source": source,
         "event": event,
@@ -237,9 +233,10 @@ def on_tags_added(task: Task, added: list) -> None:
     _record(TriggerEvent.TAGS, task, f"tags:{task.pk}", {"tags": list(task.tags)}, matches)
 
 
-def on_scalars_reported(task: Task, reported: dict) -> None:
+def on_scalars_reported(task: Task, scalars: dict) -> None:
     def matches(trigger, subject):
-        values = reported.get((trigger.metric_title, trigger.metric_series), [])
+        series = (trigger.metric_title, trigger.metric_series)
+        values = [v for (t, s, _), v in sorted(scalars.items()) if (t, s) == series]
         past = [v for v in values if v is not None and math.isfinite(v) and _past(trigger, v)]
         if past:
             detail["value"] = past[-1]

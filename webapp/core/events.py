@@ -92,11 +92,8 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             append_log(task, logs)
         if batch_id:
             ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
-        if scalars and hooks.listening(hooks.SCALARS_REPORTED):
-            reported: dict[tuple, list] = {}
-            for (title, series, _iteration), value in scalars.items():
-                reported.setdefault((title, series), []).append(value)
-            hooks.notify(hooks.SCALARS_REPORTED, task, reported)
+        if scalars:
+            hooks.notify(hooks.SCALARS_REPORTED, task, scalars)
     return {"scalars": len(scalars), "plots": len(plots), "logs": len(logs)}
 
 

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 # listener(task, added_tags: list[str]) after an edit added tags to an existing task.
 TAGS_ADDED = "tags_added"
-# listener(task, values: {(title, series): [values reported in the batch]}) after a batch.
+# listener(task, scalars: {(title, series, iteration): value}) after a batch is stored.
 SCALARS_REPORTED = "scalars_reported"
 # listener(artifact) once an artifact's bytes are verified and it is `ready`.
 ARTIFACT_READY = "artifact_ready"
@@ -36,11 +36,6 @@ def add_listener(event: str, listener: Callable) -> None:
 def remove_listener(event: str, listener: Callable) -> None:
     if listener in _listeners[event]:
         _listeners[event].remove(listener)
-
-
-def listening(event: str) -> bool:
-    """Whether anyone follows `event`: callers skip building what nobody reads."""
-    return bool(_listeners[event])
 
 
 def notify(event: str, *args) -> None:
