@@ -226,6 +226,7 @@ SPECTACULAR_SETTINGS = {
         "PipelineStatusEnum": "webapp.core.choices.PipelineStatus",
         "NodeStatusEnum": "webapp.core.choices.NodeStatus",
         "FinishStatusEnum": ["completed", "failed", "stopped"],
+        "FiringStateEnum": "webapp.automation.choices.FiringState",
     },
 }
 

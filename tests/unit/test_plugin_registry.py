@@ -50,7 +50,7 @@ def test_builtin_tabs_are_plugins_registered_in_order():
     assert [tab.slug for tab in tabs] == BUILTIN_SLUGS
     assert all(tab.plugin.startswith("webapp.plugins.") for tab in tabs)
     menu = [item.slug for item in registry.active().sorted_menu()]
-    assert menu[:4] == ["projects", "pipelines", "queues", "workers"]
+    assert menu[:6] == ["projects", "pipelines", "schedules", "triggers", "queues", "workers"]
 
 
 @pytest.mark.parametrize(
