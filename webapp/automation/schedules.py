@@ -217,7 +217,7 @@ def fire(schedule_id: str, now=None) -> list[ScheduleFiring]:
     now = now or timezone.now()
     with transaction.atomic():
         schedule = (
-            Schedule.objects.select_for_update()
+            Schedule.objects.select_for_update(of=("self",))
             .select_related("created_by", "project", "base_task", "target_project")
             .filter(pk=schedule_id, paused=False, next_tick__lte=now)
             .first()
@@ -351,7 +351,7 @@ def release_waiting(schedule_id: str) -> ScheduleFiring | None:
     """Start the oldest waiting firing of a schedule once nothing it started still runs."""
     with transaction.atomic():
         schedule = (
-            Schedule.objects.select_for_update()
+            Schedule.objects.select_for_update(of=("self",))
             .select_related("created_by", "project", "base_task", "target_project")
             .filter(pk=schedule_id)
             .first()
