@@ -282,6 +282,8 @@ TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
 SCHEDULE_MISFIRE_GRACE_SECONDS = env_float("SCHEDULE_MISFIRE_GRACE_SECONDS", 60.0)
 SCHEDULE_MAX_CATCHUP = env_int("SCHEDULE_MAX_CATCHUP", 100)
 SCHEDULE_MAX_WAITING = env_int("SCHEDULE_MAX_WAITING", 10)
+# How long the history of schedule and trigger firings is kept.
+AUTOMATION_HISTORY_DAYS = env_int("AUTOMATION_HISTORY_DAYS", 30)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 
 # ClearML wire compatibility (webapp/compat): lifetime of the tokens auth.login hands out

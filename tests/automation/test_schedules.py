@@ -182,3 +182,82 @@ def test_a_pipeline_schedule_runs_the_latest_run_with_its_parameters(user):
     assert second.run.controller.parent_id == controller.pk
     assert second.run.controller.runtime["version"] == "1.2"
     assert ScheduleFiring.objects.count() == 2
+
+
+def test_ticks_around_clock_changes_follow_cronies_rules():
+    from datetime import datetime
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from webapp.automation import timing
+
+    riga = ZoneInfo("Europe/Riga")
+
+    def local(cron, after, count):
+        spec = SimpleNamespace(cron=cron, timezone="Europe/Riga", interval_seconds=None)
+        return [
+            t.astimezone(riga).strftime("%m-%d %H:%M%z")
+            for t in timing.upcoming(spec, after, count)
+        ]
+
+    # Clocks go 03:00 -> 04:00 on 31 March: 03:30 that night fires at 04:00.
+    assert local("30 3 * * *", datetime(2024, 3, 30, 12, tzinfo=riga), 2) == [
+        "03-31 04:00+0300",
+        "04-01 03:30+0300",
+    ]
+    # Clocks go 04:00 -> 03:00 on 27 October: a fixed 03:30 fires once ...
+    assert local("30 3 * * *", datetime(2024, 10, 26, 12, tzinfo=riga), 2) == [
+        "10-27 03:30+0300",
+        "10-28 03:30+0200",
+    ]
+    # ... and every half hour fires in both copies of the repeated hour.
+    assert local("*/30 * * * *", datetime(2024, 10, 27, 2, 45, tzinfo=riga), 4) == [
+        "10-27 03:00+0300",
+        "10-27 03:30+0300",
+        "10-27 03:00+0200",
+        "10-27 03:30+0200",
+    ]
+
+
+def test_a_firing_whose_server_worker_dies_midway_leaves_nothing_and_runs_once_later(
+    user, base, monkeypatch
+):
+    from django.db import OperationalError
+
+    from webapp.automation import launch
+
+    schedule = _every(user, base)
+    real_start = launch.start
+
+    def dies(*args, **kwargs):
+        raise OperationalError("the connection to the database was lost")
+
+    monkeypatch.setattr(launch, "start", dies)
+    now = schedule.anchor + timedelta(seconds=10.5)
+    assert schedules.fire_due(now) == 0  # logged, rolled back whole
+    assert not schedule.firings.exists() and not Task.objects.filter(parent=base).exists()
+    monkeypatch.setattr(launch, "start", real_start)
+    assert schedules.fire_due(now) == 1
+    assert schedule.firings.get().state == "launched"
+    assert Task.objects.filter(parent=base).count() == 1
+
+
+def test_old_history_is_forgotten_but_waiting_firings_stay_and_start_only_when_resumed(
+    user, base
+):
+    from webapp.automation.tasks import forget_old_firings
+
+    schedule = _every(user, base, overlap="queue")
+    for k in (1, 2):
+        schedules.fire_due(schedule.anchor + timedelta(seconds=10 * k + 0.5))
+    launched, waiting = schedule.firings.order_by("tick")
+    assert (launched.state, waiting.state) == ("launched", "waiting")
+    old = timezone.now() - timedelta(days=31)
+    ScheduleFiring.objects.update(created=old)
+    assert forget_old_firings() == 1
+    assert list(schedule.firings.values_list("state", flat=True)) == ["waiting"]
+    schedule = schedules.pause_schedule(schedule)
+    run_as_worker(Task.objects.get(pk=launched.task_id))
+    assert schedules.release_waiting(schedule.pk) is None  # paused: nothing starts
+    schedules.resume_schedule(schedule)
+    assert schedules.release_waiting(schedule.pk).state == "launched"

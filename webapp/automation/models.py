@@ -116,7 +116,7 @@ class ScheduleFiring(models.Model):
     run = models.ForeignKey(
         PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created = models.DateTimeField(default=now)
+    created = models.DateTimeField(default=now, db_index=True)
     launched = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -211,7 +211,7 @@ class TriggerFiring(models.Model):
     run = models.ForeignKey(
         PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created = models.DateTimeField(default=now)
+    created = models.DateTimeField(default=now, db_index=True)
     launched = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -356,7 +356,8 @@ def release_waiting(schedule_id: str) -> ScheduleFiring | None:
             .filter(pk=schedule_id)
             .first()
         )
-        if schedule is None or _running(schedule) is not None:
+        # Paused: nothing starts; the waiting firings start once it is resumed.
+        if schedule is None or schedule.paused or _running(schedule) is not None:
             return None
         firing = schedule.firings.filter(state=FiringState.WAITING).order_by("tick").first()
         if firing is None:

@@ -1,8 +1,16 @@
 """The server worker's jobs for schedules and triggers: thin, by id, safe to run twice."""
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
 
 from . import schedules, triggers
+from .choices import OPEN_FIRING_STATES
+from .models import ScheduleFiring, TriggerFiring
+
+PRUNE_BATCH = 1000
 
 
 @shared_task(name="automation.start_trigger_firing", acks_late=True)
@@ -21,3 +29,18 @@ def sweep() -> None:
     schedules.fire_due()
     schedules.release_all_waiting()
     triggers.start_pending()
+    forget_old_firings()
+
+
+def forget_old_firings() -> int:
+    """History older than AUTOMATION_HISTORY_DAYS goes, a batch per sweep; firings still
+    pending or waiting stay. (A trigger's event never comes back, and a schedule's ticks
+    only move forward, so a forgotten firing cannot fire again.)"""
+    before = timezone.now() - timedelta(days=settings.AUTOMATION_HISTORY_DAYS)
+    removed = 0
+    for model in (ScheduleFiring, TriggerFiring):
+        old = model.objects.filter(created__lt=before).exclude(state__in=OPEN_FIRING_STATES)
+        ids = list(old.order_by("created").values_list("pk", flat=True)[:PRUNE_BATCH])
+        if ids:
+            removed += model.objects.filter(pk__in=ids).delete()[0]
+    return removed

@@ -3,9 +3,10 @@ time zone, in UTC out.
 
 Cron expressions are read by cronsim (the library healthchecks.io is built on): five fields,
 or six with seconds first, evaluated in the schedule's time zone (zoneinfo), so "30 2 * * *"
-is 02:30 local time whatever the season. A local time that does not exist (the hour skipped
-when clocks go forward) is not a tick, and one that happens twice (clocks go back) is one
-tick, as cronie does.
+is 02:30 local time whatever the season. Around clock changes the rules are cronie's: a
+fixed time the clocks skip fires at the first time after the gap, a fixed time that happens
+twice fires once, and ticks with wildcards or steps in the hour fire in both copies of the
+repeated hour.
 """
 
 import math
