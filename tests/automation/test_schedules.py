@@ -242,9 +242,7 @@ def test_a_firing_whose_server_worker_dies_midway_leaves_nothing_and_runs_once_l
     assert Task.objects.filter(parent=base).count() == 1
 
 
-def test_old_history_is_forgotten_but_waiting_firings_stay_and_start_only_when_resumed(
-    user, base
-):
+def test_old_history_is_forgotten_but_waiting_firings_stay_and_start_only_when_resumed(user, base):
     from webapp.automation.tasks import forget_old_firings
 
     schedule = _every(user, base, overlap="queue")
@@ -254,10 +252,12 @@ def test_old_history_is_forgotten_but_waiting_firings_stay_and_start_only_when_r
     assert (launched.state, waiting.state) == ("launched", "waiting")
     old = timezone.now() - timedelta(days=31)
     ScheduleFiring.objects.update(created=old)
-    assert forget_old_firings() == 1
-    assert list(schedule.firings.values_list("state", flat=True)) == ["waiting"]
+    # The launched one's run is still queued: overlap needs it, so it stays too.
+    assert forget_old_firings() == 0
     schedule = schedules.pause_schedule(schedule)
     run_as_worker(Task.objects.get(pk=launched.task_id))
     assert schedules.release_waiting(schedule.pk) is None  # paused: nothing starts
+    assert forget_old_firings() == 1
+    assert list(schedule.firings.values_list("state", flat=True)) == ["waiting"]
     schedules.resume_schedule(schedule)
     assert schedules.release_waiting(schedule.pk).state == "launched"

@@ -6,8 +6,10 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from webapp.core.choices import ACTIVE_STATES
+
 from . import schedules, triggers
-from .choices import OPEN_FIRING_STATES
+from .choices import OPEN_FIRING_STATES, FiringState
 from .models import ScheduleFiring, TriggerFiring
 
 PRUNE_BATCH = 1000
@@ -34,12 +36,18 @@ def sweep() -> None:
 
 def forget_old_firings() -> int:
     """History older than AUTOMATION_HISTORY_DAYS goes, a batch per sweep; firings still
-    pending or waiting stay. (A trigger's event never comes back, and a schedule's ticks
-    only move forward, so a forgotten firing cannot fire again.)"""
+    pending or waiting, and those whose run is still going, stay. (A trigger's event never
+    comes back, and a schedule's ticks only move forward, so a forgotten firing cannot fire
+    again.)"""
     before = timezone.now() - timedelta(days=settings.AUTOMATION_HISTORY_DAYS)
     removed = 0
     for model in (ScheduleFiring, TriggerFiring):
-        old = model.objects.filter(created__lt=before).exclude(state__in=OPEN_FIRING_STATES)
+        old = (
+            model.objects.filter(created__lt=before)
+            .exclude(state__in=OPEN_FIRING_STATES)
+            # what overlap and single_instance look at: a run still going
+            .exclude(state=FiringState.LAUNCHED, task__status__in=ACTIVE_STATES)
+        )
         ids = list(old.order_by("created").values_list("pk", flat=True)[:PRUNE_BATCH])
         if ids:
             removed += model.objects.filter(pk__in=ids).delete()[0]
