@@ -270,6 +270,74 @@ def test_two_server_workers_fire_each_tick_once(auto, quick_base):
     assert len(started) == len(firings) == len({f["task"] for f in firings})
 
 
+# ------------------------------------------------------- an event while no server worker runs
+
+
+def test_an_event_while_no_server_worker_runs_fires_its_trigger_once_after_the_restart(
+    auto, quick_base
+):
+    idle = auto.queue("idle")
+    subject = auto.post("tasks/", {"project_name": "e2e-faults", "name": "to be tagged"})
+    _sdk(
+        auto,
+        "TriggerScheduler",
+        "add_task_trigger",
+        schedule_task_id=quick_base,
+        schedule_queue=idle,
+        name="on deploy tag",
+        trigger_project="e2e-faults",
+        trigger_on_tags=["deploy"],
+        task_parameters={"General/go_file": "${trigger.id}"},
+    )
+    trigger = _one(auto, "triggers", "on deploy tag")
+    for worker in [p for p in auto.processes if p.name.startswith("server-worker")]:
+        auto.processes.remove(worker)
+        worker.kill()
+    auto.patch(f"tasks/{subject['id']}/", {"tags": ["deploy"]})
+    # Recorded with the event, waiting for a server worker to start it.
+    (firing,) = _firings(auto, "triggers", trigger["id"])
+    assert firing["state"] == "pending" and firing["source_task"] == subject["id"]
+    _server_worker(auto, "server-worker")
+    wait_until(
+        lambda: _firings(auto, "triggers", trigger["id"])[0]["state"] == "launched",
+        timeout=30,
+        interval=0.2,
+    )
+    # The message sent at the event and the sweeps both came to it: it started once. (A
+    # 1 s schedule is the clock: each of its firings is a sweep.)
+    launched_at = time.time()
+    _sdk(
+        auto,
+        "TaskScheduler",
+        "add_task",
+        schedule_task_id=quick_base,
+        queue=idle,
+        name="sweep clock",
+        interval_seconds=1,
+    )
+    clock = _one(auto, "schedules", "sweep clock")
+    wait_until(
+        lambda: len(
+            [
+                f
+                for f in _firings(auto, "schedules", clock["id"])
+                if _when(f["tick"]).timestamp() > launched_at + 2
+            ]
+        )
+        >= 2,
+        timeout=30,
+        interval=0.2,
+    )
+    auto.post(f"schedules/{clock['id']}/pause/")
+    (firing,) = _firings(auto, "triggers", trigger["id"])
+    started = auto.task(firing["task"])
+    assert started["parent"] == quick_base and started["status"] == "queued"
+    assert started["hyperparameters"]["General"]["go_file"]["value"] == subject["id"]
+    assert "on deploy tag" in started["tags"]
+    clones = [t for t in _clones_of(auto, quick_base) if "on deploy tag" in t["tags"]]
+    assert len(clones) == 1
+
+
 # ---------------------------------------------------------------- a completion trigger
 
 
