@@ -61,7 +61,13 @@ def create_schedule(*, user, name: str, **fields) -> Schedule:
     )
     _refuse_duplicate_name(schedule)
     schedule.next_tick = None if schedule.paused else _next(schedule, now)
-    schedule.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            schedule.save(force_insert=True)
+    except IntegrityError as error:  # the same name created meanwhile
+        raise Conflict(
+            f"project {project.name!r} already has a schedule named {schedule.name!r}"
+        ) from error
     return schedule
 
 

@@ -15,7 +15,7 @@ import math
 import re
 from datetime import timedelta
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from webapp.core import access
@@ -75,7 +75,13 @@ def create_trigger(*, user, name: str, **fields) -> Trigger:
         **_checked_conditions(user, fields),
     )
     _refuse_duplicate_name(trigger)
-    trigger.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            trigger.save(force_insert=True)
+    except IntegrityError as error:  # the same name created meanwhile
+        raise Conflict(
+            f"project {project.name!r} already has a trigger named {trigger.name!r}"
+        ) from error
     return trigger
 
 

@@ -19,6 +19,7 @@ from .forms import ScheduleForm, TriggerForm
 from .models import Schedule, Trigger
 
 FIRINGS_PER_PAGE = 25
+ROWS_PER_PAGE = 50
 
 
 def _visible(model, user):
@@ -55,8 +56,9 @@ def _save(request, form, save, row=None):
 @login_required
 def schedule_list(request):
     rows = _visible(Schedule, request.user).order_by("project__name", "name")
-    entries = [{"schedule": s, "next": schedules.upcoming(s, 1)} for s in rows]
-    return render(request, "automation/schedules.html", {"entries": entries})
+    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    entries = [{"schedule": s, "next": schedules.upcoming(s, 1)} for s in page]
+    return render(request, "automation/schedules.html", {"entries": entries, "page": page})
 
 
 @login_required
@@ -130,7 +132,8 @@ def schedule_action(request, schedule_id: str, verb: str):
 @login_required
 def trigger_list(request):
     rows = _visible(Trigger, request.user).select_related("watch_project")
-    return render(request, "automation/triggers.html", {"triggers": rows})
+    page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "automation/triggers.html", {"triggers": page, "page": page})
 
 
 @login_required
