@@ -259,6 +259,8 @@ def _past(trigger: Trigger, value: float) -> bool:
 
 
 def on_artifact_ready(artifact) -> None:
+    if not Trigger.objects.filter(paused=False, event=TriggerEvent.ARTIFACT).exists():
+        return  # the common case: no task read for nothing
     task = Task.objects.filter(pk=artifact.task_id).first()
     if task is None:
         return
