@@ -15,6 +15,8 @@ sync_api = pytest.importorskip(
 expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+# Its own project: the other browser tests count the tasks of the seeded ones.
+PROJECT = "automation pages"
 
 FIRE_TICKS = """
 import json
@@ -31,7 +33,7 @@ def _draft(server, name: str) -> dict:
     response = server.api().post(
         f"{server.url}/api/v1/tasks/",
         json={
-            "project_name": "examples",
+            "project_name": PROJECT,
             "name": name,
             "hyperparameters": {"General": {"lr": 0.1}},
         },
@@ -115,14 +117,14 @@ def test_a_trigger_is_created_from_the_form_and_listed(page, dashboard_server):
     page.select_option("#id_source", "task")
     page.select_option("#id_event", "status")
     page.check("input[name=statuses][value=completed]")
-    page.select_option("#id_watch_project", "examples")
+    page.select_option("#id_watch_project", PROJECT)
     page.fill("#id_name_pattern", "^train")
     page.check("input[name=target_kind][value=task]")
     page.select_option("#id_base_task", base["id"])
     page.fill("#id_task_parameters", "General/model=${trigger.artifacts.model.url}")
     page.click("button:has-text('Create trigger')")
     expect(page.locator(".message-success")).to_contain_text("created")
-    expect(page.locator("dl.kv")).to_contain_text("a task in examples ends completed")
+    expect(page.locator("dl.kv")).to_contain_text(f"a task in {PROJECT} ends completed")
     screenshot(page, "trigger-detail")
     page.goto(f"{server.url}/triggers/")
     expect(page.locator("#triggers tr[data-trigger='evaluate after training']")).to_be_visible()
