@@ -110,3 +110,31 @@ def test_other_teams_schedules_and_triggers_are_not_found(stranger_client, admin
         assert stranger_client.post(url).status_code == 404
     assert "nightly" not in stranger_client.get("/schedules/").content.decode()
     assert Trigger.objects.filter(pk=trigger.pk).exists()
+
+
+def test_secret_parameter_values_are_masked_on_the_page_and_kept_when_saved_back(
+    admin_client, base
+):
+    schedule = schedules.create_schedule(
+        user=base.created_by,
+        name="with a secret",
+        base_task=base.pk,
+        interval_seconds=60,
+        task_parameters={"General/db_password": "hunter2", "General/lr": "0.5"},
+    )
+    page = admin_client.get(f"/schedules/{schedule.pk}/").content.decode()
+    assert "hunter2" not in page and "General/db_password=********" in page
+    # The edit form holds the mask; saving it back keeps the stored value.
+    admin_client.post(
+        f"/schedules/{schedule.pk}/",
+        {
+            **_form(schedule),
+            "interval_seconds": "60",
+            "cron": "",
+            "task_parameters": "General/db_password=********\nGeneral/lr=0.7",
+        },
+    )
+    schedule.refresh_from_db()
+    assert schedule.task_parameters == {"General/db_password": "hunter2", "General/lr": "0.7"}
+    api = admin_client.get(f"/api/v1/schedules/{schedule.pk}/").json()
+    assert api["task_parameters"]["General/db_password"] == "********"

@@ -4,7 +4,7 @@ the views show on the form."""
 
 from django import forms
 
-from webapp.core import access
+from webapp.core import access, presenters
 from webapp.core.choices import TaskStatus, TaskType
 from webapp.core.models import PipelineRun
 
@@ -132,11 +132,12 @@ class TargetForm(forms.Form):
             "target_kind": row.target_kind,
             "base_task": row.base_task_id or "",
             "queue": row.queue,
-            "task_parameters": _as_lines(row.task_parameters),
+            # Masked like everywhere else; a mask saved back keeps the stored value.
+            "task_parameters": _as_lines(presenters.read_overrides(row.task_parameters)),
             "pipeline": SEP.join([row.pipeline_project, row.pipeline_name, row.pipeline_version])
             if row.target_kind == TargetKind.PIPELINE
             else "",
-            "pipeline_parameters": _as_lines(row.pipeline_parameters),
+            "pipeline_parameters": _as_lines(presenters.read_overrides(row.pipeline_parameters)),
             "tags": ", ".join(row.tags or []),
         }
 

@@ -80,6 +80,7 @@ def edit_schedule(schedule: Schedule, changes: dict, *, user) -> Schedule:
     with transaction.atomic():
         schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
         if set(changes) & set(targets.TARGET_FIELDS):
+            changes = targets.keep_masked(changes, schedule)
             current = {name: getattr(schedule, name) for name in targets.TARGET_FIELDS}
             target, project = targets.checked_target(
                 user, {**current, **changes}, allow_trigger=False

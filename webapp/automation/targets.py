@@ -1,6 +1,6 @@
 """Checking what a schedule or trigger is to start, when it is created or edited."""
 
-from webapp.core import access, services
+from webapp.core import access, secrets, services
 from webapp.core.errors import InvalidInput, NotFound
 from webapp.core.models import Project, Task
 
@@ -114,3 +114,21 @@ def _pipeline_target(user, fields, clean, allow_trigger):
         pipeline_parameters=values,
     )
     return clean, run.controller.project
+
+
+def keep_masked(changes: dict, row) -> dict:
+    """Parameter values read back masked (the API, the dashboard's form) and saved unchanged
+    keep the values stored."""
+    changes = dict(changes)
+    for field in ("task_parameters", "pipeline_parameters"):
+        incoming, stored = changes.get(field), getattr(row, field) or {}
+        if isinstance(incoming, dict):
+            changes[field] = {
+                key: stored[key]
+                if value == secrets.MASK
+                and key in stored
+                and secrets.is_sensitive(str(key).rsplit("/", 1)[-1])
+                else value
+                for key, value in incoming.items()
+            }
+    return changes

@@ -92,6 +92,7 @@ def edit_trigger(trigger: Trigger, changes: dict, *, user) -> Trigger:
     with transaction.atomic():
         trigger = Trigger.objects.select_for_update().get(pk=trigger.pk)
         if set(changes) & set(targets.TARGET_FIELDS):
+            changes = targets.keep_masked(changes, trigger)
             current = {name: getattr(trigger, name) for name in targets.TARGET_FIELDS}
             target, project = targets.checked_target(
                 user, {**current, **changes}, allow_trigger=True

@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from webapp.core import access
+from webapp.core import access, presenters
 from webapp.core.errors import DomainError
 
 from . import schedules, triggers
@@ -38,6 +38,14 @@ def _changes(row, values: dict) -> dict:
         if current != value:
             changes[key] = value
     return changes
+
+
+def _parameters(row) -> dict:
+    """Parameter values as every page shows them: credentials masked."""
+    return {
+        "task_parameters": presenters.read_overrides(row.task_parameters or {}),
+        "pipeline_parameters": presenters.read_overrides(row.pipeline_parameters or {}),
+    }
 
 
 def _save(request, form, save, row=None):
@@ -96,6 +104,7 @@ def schedule_detail(request, schedule_id: str):
     )
     context = {
         "schedule": schedule,
+        **_parameters(schedule),
         "upcoming": schedules.upcoming(schedule),
         "page": page,
         "form": form,
@@ -171,7 +180,13 @@ def trigger_detail(request, trigger_id: str):
     page = Paginator(
         trigger.firings.select_related("task", "run", "source_task"), FIRINGS_PER_PAGE
     ).get_page(request.GET.get("page"))
-    context = {"trigger": trigger, "page": page, "form": form, "nav_section": "triggers"}
+    context = {
+        "trigger": trigger,
+        **_parameters(trigger),
+        "page": page,
+        "form": form,
+        "nav_section": "triggers",
+    }
     return render(request, "automation/trigger_detail.html", context)
 
 
