@@ -123,6 +123,9 @@ class Client:
     def patch(self, path, body):
         return self.request("PATCH", path, json_body=body)
 
+    def delete(self, path):
+        return self.request("DELETE", path)
+
     def upload(
         self,
         path: str,

@@ -207,6 +207,9 @@ class PipelineController:
                 "default_queue": self._default_queue,
                 "abort_on_failure": self._abort_on_failure,
                 "driver": driver,
+                # With the controller's project and name, what schedules and triggers
+                # name the pipeline by.
+                **({"version": str(self._version)} if self._version else {}),
             },
         )
         # The server (or the drive loop) decides how the controller task ends.

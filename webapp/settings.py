@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "webapp.api.apps.ApiConfig",
     "webapp.dashboard.apps.DashboardConfig",
     "webapp.compat.apps.CompatConfig",
+    "webapp.automation.apps.AutomationConfig",
 ]
 
 # Dashboard plugins, in tab order of appearance; each is also an installed app. Extra
@@ -293,6 +294,7 @@ SPECTACULAR_SETTINGS = {
         "PipelineStatusEnum": "webapp.core.choices.PipelineStatus",
         "NodeStatusEnum": "webapp.core.choices.NodeStatus",
         "FinishStatusEnum": ["completed", "failed", "stopped"],
+        "FiringStateEnum": "webapp.automation.choices.FiringState",
     },
 }
 
@@ -325,7 +327,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("VISIBILITY_TIM
 # them; a unique name lets several installations share one broker.
 PIPELINES_SERVER_QUEUE = env_str("PIPELINES_SERVER_QUEUE", "server")
 CELERY_TASK_DEFAULT_QUEUE = PIPELINES_SERVER_QUEUE
-CELERY_TASK_ROUTES = {"core.*": {"queue": PIPELINES_SERVER_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "core.*": {"queue": PIPELINES_SERVER_QUEUE},
+    "automation.*": {"queue": PIPELINES_SERVER_QUEUE},
+}
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
@@ -344,6 +349,15 @@ QUEUED_REPUBLISH_SECONDS = env_float("QUEUED_REPUBLISH_SECONDS", 10.0)
 # then it shows as gone. One that reports again is listed again.
 WORKER_FORGET_SECONDS = env_float("WORKER_FORGET_SECONDS", 600.0)
 TASK_MAX_ATTEMPTS = env_int("TASK_MAX_ATTEMPTS", 1)
+# Schedules (webapp/automation): a tick seen more than this late passed while no server
+# worker ran, and the schedule's `missed` policy decides (Quartz's misfire threshold is 60 s
+# too); at most this many missed ticks are run by `run_all`; at most this many firings wait
+# for the run before them (`overlap: queue`), later ticks are skipped.
+SCHEDULE_MISFIRE_GRACE_SECONDS = env_float("SCHEDULE_MISFIRE_GRACE_SECONDS", 60.0)
+SCHEDULE_MAX_CATCHUP = env_int("SCHEDULE_MAX_CATCHUP", 100)
+SCHEDULE_MAX_WAITING = env_int("SCHEDULE_MAX_WAITING", 10)
+# How long the history of schedule and trigger firings is kept.
+AUTOMATION_HISTORY_DAYS = env_int("AUTOMATION_HISTORY_DAYS", 30)
 CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 
 # ClearML wire compatibility (webapp/compat): lifetime of the tokens auth.login hands out

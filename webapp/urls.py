@@ -21,6 +21,7 @@ urlpatterns = [
     # trailing slash: the SDK posts uploads to the bare files host URL).
     path("clearml-api/", include("webapp.compat.urls")),
     re_path(r"^clearml-files(?:/(?P<path>.*))?$", clearml_files, name="clearml-files"),
+    path("", include("webapp.automation.urls")),
     path("", include("webapp.dashboard.urls")),
 ]
 

@@ -1,5 +1,8 @@
-"""ClearML-compatible import path: `from pipelines.automation import PipelineController`."""
+"""ClearML-compatible import path: `from pipelines.automation import PipelineController`,
+`TaskScheduler` and `TriggerScheduler` (whose schedules and triggers run on the server)."""
 
 from ..controller import PipelineController
+from .scheduler import TaskScheduler
+from .trigger import TriggerScheduler
 
-__all__ = ["PipelineController"]
+__all__ = ["PipelineController", "TaskScheduler", "TriggerScheduler"]

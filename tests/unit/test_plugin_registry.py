@@ -51,7 +51,10 @@ def test_builtin_tabs_are_plugins_registered_in_order():
     assert [tab.slug for tab in tabs] == BUILTIN_SLUGS
     assert all(tab.plugin.startswith("webapp.plugins.") for tab in tabs)
     menu = [item.slug for item in registry.active().sorted_menu()]
-    assert menu[:5] == ["projects", "pipelines", "models", "queues", "workers"]
+    assert menu[:7] == [
+        *("projects", "pipelines", "models", "schedules", "triggers"),
+        *("queues", "workers"),
+    ]
 
 
 @pytest.mark.parametrize(

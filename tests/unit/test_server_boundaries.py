@@ -1,6 +1,7 @@
 """How the server's parts hold each other: the twin of test_sdk_boundaries.py.
 
-- core (the domain) imports none of the doors (api, compat, dashboard) or the plugins;
+- core (the domain) imports none of the doors (api, compat, dashboard), the plugins, or the
+  apps that follow it through its listener points (automation);
 - no two modules of webapp/core import each other, directly or round a loop, counting the
   imports inside functions too;
 - the engine is used through its package's interface, never its private modules;
@@ -50,7 +51,13 @@ def _imports(path: Path) -> list[str]:
 
 
 def test_core_imports_none_of_the_doors_or_plugins():
-    doors = ("webapp.api", "webapp.compat", "webapp.dashboard", "webapp.plugins")
+    doors = (
+        "webapp.api",
+        "webapp.compat",
+        "webapp.dashboard",
+        "webapp.plugins",
+        "webapp.automation",
+    )
     offenders = [
         f"{_name(path)} imports {name}"
         for path in _modules(CORE)

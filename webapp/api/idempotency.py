@@ -36,6 +36,8 @@ IDEMPOTENT_ROUTES = {
     "api:pipeline-launch",
     "api:pipeline-skip",
     "api:pipeline-rerun",
+    "api:schedule-list",
+    "api:trigger-list",
 }
 KEEP_FOR = timedelta(hours=24)
 _VALID_KEY = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")

@@ -1,6 +1,8 @@
 from django.urls import include, path
 from rest_framework.routers import APIRootView, DefaultRouter
 
+from webapp.automation import api as automation
+
 from . import views, views_models, views_ops, views_pipelines, views_results, views_teams
 
 app_name = "api"
@@ -29,6 +31,8 @@ router.register("queues", views_ops.QueueViewSet, basename="queue")
 router.register("workers", views_ops.WorkerViewSet, basename="worker")
 router.register("pipelines", views_pipelines.PipelineRunViewSet, basename="pipeline")
 router.register("teams", views_teams.TeamViewSet, basename="team")
+router.register("schedules", automation.ScheduleViewSet, basename="schedule")
+router.register("triggers", automation.TriggerViewSet, basename="trigger")
 
 urlpatterns = [
     path("me/", views_ops.MeView.as_view(), name="me"),

@@ -72,6 +72,7 @@ class PipelineStartSerializer(serializers.Serializer):
     driver = serializers.ChoiceField(
         choices=[PipelineDriver.SERVER, PipelineDriver.CLIENT], default=PipelineDriver.SERVER
     )
+    version = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
 class StepNameSerializer(serializers.Serializer):
@@ -126,6 +127,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             abort_on_failure=values["abort_on_failure"],
             driver=values["driver"],
             visible_tasks=tasks,
+            version=values["version"],
         )
         return Response(self._read(run.pk), status=status.HTTP_201_CREATED)
 

@@ -10,10 +10,10 @@ class CompatConfig(AppConfig):
     def ready(self):
         # Imported here, not at the top: an AppConfig module is imported before the models.
         # Importing the handler modules registers every endpoint in the dispatch table.
-        from webapp.core import status
+        from webapp.core import hooks
 
         from . import handlers  # noqa: F401
         from .mirror import task_status_changed
 
         # Pipelines run by ClearML's own controller show as our pipeline runs (mirror.py).
-        status.add_listener(task_status_changed)
+        hooks.add_listener(hooks.STATUS_CHANGED, task_status_changed)

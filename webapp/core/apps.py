@@ -8,7 +8,7 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         # Imported here, not at the top: an AppConfig module is imported before the models.
-        from . import checks, engine, status  # noqa: F401 - checks registers system checks
+        from . import checks, engine, hooks  # noqa: F401 - checks registers system checks
 
         # The engine advances a run whenever one of its steps changes status.
-        status.add_listener(engine.on_task_status_changed)
+        hooks.add_listener(hooks.STATUS_CHANGED, engine.on_task_status_changed)

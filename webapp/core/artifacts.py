@@ -8,7 +8,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from . import limits
+from . import hooks, limits
 from .choices import ArtifactKind, ArtifactState, TaskStatus
 from .errors import Conflict, InvalidInput, TooLarge
 from .models import Artifact, Task
@@ -157,26 +157,30 @@ def _publish(artifact: Artifact, saved_key: str, sha256: str) -> Artifact:
         ).update(
             state=ArtifactState.READY, storage_key=saved_key, sha256=sha256, updated=timezone.now()
         )
+        if updated:
+            artifact.refresh_from_db()
+            hooks.notify(hooks.ARTIFACT_READY, artifact)
     if not updated:
         delete_key(saved_key)
         raise Conflict(f"artifact {artifact.name!r} was re-declared during the upload")
     if old_key and old_key != saved_key:
         delete_key(old_key)
-    artifact.refresh_from_db()
     return artifact
 
 
 def attach_stored_bytes(artifact: Artifact, storage_key: str, size: int, sha256: str):
     """Mark an artifact ready whose bytes were stored under `storage_key` by another route
     (ClearML's file server), recording the size and sha256 of the bytes actually stored."""
-    Artifact.objects.filter(pk=artifact.pk).update(
-        state=ArtifactState.READY,
-        storage_key=storage_key,
-        size=size,
-        sha256=sha256,
-        updated=timezone.now(),
-    )
-    artifact.refresh_from_db()
+    with transaction.atomic():
+        Artifact.objects.filter(pk=artifact.pk).update(
+            state=ArtifactState.READY,
+            storage_key=storage_key,
+            size=size,
+            sha256=sha256,
+            updated=timezone.now(),
+        )
+        artifact.refresh_from_db()
+        hooks.notify(hooks.ARTIFACT_READY, artifact)
     return artifact
 
 

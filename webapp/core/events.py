@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import limits, scalar_rollup, sql
+from . import hooks, limits, scalar_rollup, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
 from .models import DebugSample, Plot, ReceivedBatch, Scalar, SingleValue, Task
@@ -122,6 +122,8 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             append_log(task, logs)
         if batch_id:
             ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
+        if scalars:
+            hooks.notify(hooks.SCALARS_REPORTED, task, scalars)
     return {
         "scalars": len(scalars),
         "plots": len(plots),

@@ -194,6 +194,19 @@ VERBS: dict[str, Verb] = {
         Verb("team.read", "list and read teams", user=VISIBLE, staff=ANY, task=VISIBLE),
         Verb("team.manage", "create teams and change their members", staff=ANY),
         Verb("key.manage", "list, create and revoke one's own user keys", user=ANY, staff=ANY),
+        # What a schedule or trigger starts runs as its owner: a person's credentials only.
+        Verb(
+            "automation.read",
+            "list and read schedules, triggers and their firings",
+            user=VISIBLE,
+            staff=ANY,
+        ),
+        Verb(
+            "automation.manage",
+            "create, edit, pause, resume and delete schedules and triggers",
+            user=TEAM,
+            staff=ANY,
+        ),
         Verb("key.create_worker", "create a worker key", staff=ANY),
     )
 }

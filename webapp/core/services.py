@@ -10,7 +10,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import access, broker, limits, secrets, status
+from . import access, broker, hooks, limits, secrets, status
 from .choices import (
     TaskStatus,
     TaskType,
@@ -169,6 +169,7 @@ def edit_task(task: Task, changes: dict, *, force: bool = False) -> Task:
         raise InvalidInput(f"cannot edit field(s): {', '.join(sorted(unknown))}")
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)
+        tags_before = list(task.tags)
         for field, value in changes.items():
             if not (
                 force
@@ -183,6 +184,9 @@ def edit_task(task: Task, changes: dict, *, force: bool = False) -> Task:
             setattr(task, field, _checked_field(task, field, value))
         task.last_update = timezone.now()
         task.save(update_fields=[*changes, "last_update"])
+        added = [tag for tag in task.tags if tag not in tags_before]
+        if added:
+            hooks.notify(hooks.TAGS_ADDED, task, added)
     return task
 
 

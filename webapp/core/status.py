@@ -1,48 +1,28 @@
-"""The one writer of `Task.status`, and the listeners that follow its changes.
+"""The one writer of `Task.status`.
 
 Every status change in the system (a user's enqueue or abort, a worker's claim and report,
 the reaper, the ClearML protocol's forced changes) is a call of `change()`: one conditional
 UPDATE against the row, so two callers racing (a second delivery, the reaper and a late
 heartbeat) cannot both win. A task that leaves `queued` leaves its queue in the same
-transaction, and what follows a change (the pipeline engine, the ClearML mirror) is told
-through the listeners registered here by their apps' `ready()`, so this module imports none
-of them.
+transaction, and what follows a change (the pipeline engine, the ClearML mirror, triggers)
+is told through hooks.STATUS_CHANGED, whose listeners their apps' `ready()` registers, so
+this module imports none of them.
 
 The UPDATE is written out (sql.py): every claim, report and enqueue runs one, and the ORM
 spent several times longer building it than the database running it.
 """
 
 import logging
-from collections.abc import Callable
 
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from . import limits, sql
+from . import hooks, limits, sql
 from .choices import ENDED_STATES, TASK_TRANSITIONS, TaskStatus
 from .errors import Conflict, InvalidInput, NotFound
 from .models import Task
 
 logger = logging.getLogger(__name__)
-
-_listeners: list[Callable] = []
-
-
-def add_listener(listener: Callable) -> None:
-    """Call `listener(task)` after every change of a task's status (registering twice is
-    one registration).
-
-    Listeners run inside the change's transaction: whatever they do after it must be put
-    on `transaction.on_commit`. One that raises is logged and the change stands, except for
-    a database error, which the caller's transaction must see.
-    """
-    if listener not in _listeners:
-        _listeners.append(listener)
-
-
-def remove_listener(listener: Callable) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
 
 
 def change(
@@ -90,43 +70,44 @@ def change(
         where.update(attempt=task.attempt, last_update=task.last_update)
     elif attempt is not None:
         where["attempt"] = attempt
-    if target != TaskStatus.QUEUED and TaskStatus.QUEUED in sources:
-        # Both or neither; no savepoint inside a caller's transaction (two more statements
-        # on every claim).
-        with transaction.atomic(savepoint=False):
+    # The change and what its listeners record commit together: a listener that notes an
+    # event (automation's trigger firings) never misses one the change committed.
+    with transaction.atomic(savepoint=False):
+        if target != TaskStatus.QUEUED and TaskStatus.QUEUED in sources:
+            # Both or neither (the enclosing block).
             changed = _update(fields, where, sources, next_attempt)
             if changed:
                 with connection.cursor() as cursor:
                     cursor.execute(sql.LEAVE_QUEUE.text, {"task": task_id})
-    else:
-        changed = _update(fields, where, sources, next_attempt)
-    if as_read:
-        if not changed:
-            return None
-        for name, value in fields.items():
-            setattr(task, name, value)
-        if next_attempt:
-            task.attempt += 1
-        current = task
-    else:
-        current = next(iter((rows or Task.objects).filter(pk=task_id).order_by()[:1]), None)
-        if current is None:
+        else:
+            changed = _update(fields, where, sources, next_attempt)
+        if as_read:
+            if not changed:
+                return None
+            for name, value in fields.items():
+                setattr(task, name, value)
+            if next_attempt:
+                task.attempt += 1
+            current = task
+            if not same:
+                notify(current)
+        else:
+            current = next(iter((rows or Task.objects).filter(pk=task_id).order_by()[:1]), None)
+            if current is None or not changed:
+                # Raised outside the block: a caller's transaction that catches it goes on.
+                refused = current
+            elif not same:
+                notify(current)
+    if not as_read and (current is None or not changed):
+        if refused is None:
             raise NotFound(f"task {task_id} does not exist")
-        if not changed:
-            raise _conflict(current, target, attempt, force)
-    if not same:
-        notify(current)
+        raise _conflict(refused, target, attempt, force)
     return current
 
 
 def notify(task: Task) -> None:
-    for listener in _listeners:
-        try:
-            listener(task)
-        except DatabaseError:
-            raise
-        except Exception:  # noqa: BLE001 - a listener must never undo a status change
-            logger.exception("status listener %r failed for task %s", listener, task.pk)
+    """Tell the status listeners (hooks.STATUS_CHANGED) that `task` changed status."""
+    hooks.notify(hooks.STATUS_CHANGED, task)
 
 
 def _sources(target: str, expected: tuple[str, ...] | None) -> list[str]:

@@ -13,6 +13,12 @@ CORE_MENU = [
         slug="pipelines", label="Pipelines", url_name="dashboard:pipelines", order=20, icon="⇶"
     ),
     MenuItem(slug="models", label="Models", url_name="dashboard:models", order=25, icon="◈"),
+    MenuItem(
+        slug="schedules", label="Schedules", url_name="automation:schedules", order=26, icon="◷"
+    ),
+    MenuItem(
+        slug="triggers", label="Triggers", url_name="automation:triggers", order=27, icon="⚡"
+    ),
     MenuItem(slug="queues", label="Queues", url_name="dashboard:queues", order=30, icon="☰"),
     MenuItem(slug="workers", label="Workers", url_name="dashboard:workers", order=40, icon="⚙"),
     MenuItem(slug="keys", label="API keys", url_name="dashboard:keys", order=80, icon="⚷"),

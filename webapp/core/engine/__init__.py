@@ -1,6 +1,7 @@
 """The pipeline engine: starts a run, advances it whenever one of its steps changes state,
-stops it and runs it again; and records the runs of controllers that drive their own
-steps (ClearML's), which it only mirrors.
+stops it and runs it again (as it was, or from any run with new parameter values); and
+records the runs of controllers that drive their own steps (ClearML's), which it only
+mirrors.
 
 This is its whole interface; everything else in the package is private to it. The engine
 follows task status changes through `on_task_status_changed`, which core's AppConfig
@@ -21,7 +22,15 @@ from ._advance import advance
 from ._hooks import on_task_status_changed
 from ._mirror import mirror_run
 from ._plot import refresh as refresh_plot
-from ._runs import advance_all_running, launch_step, rerun, skip_step, start_run, stop_run
+from ._runs import (
+    advance_all_running,
+    launch_step,
+    rerun,
+    skip_step,
+    start_again,
+    start_run,
+    stop_run,
+)
 from ._view import RunView, run_view
 
 __all__ = [
@@ -35,6 +44,7 @@ __all__ = [
     "rerun",
     "run_view",
     "skip_step",
+    "start_again",
     "start_run",
     "stop_run",
 ]

@@ -40,10 +40,13 @@ def start_run(
     abort_on_failure: bool = False,
     driver: str = PipelineDriver.SERVER,
     visible_tasks=None,
+    version: str = "",
 ) -> PipelineRun:
     """Validate the whole definition, resolve base tasks, then create the run.
 
     Nothing is cloned when anything is wrong: every error names the step and parameter.
+    `version` (PipelineController's) is kept in the controller's runtime: a pipeline is
+    named by its controller's project, name and version.
     """
     if not isinstance(steps, list) or not steps:
         raise InvalidInput("a pipeline needs at least one step")
@@ -82,7 +85,13 @@ def start_run(
             services.mark_started(controller)
         services.edit_task(
             controller,
-            {"runtime": {**controller.runtime, "pipeline_run": run.id}},
+            {
+                "runtime": {
+                    **controller.runtime,
+                    "pipeline_run": run.id,
+                    **({"version": version} if version else {}),
+                }
+            },
         )
         transaction.on_commit(lambda: _jobs.advance_soon(run.id))
     return run
@@ -164,16 +173,34 @@ def rerun(run_id: str, *, user) -> PipelineRun:
     parameters and tags, its parent the old controller) and a new run of the same steps from
     the same base tasks, with the same pipeline parameters."""
     run = PipelineRun.objects.select_related("controller__project").get(pk=run_id)
-    if mirrored(run):
-        raise Conflict("this run follows a ClearML controller: run its controller script again")
-    if run.driver == PipelineDriver.CLIENT:
-        raise Conflict(
-            "this run was driven by its script's Python callbacks, which only that script "
-            "can run: run the script again"
-        )
+    _refuse_other_drivers(run)
     if run.status not in PIPELINE_TERMINAL:
         raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
+    return start_again(run, user=user)
+
+
+def start_again(
+    run: PipelineRun,
+    *,
+    user,
+    parameters: dict | None = None,
+    tags: list | None = None,
+    runtime: dict | None = None,
+) -> PipelineRun:
+    """A new run of `run`'s definition on the server, whatever state `run` is in (a schedule
+    or a trigger starting a pipeline from its latest run): a new controller task like
+    rerun()'s, with `parameters` overriding the run's (only parameters the pipeline has),
+    `tags` added to the controller's and `runtime` recorded on it."""
+    _refuse_other_drivers(run)
+    values = dict(run.parameters)
+    unknown = sorted(set(parameters or {}) - set(values))
+    if unknown:
+        raise InvalidInput(
+            f"the pipeline has no parameter(s) {', '.join(unknown)}", parameter=unknown[0]
+        )
+    values.update(parameters or {})
     old = run.controller
+    kept = {key: value for key, value in old.runtime.items() if key == "version"}
     controller = services.create_task(
         user=user,
         project_name=old.project.name,
@@ -181,20 +208,32 @@ def rerun(run_id: str, *, user) -> PipelineRun:
         task_type=TaskType.CONTROLLER,
         hyperparameters=copy.deepcopy(old.hyperparameters),
         configuration=copy.deepcopy(old.configuration),
-        tags=list(old.tags),
+        tags=[*old.tags, *(tag for tag in tags or [] if tag not in old.tags)],
         parent=old,
         start_running=True,
     )
+    if kept or runtime:
+        controller = services.edit_task(controller, {"runtime": {**kept, **(runtime or {})}})
     return start_run(
         user=user,
         controller=controller,
         steps=copy.deepcopy(run.steps),
-        parameters=dict(run.parameters),
+        parameters=values,
         default_queue=run.default_queue,
         abort_on_failure=run.abort_on_failure,
         driver=PipelineDriver.SERVER,
         visible_tasks=access.visible_tasks(user),
     )
+
+
+def _refuse_other_drivers(run: PipelineRun) -> None:
+    if mirrored(run):
+        raise Conflict("this run follows a ClearML controller: run its controller script again")
+    if run.driver == PipelineDriver.CLIENT:
+        raise Conflict(
+            "this run was driven by its script's Python callbacks, which only that script "
+            "can run: run the script again"
+        )
 
 
 def _stop_mirrored_run(run, reason: str):
