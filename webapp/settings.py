@@ -295,6 +295,7 @@ SPECTACULAR_SETTINGS = {
         "NodeStatusEnum": "webapp.core.choices.NodeStatus",
         "FinishStatusEnum": ["completed", "failed", "stopped"],
         "FiringStateEnum": "webapp.automation.choices.FiringState",
+        "ArtifactStateEnum": "webapp.core.choices.ArtifactState",
     },
 }
 
