@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, execution, services
+from webapp.core import access, artifacts, engine, events, execution, services
 from webapp.core.errors import Conflict
 from webapp.core.models import LogLine, Plot, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
@@ -188,6 +188,14 @@ class TaskViewSet(
                 "lease_seconds": settings.LOCAL_RUN_LEASE_SECONDS,
             }
         )
+
+    @extend_schema(request=s.MapItemsReportSerializer, responses=s.MapItemsRecordedSerializer)
+    @action(detail=True, methods=["post"])
+    def map_items(self, request, pk=None):
+        """A fan-out's batch task reports the ends of its items (status and result)."""
+        data = self._input(s.MapItemsReportSerializer)
+        recorded = engine.report_items(self.get_object(), data["items"])
+        return Response({"recorded": recorded})
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])

@@ -408,6 +408,16 @@ def enqueue_clones(
     return tasks
 
 
+def insert_clones(tasks: list[Task]) -> list[Task]:
+    """Insert unsaved drafts from build_clone as drafts, in one statement: the steps a
+    pipeline's own process runs (start_locally(run_pipeline_steps_locally=True))."""
+    if any(not task._state.adding or task.status != TaskStatus.CREATED for task in tasks):
+        raise InvalidInput("insert_clones takes new drafts from build_clone")
+    with transaction.atomic(savepoint=False):
+        Task.objects.bulk_create(tasks, batch_size=500)
+    return tasks
+
+
 def publish_on_commit(task: Task) -> None:
     """Publish after commit. Callers stamp the entry as published when they write it (one
     write fewer on the hot path); a publish that fails clears the stamp, so the reconciler
