@@ -212,7 +212,14 @@ def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task
 
 
 def mark_started(task: Task) -> Task:
-    return status.change(task, TaskStatus.IN_PROGRESS, reason="started", expected=("created",))
+    """A draft that a process of its own runs (a step the controller runs as a subprocess)."""
+    return status.change(
+        task,
+        TaskStatus.IN_PROGRESS,
+        reason="started",
+        expected=("created",),
+        extra={"started": timezone.now()},
+    )
 
 
 def mark_completed(task: Task, reason: str = "", message: str = "") -> Task:

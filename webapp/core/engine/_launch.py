@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from pipelines import dag, parameters
 
-from .. import limits, services
+from .. import limits, secrets, services
 from ..choices import NodeStatus
 from ..errors import InvalidInput
 from ..models import PipelineNode, Task
@@ -85,7 +85,7 @@ def _settle(work: Pass, node, step: dict, lookup, given):
             return None
     try:
         if given is not None:
-            params, config = _given_overrides(given)
+            params, config = _given_overrides(given, step, lookup)
         # What a reference resolved to may not fit a task parameter (an artifact's
         # metadata, a list): the step fails with the reason, every other one launches.
         overrides = services.normalize_hyperparameters(parameters.nest(params))
@@ -99,10 +99,13 @@ def _settle(work: Pass, node, step: dict, lookup, given):
     return params, config, overrides, time_limit, queue
 
 
-def _given_overrides(given) -> tuple[dict, dict]:
-    """A controller's own values for a step: each one a scalar, as a parameter holds."""
-    params, config = given
-    for values in (params, config):
+def _given_overrides(given, step: dict, lookup) -> tuple[dict, dict]:
+    """A controller's own values for a step: each one a scalar, as a parameter holds. A
+    secret it was shown masked (resolve_step) and gave back unchanged keeps its value."""
+    chosen = []
+    sections = ("parameter_override", "configuration_overrides")
+    for values, key_of_step in zip(given, sections, strict=True):
+        values = dict(values)
         for key, value in values.items():
             if not isinstance(value, dag.OVERRIDE_VALUE_TYPES):
                 raise InvalidInput(
@@ -110,7 +113,13 @@ def _given_overrides(given) -> tuple[dict, dict]:
                     f"not {type(value).__name__}",
                     parameter=str(key),
                 )
-    return dict(params), dict(config)
+            if value == secrets.MASK and secrets.is_sensitive(str(key).rsplit("/", 1)[-1]):
+                try:
+                    values[key] = dag.resolve_value(step[key_of_step].get(key), lookup)
+                except dag.UnresolvedReference as error:
+                    raise InvalidInput(f"cannot resolve {error.ref.text}: {error.reason}") from None
+        chosen.append(values)
+    return chosen[0], chosen[1]
 
 
 def resolved(work: Pass, node, known: dict) -> tuple[dict, dict]:

@@ -176,7 +176,13 @@ def _step_overrides(node) -> tuple[dict, dict]:
 
 def _launch_batches(work: Pass, node, step: dict, base: Task, batches: list) -> None:
     params, config = _step_overrides(node)
-    hyper = services.normalize_hyperparameters(parameters.nest({**params, "map/mode": MODE_ITEMS}))
+    shared = {
+        "map/mode": MODE_ITEMS,
+        "map/kwarg": step["map"]["kwarg"],
+        # A failed item is tried again in its task, this many times.
+        "map/retries": step.get("retry_on_failure") or 0,
+    }
+    hyper = services.normalize_hyperparameters(parameters.nest({**params, **shared}))
     queue = step.get("execution_queue") or work.run.default_queue
     time_limit = step.get("time_limit") or None
     launches = []

@@ -22,6 +22,7 @@ from ..choices import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import PipelineNode, PipelineRun, Task
+from ..presenters import read_overrides
 from . import _jobs, _plot
 from ._advance import abort_remaining, advance, mirrored, release, step_nodes, sync_nodes
 from ._definition import checked_steps
@@ -169,7 +170,8 @@ def resolve_step(run: PipelineRun, name: str) -> dict:
         params, config = resolved(work, node, Nodes(work, [node]))
     except dag.UnresolvedReference as error:
         raise Conflict(f"cannot resolve {error.ref.text}: {error.reason}") from error
-    return {"parameters": params, "configuration": config}
+    # Masked like any reading of overrides; a mask given back to launch_step keeps its value.
+    return {"parameters": read_overrides(params), "configuration": read_overrides(config)}
 
 
 @retried_with_fresh_shape(lambda run, *_args, **_kwargs: run.pk)
