@@ -245,7 +245,8 @@ class PipelineController:
         kwarg = item_kwarg or function_steps.first_free_parameter(function, function_kwargs or {})
         kwargs = {**function_steps.default_kwargs(function), **(function_kwargs or {})}
         kwargs.pop(kwarg, None)
-        returns = list(function_return or [])
+        # Each item's result is recorded, so a map always has a return value to hold it.
+        returns = list(function_return or ["result"])
         step = self._function_step(name, function, kwargs, returns, **function_options)
         source_parents, items = self._map_items(items)
         step["map"] = {

@@ -312,7 +312,7 @@ class DecoratedRun:
 
     def call(self, component: Component, args, kwargs):
         name = self._name(component)
-        self._add_step(name, component, self._arguments(component, args, kwargs))
+        self._add_step(name, component, self._arguments(component, args, kwargs), component.returns)
         results = [lazy.LazyResult(self, name, value) for value in component.returns]
         if not results:
             return lazy.LazyResult(self, name, None)
@@ -328,13 +328,13 @@ class DecoratedRun:
         else:
             source, listed = None, list(lazy.plain(items))
         fan_out = {"kwarg": kwarg, "items": listed, **settings}
-        self._add_step(
-            name, component, given, fan_out=fan_out, extra_parents=[source] if source else []
-        )
-        results = [lazy.LazyResult(self, name, value) for value in component.returns or ["result"]]
+        returns = component.returns or ["result"]  # each item's result is recorded
+        parents = [source] if source else []
+        self._add_step(name, component, given, returns, fan_out=fan_out, extra_parents=parents)
+        results = [lazy.LazyResult(self, name, value) for value in returns]
         return results[0] if len(results) == 1 else tuple(results)
 
-    def _add_step(self, name, component, given, fan_out=None, extra_parents=()) -> None:
+    def _add_step(self, name, component, given, returns, fan_out=None, extra_parents=()) -> None:
         controller, options = self.controller, component.options
         kwargs = {**function_steps.default_kwargs(component.function), **given}
         if fan_out is not None:
@@ -343,7 +343,7 @@ class DecoratedRun:
             name,
             component.function,
             kwargs,
-            component.returns,
+            returns,
             task_type=options.get("task_type"),
             packages=options.get("packages"),
             repo=options.get("repo"),
@@ -373,7 +373,7 @@ class DecoratedRun:
             options.get("post_execute_callback"),
             options.get("status_change_callback"),
         )
-        controller._returns[name] = list(component.returns)
+        controller._returns[name] = list(returns)
         controller._run = controller._client.post(
             f"pipelines/{controller._run['id']}/steps/", {"steps": [step]}
         )

@@ -46,8 +46,8 @@ REPORT_SECONDS = 0.5
 def run_function_step(
     function: Callable, returns: Sequence[str] = (), allow_pickle: bool = False
 ) -> None:
-    task = Task.init()
-    hyper = task.reload().data["hyperparameters"]
+    task = Task.init()  # attached: the task as the server has it, overrides applied
+    hyper = task.data["hyperparameters"]
     mode = (hyper.get("map", {}).get("mode") or {}).get("value", "")
     allow = allow_pickle or pickle_allowed()
     kwargs = read_kwargs(hyper, allow)

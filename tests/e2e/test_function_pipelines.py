@@ -216,3 +216,23 @@ def test_independent_components_run_at_the_same_time_and_a_map_collects_in_order
     assert left["started"] < right["completed"] and right["started"] < left["completed"]
     assert left["worker"] != right["worker"]
     assert nodes["square"]["status"] == "completed"
+
+
+def test_a_decorator_pipeline_by_default_runs_its_logic_on_a_services_worker(cluster):
+    queue, services = cluster.queue("steps"), cluster.queue("services")
+    cluster.start_worker(services)  # the logic holds its slot while the steps run
+    cluster.start_worker(queue)
+    result = run_script(
+        SCRIPTS / "decorator_remote.py", _env(cluster), timeout=120, args=[queue, services]
+    )
+    # on this machine the call enqueues the logic and exits
+    assert result.returncode == 0, result.stderr
+    assert "LOGIC DONE" not in result.stdout
+    controller = _newest_controller(cluster, "decorator remote")
+    done = cluster.wait_for_status(controller["id"], "completed", "failed", timeout=180)
+    console = cluster.console_text(controller["id"])
+    assert done["status"] == "completed", console[-3000:]
+    assert "RESULT 40" in console and "LOGIC DONE" in console
+    run = _run_of(cluster, controller["id"])
+    assert [node["name"] for node in run["nodes"]] == ["double", "double_1"]
+    assert run["status"] == "completed" and run["definition"] == "closed"

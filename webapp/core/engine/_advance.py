@@ -233,10 +233,7 @@ def sync_nodes(work: Pass, nodes: dict) -> None:
         status = NODE_STATUS_FOR_TASK.get(node.task.status, NodeStatus.PENDING)
         if node.task.status == TaskStatus.CREATED and node.status == NodeStatus.QUEUED:
             status = NodeStatus.QUEUED  # dequeued by hand: keep waiting, not relaunched
-        step = steps[node.name]
-        # A fan-out retries its items in their tasks; launched again, it would fan out again.
-        retries = 0 if step.get("map") is not None else step["retry_on_failure"]
-        if status == NodeStatus.FAILED and node.attempts <= retries:
+        if status == NodeStatus.FAILED and node.attempts <= _retries(steps[node.name]):
             node.task = None
             set_node(
                 work, node, NodeStatus.PENDING, f"retrying after attempt {node.attempts} failed"
@@ -244,6 +241,11 @@ def sync_nodes(work: Pass, nodes: dict) -> None:
             continue
         if status != node.status:
             set_node(work, node, status, node.task.status_reason)
+
+
+def _retries(step: dict) -> int:
+    """A fan-out retries its items in their tasks; launched again, it would fan out again."""
+    return 0 if step.get("map") is not None else step["retry_on_failure"]
 
 
 def abort_remaining(work: Pass, nodes: dict, reason: str) -> None:
