@@ -373,9 +373,13 @@ class PipelineController:
         self.validate()
         self._submit(driver="client")
         pinger = self._ping_while_driving()
+        driver = RunDriver(self, local=run_pipeline_steps_locally)
+        run = None
         try:
-            run = RunDriver(self, local=run_pipeline_steps_locally).drive()
+            run = driver.drive()
         finally:
+            # After the run's end its steps have reported; after an error, none is waited for.
+            driver.join_local_steps(timeout=30.0 if run else 0.0)
             if pinger is not None:
                 pinger.stop()
         self._close_controller(run["status"])

@@ -284,6 +284,7 @@ class DecoratedRun:
         controller = self.controller
         if self.driver is not None:
             self.driver.stopping.set()
+            self.driver.join_local_steps(timeout=0.0)
         try:
             controller._client.post(f"pipelines/{controller._run['id']}/stop/")
         except ApiError:

@@ -7,6 +7,9 @@ runs it with `PIPELINES_TASK_ID` set so `Task.init` inside attaches to the clone
 its console (worker/step_console.py), pings it (the server's lease for runs in a user's own
 process) and reports its end from the exit code. The step uses this process's own key,
 since it runs this user's code on this user's machine.
+
+Steps are forked by a step supervisor, as a worker's are: should this process die, the
+supervisor kills every step it still runs, so none is left behind its run.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +25,13 @@ from collections import deque
 from .client import ApiError, Client
 from .liveness import Pinger
 from .worker.step_console import ConsoleStream, pump_lines
-from .worker.step_setup import PRIVATE_ENV, StepSetupError, describe_exit, materialise
+from .worker.step_setup import (
+    PRIVATE_ENV,
+    StepSetupError,
+    StepSupervisor,
+    describe_exit,
+    materialise,
+)
 
 KILL_GRACE_SECONDS = 3.0
 
@@ -31,9 +39,9 @@ KILL_GRACE_SECONDS = 3.0
 class LocalStep(threading.Thread):
     """One step's task run here, in a thread of its own; `outcome` once it has ended."""
 
-    def __init__(self, client: Client, task_id: str):
+    def __init__(self, client: Client, task_id: str, supervisor: StepSupervisor):
         super().__init__(name=f"local-step-{task_id[:8]}", daemon=True)
-        self.client, self.task_id = client, task_id
+        self.client, self.task_id, self.supervisor = client, task_id, supervisor
         self.outcome: str | None = None
 
     def run(self) -> None:
@@ -77,15 +85,10 @@ class LocalStep(threading.Thread):
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        process = subprocess.Popen(
-            [sys.executable, "-u", entry],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            process = self.supervisor.spawn([sys.executable, "-u", entry], cwd=cwd, env=env)
+        except OSError as error:
+            return "failed", f"could not start the step: {error}"[:255], ""
         tail: deque[str] = deque(maxlen=40)
         readers = [
             threading.Thread(target=pump_lines, args=args, daemon=True)
@@ -99,16 +102,17 @@ class LocalStep(threading.Thread):
         limit = task.get("time_limit") or 0
         deadline = time.monotonic() + limit if limit > 0 else None
         stopped = None
-        while process.poll() is None:
+        while not process.has_exited():
             if deadline is not None and time.monotonic() >= deadline:
                 stopped = f"time limit exceeded ({limit:g}s)"
-                _kill_group(process)
-                break
-            if self._stopped_on_server():
+            elif self._stopped_on_server():
                 stopped = "stopped on the server"
-                _kill_group(process)
+            if stopped is not None:
+                process.signal_group(signal.SIGTERM)
+                if process.wait(KILL_GRACE_SECONDS) is None:
+                    process.signal_group(signal.SIGKILL)
                 break
-            time.sleep(0.1)
+            process.wait(0.1)
         code = process.wait()
         for reader in readers:
             reader.join(5)
@@ -139,13 +143,3 @@ class LocalStep(threading.Thread):
             )
         except ApiError:
             pass  # already ended on the server (aborted with its run)
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(KILL_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from . import dag
 from .client import ApiError
 from .local_steps import LocalStep
+from .worker.step_setup import StepSupervisor
 
 if TYPE_CHECKING:
     from .controller import PipelineController
@@ -44,6 +45,7 @@ class RunDriver:
         self.local_steps: list[LocalStep] = []
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self._supervisor: StepSupervisor | None = None
 
     def drive(self) -> dict:
         """Launch, follow and call back until the run ends (or `stopping` is set)."""
@@ -108,11 +110,18 @@ class RunDriver:
         body["local"] = local
         node = client.post(f"pipelines/{run['id']}/launch/", body)
         if local and node.get("task") and node.get("status") == "queued":
-            runner = LocalStep(client, node["task"])
+            if self._supervisor is None:
+                self._supervisor = StepSupervisor()
+            runner = LocalStep(client, node["task"], self._supervisor)
             self.local_steps.append(runner)
             runner.start()
 
     def join_local_steps(self, timeout: float = 30.0) -> None:
+        """Wait (bounded) for the local steps' reports, then stop their supervisor, which
+        kills whatever of them is left."""
         deadline = time.monotonic() + timeout
         for runner in self.local_steps:
             runner.join(max(0.0, deadline - time.monotonic()))
+        if self._supervisor is not None:
+            self._supervisor.close()
+            self._supervisor = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_script, start_process, wait_until
+from tests.support import pid_alive, run_script, start_process, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.execution]
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -58,6 +58,30 @@ def test_a_killed_decorator_script_stops_its_run_and_aborts_its_running_step(clu
     assert cluster.wait_for_status(held["task"], "stopped", timeout=15)["status"] == "stopped"
     controller = cluster.task(run["controller"])
     assert controller["status"] == "failed" and "stopped pinging" in controller["status_reason"]
+
+
+def test_a_killed_controller_takes_the_steps_it_runs_as_subprocesses_down_with_it(
+    cluster, tmp_path
+):
+    script = start_process(
+        "local-controller",
+        [sys.executable, str(SCRIPTS / "local_hold.py"), str(tmp_path)],
+        cluster.server.sdk_env(),
+        tmp_path / "controller.log",
+    )
+    pid_file = tmp_path / "step.pid"
+    wait_until(pid_file.exists, timeout=60, message="the step to start")
+    step_pid = int(pid_file.read_text())
+    run_id = _run_id(script.log())
+    # when the controller is killed (its process group: the step runs in another)
+    script.kill()
+    # then its step supervisor kills the step at once; the pings of both stop, and the
+    # run ends (failed by its step, or stopped with its controller, whichever is first)
+    wait_until(lambda: not pid_alive(step_pid), timeout=10, message="the step to die")
+    run = _ended(cluster, run_id, timeout=30)
+    assert run["status"] in ("failed", "stopped")
+    task = cluster.task(_nodes(run)["hold"]["task"])
+    assert task["status"] in ("failed", "stopped") and task["completed"], task
 
 
 def test_the_items_of_a_batch_whose_worker_dies_fail_with_its_reason_and_the_map_goes_on(
