@@ -172,6 +172,8 @@ def test_bad_map_settings_are_refused_naming_the_field(user):
         ({"items_per_task": True}, "map.items_per_task"),
         ({"items": "${pipeline.a} ${pipeline.b}"}, "map.items"),
         ({"items": list(range(10_001))}, "map.items"),
+        ({"items": "${elsewhere.artifacts.numbers.url}"}, "map.items"),
+        ({"items": "${pipeline.numbers}", "kwarg": ""}, "map"),
     ):
         step = _map_step(**{"items": [1], **settings})
         with pytest.raises(InvalidInput) as caught:
@@ -259,6 +261,15 @@ def test_a_callbacks_values_must_be_scalars_and_a_local_launch_makes_a_draft(use
     a = _node(run, "a")
     assert a.status == "failed" and "must be a string, number" in a.message
 
+    server_driven = engine.start_run(
+        user=user,
+        controller=make_controller(user, "server"),
+        steps=[{"name": "a", "base_task_name": "a fn"}],
+    )
+    with pytest.raises(Conflict, match="only a run its controller drives"):
+        engine.launch_step(server_driven, "a", local=True)
+    with pytest.raises(Conflict, match="only a run its controller drives"):
+        engine.launch_step(server_driven, "a", parameters={"General/x": 1})
     other = engine.start_run(
         user=user,
         controller=make_controller(user, "local"),

@@ -196,6 +196,11 @@ def launch_step(
         if run is None:
             raise NotFound("pipeline run not found")
         refuse_mirrored(run)
+        if (given is not None or local) and run.driver != PipelineDriver.CLIENT:
+            # The engine launches a server-driven run's steps as their parents end.
+            raise Conflict(
+                "only a run its controller drives takes a step's values or runs it there"
+            )
         work = Pass(run)
         node = one(nodes_with_tasks(run).filter(name=name, map_step=""))
         if node is None:
