@@ -155,7 +155,6 @@ class PipelineController:
         packages: str | Sequence[str] | None = None,
         repo: str | None = None,
         helper_functions: Sequence[Callable] | None = None,
-        docker: str | None = None,
         parents: Sequence[str] | None = None,
         execution_queue: str | None = None,
         time_limit: float | None = None,
@@ -190,7 +189,6 @@ class PipelineController:
             packages=packages,
             repo=repo,
             helper_functions=helper_functions,
-            docker=docker,
             tags=tags,
         )
         step.update(

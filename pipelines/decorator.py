@@ -115,7 +115,6 @@ class PipelineDecorator:
         parents: Sequence[str] | None = None,
         execution_queue: str | None = None,
         continue_on_fail: bool = False,
-        docker: str | None = None,
         task_type: str | None = None,
         repo: str | None = None,
         helper_functions: Sequence[Callable] | None = None,
@@ -349,7 +348,6 @@ class DecoratedRun:
             packages=options.get("packages"),
             repo=options.get("repo"),
             helper_functions=options.get("helper_functions"),
-            docker=options.get("docker"),
             tags=options.get("tags"),
         )
         if fan_out is not None:

@@ -254,13 +254,13 @@ def register(
     packages=None,
     repo: str | None = None,
     helper_functions: Sequence[Callable] | None = None,
-    docker: str | None = None,
     tags: Sequence[str] | None = None,
     **_ignored: Any,
 ) -> dict:
     """Register a function step's draft task (the base task the engine clones) for
     `controller`, and begin its step's definition: {name, base_task_id, parents,
-    parameter_override, function}."""
+    parameter_override, function}. ClearML's container options (docker, docker_args, ...)
+    are accepted and ignored: steps run in their worker's environment."""
     from . import parameters
 
     try:
@@ -299,7 +299,7 @@ def register(
                 KWARGS: {k: parameters.encode(v) for k, v in sorted_.literals.items()},
                 KWARGS_ARTIFACTS: {k: parameters.encode(v) for k, v in inputs.items()},
             },
-            "tags": list(tags or []) + ([f"docker:{docker}"] if docker else []),
+            "tags": list(tags or []),
             "parent": controller.id,
         },
     )
@@ -313,15 +313,12 @@ def register(
         "parameter_override": {**scalars, **sorted_.overrides},
         "function": {
             "name": unwrapped(function).__name__,
-            "kwargs": {k: _shown(v) for k, v in _in_signature_order(function, kwargs)},
+            "kwargs": {k: _shown(v) for k, v in kwargs.items()},
             "returns": list(returns),
+            # The order the call is shown in (a database may not keep the kwargs' order).
+            "parameters": list(inspect.signature(unwrapped(function)).parameters),
         },
     }
-
-
-def _in_signature_order(function: Callable, kwargs: Mapping[str, Any]) -> list:
-    order = {name: i for i, name in enumerate(inspect.signature(unwrapped(function)).parameters)}
-    return sorted(kwargs.items(), key=lambda item: order.get(item[0], len(order)))
 
 
 def helper_functions_of(function: Callable, named) -> list[Callable]:

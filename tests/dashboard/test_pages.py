@@ -156,7 +156,12 @@ def test_a_function_step_shows_its_call_and_returns_and_a_fan_out_its_items(
         user=admin_user, project_name="dash", name="fns", task_type=TaskType.CONTROLLER,
         start_running=True,
     )  # fmt: skip
-    function = {"name": "square", "kwargs": {"factor": 2, "api_token": "t0p"}, "returns": ["y"]}
+    function = {
+        "name": "square",
+        "kwargs": {"api_token": "t0p", "factor": 2},
+        "returns": ["y"],
+        "parameters": ["x", "factor", "api_token"],
+    }
     steps = [
         {"name": "one", "base_task_id": base.id, "function": function},
         {

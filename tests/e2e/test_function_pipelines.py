@@ -74,6 +74,7 @@ def test_the_functions_example_runs_on_workers_and_shows_each_function(cluster, 
         "name": "step_two",
         "kwargs": {"data_frame": "${step_one.data_frame}", "test_size": 0.2, "random_state": 42},
         "returns": ["processed_data"],
+        "parameters": ["data_frame", "test_size", "random_state"],
     }
 
     one, two, three = (

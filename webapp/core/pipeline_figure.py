@@ -149,7 +149,9 @@ def _hover(
 def function_call(function: Mapping) -> str:
     """`name(kwarg=value, ...)` of a function step, as defined (kwargs already masked)."""
     kwargs = function.get("kwargs") or {}
-    shown = ", ".join(f"{key}={value}" for key, value in kwargs.items())
+    order = {name: i for i, name in enumerate(function.get("parameters") or [])}
+    ordered = sorted(kwargs.items(), key=lambda item: order.get(item[0], len(order)))
+    shown = ", ".join(f"{key}={value}" for key, value in ordered)
     return f"{function.get('name')}({shown})"
 
 

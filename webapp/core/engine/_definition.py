@@ -33,7 +33,7 @@ STEP_KEYS = {
     # A fan-out over a list known at run time (pipelines/fanout.py).
     "map",
 }
-FUNCTION_KEYS = {"name", "kwargs", "returns"}
+FUNCTION_KEYS = {"name", "kwargs", "returns", "parameters"}
 
 
 def checked_steps(steps: list, parameters: dict, tasks, existing: list = ()) -> list:
@@ -113,17 +113,28 @@ def _checked_function(step, function) -> dict:
             step=step,
             parameter="function",
         )
-    name, kwargs, returns = function.get("name"), function.get("kwargs"), function.get("returns")
+    name, kwargs = function.get("name"), function.get("kwargs")
+    returns, order = function.get("returns"), function.get("parameters")
     with _naming(step, "function"):
         limits.text("function.name", name if isinstance(name, str) else "", limits.NAME_MAX)
-        if not isinstance(kwargs or {}, dict) or not isinstance(returns or [], list):
-            raise InvalidInput("kwargs must be an object and returns a list", field="function")
-        if len(returns or []) > 100 or any(
-            not isinstance(r, str) or not r or len(r) > limits.NAME_MAX for r in returns or []
-        ):
-            raise InvalidInput("returns must be at most 100 names", field="function")
+        if not isinstance(kwargs or {}, dict):
+            raise InvalidInput("kwargs must be an object", field="function")
+        for label, names in (("returns", returns), ("parameters", order)):
+            if (
+                not isinstance(names or [], list)
+                or len(names or []) > 100
+                or any(
+                    not isinstance(n, str) or not n or len(n) > limits.NAME_MAX for n in names or []
+                )
+            ):
+                raise InvalidInput(f"{label} must be a list of at most 100 names", field="function")
         limits.json_value("function.kwargs", kwargs or {}, limits.OBJECT_MAX_BYTES)
-    return {"name": name, "kwargs": dict(kwargs or {}), "returns": list(returns or [])}
+    return {
+        "name": name,
+        "kwargs": dict(kwargs or {}),
+        "returns": list(returns or []),
+        "parameters": list(order or []),
+    }
 
 
 def _check_overrides(step: dict) -> None:

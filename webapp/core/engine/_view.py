@@ -10,6 +10,7 @@ from ..pipeline_figure import (
     PipelineLayout,
     build_pipeline_figure,
     build_pipeline_table,
+    function_call,
     layout_pipeline,
 )
 from ..presenters import read_overrides
@@ -70,7 +71,8 @@ def node_view(step: dict, status: str, task_id, overrides, items: dict | None = 
     view = {"status": status, "task_id": task_id, "overrides": read_overrides(overrides)}
     function = step.get("function")
     if isinstance(function, dict):
-        view["function"] = {**function, "kwargs": read_overrides(function.get("kwargs") or {})}
+        shown = {**function, "kwargs": read_overrides(function.get("kwargs") or {})}
+        view["function"] = {**shown, "call": function_call(shown)}
     fan_out = step.get("map")
     if isinstance(fan_out, dict):
         view["map"] = {
