@@ -147,3 +147,31 @@ def test_a_fan_out_succeeds_at_its_ratio_exactly_and_names_what_failed():
     message = fanout.failure_message(100, list(range(60)), 0.5)
     assert message.startswith("60 of 100 items failed") and "(50 must succeed)" in message
     assert message.endswith("48, 49 and 10 more")
+
+
+def test_debug_pipeline_calls_components_as_plain_functions_and_sends_nothing(monkeypatch):
+    from pipelines import decorator
+
+    monkeypatch.setattr(decorator.PipelineDecorator, "_mode", "remote")
+    monkeypatch.setattr(decorator.PipelineDecorator, "_components", [])
+
+    @decorator.PipelineDecorator.component(return_values=["doubled"])
+    def double(x):
+        return 2 * x
+
+    @decorator.PipelineDecorator.component(return_values=["root"])
+    def root(x, exponent=0.5):
+        if x < 0:
+            raise ValueError("no real root")
+        return x**exponent
+
+    @decorator.PipelineDecorator.pipeline(name="debug", project="unit")
+    def logic(values):
+        doubled = [double(v) for v in values]
+        return doubled, root.map([*values, -1], exponent=1)
+
+    # outside a pipeline a component is its function
+    assert double(4) == 8
+    decorator.PipelineDecorator.debug_pipeline()
+    assert logic([1, 2]) == ([2, 4], [1, 2, None])  # a failed item is None, as on a server
+    assert decorator.PipelineDecorator.get_current_pipeline() is None
