@@ -13,6 +13,7 @@ from .common import write_result
 BENCHMARKS = [
     "dispatch",
     "pipeline",
+    "fanout",
     "engine",
     "scalars",
     "dashboard",

@@ -10,13 +10,22 @@ the step worker, `pipelines.launcher` the `pipelines` command and what `up` star
 
 import importlib
 
-__all__ = ["Logger", "PipelineController", "StorageManager", "Task"]
+__all__ = [
+    "Logger",
+    "PipelineController",
+    "PipelineDecorator",
+    "StorageManager",
+    "Task",
+    "TaskTypes",
+]
 
 _HOMES = {
     "Logger": ".logger",
     "PipelineController": ".controller",
+    "PipelineDecorator": ".decorator",
     "StorageManager": ".storage",
     "Task": ".task",
+    "TaskTypes": ".task",
 }
 
 

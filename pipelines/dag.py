@@ -289,6 +289,9 @@ def _override_items(step: Mapping[str, Any], name: str) -> list[tuple[str, Any]]
         if not isinstance(mapping, Mapping):
             raise PipelineDefinitionError(f"{key} must be a mapping", step=name)
         items.extend((str(k), v) for k, v in mapping.items())
+    fan_out = step.get("map")
+    if isinstance(fan_out, Mapping) and isinstance(fan_out.get("items"), str):
+        items.append(("map.items", fan_out["items"]))  # a fan-out's list comes from an ancestor
     return items
 
 

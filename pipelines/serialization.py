@@ -1,6 +1,7 @@
 """Artifact serialisation: turn Python objects into one uploadable file and back.
 
-``serialize(name, obj, workdir)`` picks a kind from :data:`ARTIFACT_KINDS` and writes a file;
+``serialize(name, obj, workdir)`` picks a kind from :data:`ARTIFACT_KINDS` and writes a file
+(numbers, booleans, None and containers of them are JSON);
 ``deserialize(kind, path, allow_pickle)`` reads it back. Pickles are only ever loaded after an
 explicit opt-in (``.get(allow_pickle=True)`` or ``PIPELINES_ALLOW_PICKLE=1``).
 """
@@ -26,6 +27,7 @@ ARTIFACT_KINDS = ("file", "folder", "numpy", "pandas", "json", "text", "image", 
 PICKLE_ENV = "PIPELINES_ALLOW_PICKLE"
 _TRUTHY = ("1", "true", "yes")
 _FREQ_KEY = b"pipelines.index_freq"
+_SERIES_KEY = b"pipelines.series"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -93,11 +95,19 @@ def serialize(name: str, obj: Any, workdir: Path) -> Serialized:
     pd = sys.modules.get("pandas")
     if np is not None and isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
         return _serialize_numpy(base, obj, workdir)
-    if pd is not None and isinstance(obj, pd.Series):
-        obj = obj.to_frame(name=obj.name if obj.name is not None else name)
+    series = pd is not None and isinstance(obj, pd.Series)
+    if series:
+        named = obj.name is not None
+        obj = obj.to_frame(name=obj.name if named else name)
     if pd is not None and isinstance(obj, pd.DataFrame):
-        return _serialize_pandas(base, obj, workdir)
-    if isinstance(obj, dict | list | tuple) and _is_plain_json(obj):
+        return _serialize_pandas(
+            base, obj, workdir, series=("named" if named else "unnamed") if series else None
+        )
+    if np is not None and isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+        obj = obj.item()  # a numpy number is stored as the number it is
+    if type(obj) in (int, float, bool, type(None)) or (
+        isinstance(obj, dict | list | tuple) and _is_plain_json(obj)
+    ):
         try:
             text = json.dumps(obj, allow_nan=True, ensure_ascii=False)
         except (TypeError, ValueError):
@@ -105,7 +115,9 @@ def serialize(name: str, obj: Any, workdir: Path) -> Serialized:
         if text is not None:
             path = workdir / f"{base}.json"
             path.write_text(text, encoding="utf-8")
-            meta = {"type": type(obj).__name__, "length": len(obj)}
+            meta = {"type": type(obj).__name__}
+            if isinstance(obj, dict | list | tuple):
+                meta["length"] = len(obj)
             return Serialized(
                 "json", path, path.name, "application/json", _truncate(text, 300), meta
             )
@@ -149,7 +161,9 @@ def _serialize_numpy(base: str, arr: Any, workdir: Path) -> Serialized:
     return Serialized("numpy", path, path.name, "application/zip", preview, meta)
 
 
-def _serialize_pandas(base: str, df: Any, workdir: Path) -> Serialized:
+def _serialize_pandas(base: str, df: Any, workdir: Path, series: str | None = None) -> Serialized:
+    """A DataFrame as parquet (csv.gz when pyarrow cannot). A Series travels as a one-column
+    frame that parquet marks (`series`: its name kept or not), so it reads back a Series."""
     path = workdir / f"{base}.parquet"
     fmt, content_type = "parquet", "application/vnd.apache.parquet"
     try:
@@ -157,9 +171,14 @@ def _serialize_pandas(base: str, df: Any, workdir: Path) -> Serialized:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(df)
+        extra = {}
         freq = getattr(df.index, "freqstr", None)
         if freq:  # parquet drops DatetimeIndex.freq; keep it so round trips compare equal
-            table = table.replace_schema_metadata({**table.schema.metadata, _FREQ_KEY: freq})
+            extra[_FREQ_KEY] = freq
+        if series:
+            extra[_SERIES_KEY] = series
+        if extra:
+            table = table.replace_schema_metadata({**table.schema.metadata, **extra})
         pq.write_table(table, path)
     except Exception:  # pyarrow raises many types: ArrowInvalid, TypeError, ...
         path.unlink(missing_ok=True)
@@ -303,6 +322,10 @@ def _read_pandas(path: Path) -> Any:
         if freq:
             with contextlib.suppress(AttributeError, ValueError, TypeError):
                 df.index.freq = freq.decode()
+        series = (table.schema.metadata or {}).get(_SERIES_KEY)
+        if series and len(df.columns) == 1:
+            column = df.iloc[:, 0]
+            return column if series == b"named" else column.rename(None)
         return df
     compression = "gzip" if magic[:2] == b"\x1f\x8b" else None
     return pd.read_csv(path, compression=compression, index_col=0)

@@ -66,6 +66,40 @@ def prefect_seed(repeats: int) -> dict:
     return {"seconds_median": statistics.median(samples[1:]), "samples": samples[1:]}
 
 
+def prefect_map(count: int, repeats: int) -> dict:
+    """`count` trivial items through Prefect's `task.map`: the whole command timed (as our
+    controller script is), the map inside the flow, and the whole command again with each
+    item's result persisted as well as its state."""
+    python = peer_python("prefect")
+    if python is None:
+        return {"note": f"prefect not installed ({INSTALL_HINT})"}
+    found: dict = {}
+    for mode in ("plain", "persist"):
+        walls, inside = [], []
+        for _ in range(repeats + 1):
+            with tempfile.TemporaryDirectory(prefix="bench-prefect-") as home:
+                started = time.perf_counter()
+                result = subprocess.run(
+                    [python, str(HERE / "prefect_map.py"), str(count), mode],
+                    env={**os.environ, "PREFECT_HOME": home},
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                )
+                walls.append(time.perf_counter() - started)
+            _last_number(result)
+            inside.append(float(result.stdout.strip().splitlines()[-2]))
+        if mode == "plain":
+            found.update(
+                seconds_median=statistics.median(walls[1:]),
+                map_seconds_median=statistics.median(inside[1:]),
+                samples=walls[1:],
+            )
+        else:
+            found["persisted_seconds_median"] = statistics.median(walls[1:])
+    return found
+
+
 def mlflow_log_batch(points: int, repeats: int) -> dict:
     """Metric points per second through a local `mlflow server` (SQLite backend)."""
     python = peer_python("mlflow")

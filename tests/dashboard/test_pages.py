@@ -146,3 +146,53 @@ def test_workers_page_marks_live_and_gone_workers(admin_client, task):
     Worker.objects.create(name="w-gone", last_seen=timezone.now() - timedelta(hours=1))
     rows = {r["worker"].name: r["alive"] for r in admin_client.get("/workers/").context["rows"]}
     assert rows == {"w-live": True, "w-gone": False}
+
+
+def test_a_function_step_shows_its_call_and_returns_and_a_fan_out_its_items(
+    admin_client, admin_user
+):
+    base = services.create_task(user=admin_user, project_name="dash", name="fn")
+    controller = services.create_task(
+        user=admin_user, project_name="dash", name="fns", task_type=TaskType.CONTROLLER,
+        start_running=True,
+    )  # fmt: skip
+    function = {
+        "name": "square",
+        "kwargs": {"api_token": "t0p", "factor": 2},
+        "returns": ["y"],
+        "parameters": ["x", "factor", "api_token"],
+    }
+    steps = [
+        {"name": "one", "base_task_id": base.id, "function": function},
+        {
+            "name": "many",
+            "base_task_id": base.id,
+            "parents": ["one"],
+            "function": function,
+            "map": {"kwarg": "x", "items": [1, 2, 3], "min_success_ratio": 0.5},
+        },
+    ]
+    run = engine.start_run(user=admin_user, controller=controller, steps=steps)
+    engine.advance(run.id)
+    one = run.nodes.select_related("task").get(name="one")
+    execution.claim_task(one.task.id, one.task.attempt, "w")
+    execution.finish_task(one.task, one.task.attempt, "completed")
+    engine.advance(run.id, changed_task_id=one.task_id, task_status="completed")
+    batch = run.nodes.exclude(map_step="").select_related("task").first()
+    execution.claim_task(batch.task.id, batch.task.attempt, "w")
+    engine.report_items(batch.task, [{"index": 0, "status": "completed", "values": {"y": 1}}])
+
+    page = admin_client.get(f"/pipelines/runs/{run.id}/").content.decode()
+    assert "square(factor=2, api_token=********)" in page and "returns y" in page
+    assert "t0p" not in page
+    assert "map over x: 3 items, 1 completed, 0 failed" in page
+    groups = admin_client.get("/pipelines/").context["groups"]
+    progress = next(g for g in groups if g["name"] == "fns")["runs"][0]["progress"]
+    assert progress == {"done": 1, "total": 2, "percent": 50}  # its batches are not steps
+    hover = "".join(
+        text
+        for trace in admin_client.get(f"/pipelines/runs/{run.id}/state/").json()["figure"]["data"]
+        for text in trace.get("hovertext") or []
+    )
+    assert "function: square(factor=2, api_token=********)" in hover
+    assert "map over x: 3 items, 1 completed, 0 failed (min_success_ratio 0.5)" in hover

@@ -117,10 +117,18 @@ def test_dataframe_integer_column_names(tmp_path):
     pd.testing.assert_frame_equal(out, df)
 
 
-def test_series_becomes_frame(tmp_path):
+def test_a_series_reads_back_as_the_series_it_was(tmp_path):
     ser, out = roundtrip("s", pd.Series([1, 2, 3], name="vals"), tmp_path)
     assert ser.kind == "pandas"
-    pd.testing.assert_frame_equal(out, pd.DataFrame({"vals": [1, 2, 3]}))
+    pd.testing.assert_series_equal(out, pd.Series([1, 2, 3], name="vals"))
+    _, unnamed = roundtrip("u", pd.Series([0.5, 1.5], index=[7, 9]), tmp_path)
+    pd.testing.assert_series_equal(unnamed, pd.Series([0.5, 1.5], index=[7, 9]))
+
+
+def test_numbers_are_json_not_pickle(tmp_path):
+    for value in (3, 2.5, True, None, np.float64(0.25), np.int32(7)):
+        ser, out = roundtrip("n", value, tmp_path)
+        assert ser.kind == "json" and out == value and type(out) is not np.float64
 
 
 def test_dataframe_falls_back_to_csv_gz(tmp_path):

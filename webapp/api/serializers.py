@@ -6,6 +6,7 @@ import math
 from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
+from pipelines import fanout
 from webapp.core import limits, presenters
 from webapp.core.choices import TaskType
 from webapp.core.models import (
@@ -245,6 +246,46 @@ class StatusChangeSerializer(serializers.Serializer):
     message = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=limits.STATUS_MESSAGE_MAX
     )
+
+
+RETURNS_MAX = 100  # a function's named return values
+
+
+class MapItemReportSerializer(serializers.Serializer):
+    """One item of a fan-out as its task ran it: its status and each return value, inline
+    (plain JSON) or as the URL of an artifact its task uploaded."""
+
+    index = serializers.IntegerField(min_value=0, max_value=fanout.MAP_ITEMS_MAX - 1)
+    status = serializers.ChoiceField(choices=["completed", "failed"])
+    values = serializers.DictField(required=False, default=dict)
+    artifacts = serializers.DictField(
+        child=serializers.CharField(max_length=2000), required=False, default=dict
+    )
+    message = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=limits.STATUS_MESSAGE_MAX
+    )
+    started = FiniteFloatField(required=False, allow_null=True, default=None)
+    ended = FiniteFloatField(required=False, allow_null=True, default=None)
+
+    def validate_values(self, values):
+        if len(values) > RETURNS_MAX:
+            raise serializers.ValidationError(f"at most {RETURNS_MAX} return values")
+        return limits.json_object("values", values, fanout.ITEM_VALUES_MAX_CHARS)
+
+    def validate_artifacts(self, artifacts):
+        if len(artifacts) > RETURNS_MAX:
+            raise serializers.ValidationError(f"at most {RETURNS_MAX} return values")
+        return artifacts
+
+
+class MapItemsReportSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=MapItemReportSerializer(), min_length=1, max_length=fanout.ITEMS_PER_TASK_MAX
+    )
+
+
+class MapItemsRecordedSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField()
 
 
 class CloneSerializer(serializers.Serializer):

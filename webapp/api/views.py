@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
-from webapp.core import access, artifacts, events, execution, services, trained_models
+from webapp.core import access, artifacts, engine, events, execution, services, trained_models
 from webapp.core.errors import Conflict
 from webapp.core.models import LogLine, Plot, Project, Scalar, Task
 from webapp.core.storage import TRAILING_SHA256, HashingUploadHandler, SpooledBody
@@ -89,6 +89,7 @@ class TaskViewSet(
         "heartbeat": "task.claim",
         "finish": "task.claim",
         "release": "task.claim",
+        "map_items": "task.report",
         "console": ("task.read", "task.console"),
         "artifact_list": ("task.read", "task.outputs"),
         "samples": ("task.read", "task.outputs"),
@@ -233,6 +234,14 @@ class TaskViewSet(
                 "lease_seconds": settings.LOCAL_RUN_LEASE_SECONDS,
             }
         )
+
+    @extend_schema(request=s.MapItemsReportSerializer, responses=s.MapItemsRecordedSerializer)
+    @action(detail=True, methods=["post"])
+    def map_items(self, request, pk=None):
+        """A fan-out's batch task reports the ends of its items (status and result)."""
+        data = self._input(s.MapItemsReportSerializer)
+        recorded = engine.report_items(self.get_object(), data["items"])
+        return Response({"recorded": recorded})
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])

@@ -1,13 +1,16 @@
-"""Pipeline runs: start (validated DAG), read with nodes, stop, and the client-driver verbs."""
+"""Pipeline runs: start (validated DAG), read with nodes, stop, and the verbs of the runs a
+script drives or builds: add steps, close, resolve, launch or skip one step, its items."""
 
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from webapp.core import access, engine, policy, presenters
-from webapp.core.choices import PipelineDriver
+from pipelines import fanout
+from webapp.core import access, engine, limits, policy, presenters
+from webapp.core.choices import PipelineDefinition, PipelineDriver
 from webapp.core.models import PipelineNode, PipelineRun
 
 
@@ -52,6 +55,7 @@ class PipelineRunSerializer(serializers.ModelSerializer):
             "default_queue",
             "abort_on_failure",
             "driver",
+            "definition",
             "created",
             "completed",
             "nodes",
@@ -63,9 +67,16 @@ class PipelineRunSerializer(serializers.ModelSerializer):
         return data
 
 
+def _steps_field(min_length: int = 1):
+    return serializers.ListField(
+        child=serializers.DictField(), min_length=min_length, max_length=20_000
+    )
+
+
 class PipelineStartSerializer(serializers.Serializer):
     controller = serializers.CharField(max_length=32)
-    steps = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=20_000)
+    # Empty only for an open definition, whose script adds its steps as it goes.
+    steps = _steps_field(min_length=0)
     parameters = serializers.DictField(required=False, default=dict)
     default_queue = serializers.CharField(max_length=100, required=False, default="default")
     abort_on_failure = serializers.BooleanField(required=False, default=False)
@@ -73,11 +84,57 @@ class PipelineStartSerializer(serializers.Serializer):
         choices=[PipelineDriver.SERVER, PipelineDriver.CLIENT], default=PipelineDriver.SERVER
     )
     version = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    definition = serializers.ChoiceField(
+        choices=[PipelineDefinition.FIXED, PipelineDefinition.OPEN],
+        default=PipelineDefinition.FIXED,
+        help_text="open: the script adds steps as it runs (POST steps/), then closes it",
+    )
+
+
+class PipelineStepsSerializer(serializers.Serializer):
+    steps = _steps_field()
 
 
 class StepNameSerializer(serializers.Serializer):
     step = serializers.CharField(max_length=255)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+class StepLaunchSerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=255)
+    parameters = serializers.DictField(
+        required=False,
+        help_text='the step\'s {"Section/name": value} as its controller decided them '
+        "(used as they are, instead of resolving its overrides)",
+    )
+    configuration = serializers.DictField(required=False)
+    local = serializers.BooleanField(
+        default=False, help_text="make its task a draft the controller's process runs itself"
+    )
+
+    def validate(self, data):
+        for field in ("parameters", "configuration"):
+            if len(data.get(field) or {}) > limits.PARAMETERS_MAX:
+                raise serializers.ValidationError(
+                    {field: f"at most {limits.PARAMETERS_MAX} values"}
+                )
+        return data
+
+
+class StepResolvedSerializer(serializers.Serializer):
+    parameters = serializers.DictField()
+    configuration = serializers.DictField()
+
+
+class MapItemsQuerySerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=255)
+    offset = serializers.IntegerField(min_value=0, max_value=fanout.MAP_ITEMS_MAX, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=1000)
+
+
+class MapItemsSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    items = serializers.ListField(child=serializers.DictField())
 
 
 class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -86,9 +143,13 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     verbs = {
         "list": "task.read",
         "retrieve": "task.read",
+        "items": "task.read",
         **{
             name: "pipeline.drive"
-            for name in ("create", "stop", "rerun", "advance", "launch", "skip")
+            for name in (
+                *("create", "stop", "rerun", "advance", "launch", "skip"),
+                *("steps", "close", "resolve"),
+            )
         },
     }
 
@@ -98,7 +159,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             "controller__project"
         )
         if self.action == "retrieve":
-            runs = runs.prefetch_related("nodes__task")
+            runs = runs.prefetch_related(_step_nodes())
         return runs
 
     def get_serializer_class(self):
@@ -128,12 +189,61 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             driver=values["driver"],
             visible_tasks=tasks,
             version=values["version"],
+            open_definition=values["definition"] == PipelineDefinition.OPEN,
         )
         return Response(self._read(run.pk), status=status.HTTP_201_CREATED)
 
     def _read(self, run_id):
-        run = PipelineRun.objects.prefetch_related("nodes__task").get(pk=run_id)
+        run = PipelineRun.objects.prefetch_related(_step_nodes()).get(pk=run_id)
         return PipelineRunSerializer(run).data
+
+    def _run_to_change(self):
+        run = self.get_object()
+        self.check_object_permissions(self.request, run.controller)
+        return run
+
+    def _input(self, serializer_class):
+        data = serializer_class(data=self.request.data)
+        data.is_valid(raise_exception=True)
+        return data.validated_data
+
+    @extend_schema(request=PipelineStepsSerializer, responses=PipelineRunSerializer)
+    @action(detail=True, methods=["post"])
+    def steps(self, request, pk=None):
+        """Add steps to a run whose definition is open (its script is still running)."""
+        run = self._run_to_change()
+        values = self._input(PipelineStepsSerializer)
+        tasks = access.visible_tasks(request.user, request.auth)
+        engine.add_steps(run, values["steps"], tasks)
+        return Response(self._read(run.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=PipelineRunSerializer)
+    @action(detail=True, methods=["post"])
+    def close(self, request, pk=None):
+        """The script of an open run added its last step: the run may now end."""
+        run = self._run_to_change()
+        engine.close_definition(run)
+        return Response(self._read(run.pk))
+
+    @extend_schema(request=StepNameSerializer, responses=StepResolvedSerializer)
+    @action(detail=True, methods=["post"])
+    def resolve(self, request, pk=None):
+        """What a pending step's overrides resolve to now (shown to pre_execute_callback)."""
+        run = self._run_to_change()
+        values = self._input(StepNameSerializer)
+        resolved = engine.resolve_step(run, values["step"])
+        return Response(StepResolvedSerializer(resolved).data)
+
+    @extend_schema(parameters=[MapItemsQuerySerializer], responses=MapItemsSerializer)
+    @action(detail=True, methods=["get"])
+    def items(self, request, pk=None):
+        """A fan-out's items in order, each with its status and result, a page at a time."""
+        run = self.get_object()
+        query = MapItemsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        values = query.validated_data
+        page = engine.map_items(run, values["step"], values["offset"], values["limit"])
+        return Response(MapItemsSerializer(page).data)
 
     @extend_schema(request=None, responses=PipelineRunSerializer)
     @action(detail=True, methods=["post"])
@@ -159,14 +269,18 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         engine.advance(run.pk)
         return Response(self._read(run.pk))
 
-    @extend_schema(request=StepNameSerializer, responses=PipelineNodeSerializer)
+    @extend_schema(request=StepLaunchSerializer, responses=PipelineNodeSerializer)
     @action(detail=True, methods=["post"])
     def launch(self, request, pk=None):
-        run = self.get_object()
-        self.check_object_permissions(request, run.controller)
-        data = StepNameSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        node = engine.launch_step(run, data.validated_data["step"])
+        run = self._run_to_change()
+        values = self._input(StepLaunchSerializer)
+        node = engine.launch_step(
+            run,
+            values["step"],
+            parameters=values.get("parameters"),
+            configuration=values.get("configuration"),
+            local=values["local"],
+        )
         node.refresh_from_db()
         return Response(PipelineNodeSerializer(node).data)
 
@@ -182,3 +296,11 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         )
         node.refresh_from_db()
         return Response(PipelineNodeSerializer(node).data)
+
+
+def _step_nodes() -> Prefetch:
+    """A run's nodes as its readers see them: its steps, not a fan-out's batches (those
+    are read a page at a time, as items/)."""
+    return Prefetch(
+        "nodes", queryset=PipelineNode.objects.filter(map_step="").select_related("task")
+    )

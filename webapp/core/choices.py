@@ -115,6 +115,18 @@ class PipelineDriver(models.TextChoices):
     CLEARML = "clearml", "Mirrored from a ClearML controller"
 
 
+class PipelineDefinition(models.TextChoices):
+    """Whether a run's steps may still grow (PipelineRun.definition)."""
+
+    # Given whole when the run started (a PipelineController's steps).
+    FIXED = "fixed", "Given at start"
+    # Added by the controller's script as it runs (PipelineDecorator): the run does not end
+    # while its script may still add steps.
+    OPEN = "open", "Still growing"
+    # The script added its last step.
+    CLOSED = "closed", "Complete"
+
+
 PIPELINE_TERMINAL = frozenset(
     {PipelineStatus.COMPLETED, PipelineStatus.FAILED, PipelineStatus.STOPPED}
 )

@@ -14,7 +14,14 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from . import broker, limits, secrets, sql, status
-from .choices import ENDED_STATES, ApiKeyKind, LogStream, PipelineDriver, TaskStatus
+from .choices import (
+    ENDED_STATES,
+    ApiKeyKind,
+    LogStream,
+    PipelineDefinition,
+    PipelineDriver,
+    TaskStatus,
+)
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import create_api_key, revoke_task_keys, system_user
 from .models import LogLine, Queue, QueueEntry, ReceivedBatch, Task, Worker
@@ -283,9 +290,11 @@ def reap_expired_leases(now=None) -> list[str]:
     # A process on someone's laptop may pause (sleep, a debugger) far longer than a worker.
     local_cutoff = now - timedelta(seconds=settings.LOCAL_RUN_LEASE_SECONDS)
     reaped = []
-    # A server-driven run's controller needs no process once started, pings or not.
+    # A server-driven run's controller needs no process once started, pings or not; unless
+    # its script is still adding the run's steps (an open definition).
     local = Q(worker="", last_heartbeat__lt=local_cutoff) & ~Q(
-        pipeline_run__driver=PipelineDriver.SERVER
+        pipeline_run__driver=PipelineDriver.SERVER,
+        pipeline_run__definition=PipelineDefinition.FIXED,
     )
     on_worker = ~Q(worker="") & Q(last_heartbeat__lt=cutoff)
     stale = Task.objects.filter(local | on_worker, status=TaskStatus.IN_PROGRESS)

@@ -17,6 +17,7 @@ from .choices import (
     ArtifactState,
     LogStream,
     NodeStatus,
+    PipelineDefinition,
     PipelineDriver,
     PipelineStatus,
     TaskStatus,
@@ -521,6 +522,11 @@ class PipelineRun(models.Model):
     # Nodes not in a terminal state, kept by the engine so that "anything left to run?" is
     # not a count over the run's nodes on each event; every full pass recounts it.
     open_nodes = models.IntegerField(default=0)
+    # A decorator pipeline's script adds steps as it runs: while the definition is open the
+    # run does not end, and `revision` counts the additions so that every process's cached
+    # copy of the definition (engine/_shape.py) knows when it is stale.
+    definition = models.CharField(max_length=8, default=PipelineDefinition.FIXED)
+    revision = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]
@@ -548,6 +554,12 @@ class PipelineNode(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True, default="")
     updated = models.DateTimeField(default=timezone.now)
+    # A fan-out's items run in batches, each a node the engine adds to the running run (not
+    # a step of its definition): `map_step` names the map step, `map_index` the batch, and
+    # `result` holds the batch's items with each one's status and result.
+    map_step = models.CharField(max_length=255, blank=True, default="")
+    map_index = models.PositiveIntegerField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

@@ -48,7 +48,7 @@ def _short(value: Any) -> str:
     return escape(text)
 
 
-def _node(nodes: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, Any, Mapping]:
+def _node(nodes: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, Any, Mapping, Mapping]:
     """A step the engine has not reached yet has no node record: show it as pending."""
     info = nodes.get(name) or {}
     return (
@@ -56,6 +56,7 @@ def _node(nodes: Mapping[str, Mapping[str, Any]], name: str) -> tuple[str, Any, 
         info.get("task_id"),
         # As given: the run's view (engine/_view.py) has masked them for its readers.
         info.get("overrides") or {},
+        info,
     )
 
 
@@ -132,14 +133,50 @@ def _positions(
     return pos
 
 
-def _hover(name: str, status: str, task_id: Any, overrides: Mapping[str, Any]) -> str:
+def _hover(
+    name: str, status: str, task_id: Any, overrides: Mapping[str, Any], info: Mapping
+) -> str:
     lines = [
         f"<b>{escape(name)}</b>",
         f"status: {escape(status)}",
         f"task: {escape(str(task_id)) if task_id else '-'}",
+        *_described(info),
     ]
     lines.extend(f"{escape(str(key))}: {_short(value)}" for key, value in overrides.items())
     return "<br>".join(lines)
+
+
+def function_call(function: Mapping) -> str:
+    """`name(kwarg=value, ...)` of a function step, as defined (kwargs already masked)."""
+    kwargs = function.get("kwargs") or {}
+    order = {name: i for i, name in enumerate(function.get("parameters") or [])}
+    ordered = sorted(kwargs.items(), key=lambda item: order.get(item[0], len(order)))
+    shown = ", ".join(f"{key}={value}" for key, value in ordered)
+    return f"{function.get('name')}({shown})"
+
+
+def _described(info: Mapping) -> list[str]:
+    """A function step's function and returns, a fan-out's items: lines of its hover."""
+    lines = []
+    function = info.get("function")
+    if isinstance(function, Mapping):
+        lines.append(f"function: {_short(function_call(function))}")
+        if function.get("returns"):
+            lines.append(f"returns: {escape(', '.join(map(str, function['returns'])))}")
+    fan_out = info.get("map")
+    if isinstance(fan_out, Mapping):
+        lines.append(f"map over {escape(str(fan_out.get('kwarg')))}: {_items(fan_out)}")
+    return lines
+
+
+def _items(fan_out: Mapping) -> str:
+    total = fan_out.get("total")
+    if total is None:
+        return "items known when it starts"
+    return escape(
+        f"{total} items, {fan_out.get('completed', 0)} completed, {fan_out.get('failed', 0)} "
+        f"failed (min_success_ratio {fan_out.get('min_success_ratio')})"
+    )
 
 
 def _status_rank(status: str) -> tuple[int, str]:
@@ -219,7 +256,7 @@ def build_pipeline_figure(
 
     groups: dict[str, dict[str, list[Any]]] = {}
     for name in order:
-        status, task_id, overrides = _node(nodes, name)
+        status, task_id, overrides, info = _node(nodes, name)
         group = groups.setdefault(
             status, {"x": [], "y": [], "text": [], "hovertext": [], "customdata": []}
         )
@@ -227,7 +264,7 @@ def build_pipeline_figure(
         group["x"].append(x)
         group["y"].append(y)
         group["text"].append(name)
-        group["hovertext"].append(_hover(name, status, task_id, overrides))
+        group["hovertext"].append(_hover(name, status, task_id, overrides, info))
         group["customdata"].append(task_id)
     for status in sorted(groups, key=_status_rank):
         group = groups[status]
@@ -267,12 +304,17 @@ def build_pipeline_table(
     columns: list[list[str]] = [[], [], [], []]
     status_fill: list[str] = []
     for name in order:
-        status, task_id, overrides = _node(nodes, name)
+        status, task_id, overrides, info = _node(nodes, name)
         columns[0].append(escape(name))
         columns[1].append(escape(str(task_id)) if task_id else "")
         columns[2].append(escape(status))
         columns[3].append(
-            "<br>".join(f"{escape(str(k))}: {_short(v)}" for k, v in overrides.items())
+            "<br>".join(
+                [
+                    *_described(info),
+                    *(f"{escape(str(k))}: {_short(v)}" for k, v in overrides.items()),
+                ]
+            )
         )
         status_fill.append(STATUS_COLORS.get(status, UNKNOWN_STATUS_COLOR))
 

@@ -68,16 +68,19 @@ def read_overrides(overrides) -> dict:
 
 def read_steps(steps) -> list:
     """A pipeline definition as readers see it: copies, the stored one keeps its values."""
-    return [
-        {
-            **step,
-            **{
-                key: read_overrides(step[key])
-                for key in ("parameter_override", "configuration_overrides")
-                if isinstance(step.get(key), dict)
-            },
-        }
-        if isinstance(step, dict)
-        else step
-        for step in steps or []
-    ]
+    return [_read_step(step) if isinstance(step, dict) else step for step in steps or []]
+
+
+def _read_step(step: dict) -> dict:
+    shown = {
+        **step,
+        **{
+            key: read_overrides(step[key])
+            for key in ("parameter_override", "configuration_overrides")
+            if isinstance(step.get(key), dict)
+        },
+    }
+    function = step.get("function")
+    if isinstance(function, dict) and isinstance(function.get("kwargs"), dict):
+        shown["function"] = {**function, "kwargs": read_overrides(function["kwargs"])}
+    return shown

@@ -216,7 +216,14 @@ def set_hyperparameters(task: Task, values: dict, replace: bool = False) -> Task
 
 
 def mark_started(task: Task) -> Task:
-    return status.change(task, TaskStatus.IN_PROGRESS, reason="started", expected=("created",))
+    """A draft that a process of its own runs (a step the controller runs as a subprocess)."""
+    return status.change(
+        task,
+        TaskStatus.IN_PROGRESS,
+        reason="started",
+        expected=("created",),
+        extra={"started": timezone.now()},
+    )
 
 
 def mark_completed(task: Task, reason: str = "", message: str = "") -> Task:
@@ -409,6 +416,16 @@ def enqueue_clones(
         for task in tasks:
             publish_on_commit(task)
             status.notify(task)
+    return tasks
+
+
+def insert_clones(tasks: list[Task]) -> list[Task]:
+    """Insert unsaved drafts from build_clone as drafts, in one statement: the steps a
+    pipeline's own process runs (start_locally(run_pipeline_steps_locally=True))."""
+    if any(not task._state.adding or task.status != TaskStatus.CREATED for task in tasks):
+        raise InvalidInput("insert_clones takes new drafts from build_clone")
+    with transaction.atomic(savepoint=False):
+        Task.objects.bulk_create(tasks, batch_size=500)
     return tasks
 
 

@@ -36,9 +36,9 @@ def _progress(run) -> dict:
 @login_required
 def pipelines(request):
     """Pipelines are named by their controller task's project and name (as in ClearML)."""
-    runs = visible_runs(request.user).annotate(
-        n_done=Count("nodes", filter=Q(nodes__status__in=NODE_TERMINAL))
-    )
+    # A fan-out's batches are nodes too, but not steps of the run.
+    done = Q(nodes__status__in=NODE_TERMINAL, nodes__map_step="")
+    runs = visible_runs(request.user).annotate(n_done=Count("nodes", filter=done))
     q = request.GET.get("q", "").strip()
     if q:
         runs = runs.filter(

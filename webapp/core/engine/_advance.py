@@ -27,13 +27,14 @@ from ..choices import (
     NODE_TERMINAL,
     PIPELINE_TERMINAL,
     NodeStatus,
+    PipelineDefinition,
     PipelineDriver,
     PipelineStatus,
     TaskStatus,
 )
 from ..errors import Conflict
 from ..models import PipelineNode, PipelineRun, Task
-from . import _claim, _plot
+from . import _claim, _map, _plot
 from ._launch import launch
 from ._pass import Nodes, Pass, locked, nodes_with_tasks, one, run_nodes, set_node
 from ._shape import retried_with_fresh_shape
@@ -87,8 +88,11 @@ def _locked_pass(run_id: str, changed_task_id: str | None, now) -> PipelineRun |
 def _advance_full(work: Pass) -> None:
     run, steps = work.run, work.shape.steps
     work.write_nodes()
-    nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
+    nodes = step_nodes(run)
     sync_nodes(work, nodes)
+    for node in list(nodes.values()):
+        if _fanning_out(work, node):
+            release(work, _map.check(work, node), nodes)
     states = {name: node.status for name, node in nodes.items()}
     if dag.should_abort(steps, states, run.abort_on_failure):
         abort_remaining(work, nodes, "a step failed and abort_on_failure is set")
@@ -104,14 +108,32 @@ def _advance_full(work: Pass) -> None:
     states = {name: node.status for name, node in nodes.items()}
     run.open_nodes = sum(1 for status in states.values() if status not in NODE_TERMINAL)
     outcome = dag.pipeline_outcome(steps, states, run.abort_on_failure)
+    if run.definition == PipelineDefinition.OPEN and not (work.fatal and run.abort_on_failure):
+        outcome = None  # its script may still add steps
     if outcome is not None:
         _finish_run(work, nodes, outcome)
+
+
+def step_nodes(run) -> dict:
+    """The nodes of the run's steps by name, with their tasks (not a fan-out's batches)."""
+    return {n.name: n for n in nodes_with_tasks(run).filter(map_step="").order_by("position")}
+
+
+def _fanning_out(work: Pass, node) -> bool:
+    """A map node whose items are running: it has no task of its own until they end."""
+    step = work.shape.index.steps[node.name]
+    return step.get("map") is not None and node.status == NodeStatus.RUNNING and not node.task_id
 
 
 def _advance_from(work: Pass, task_id: str) -> None:
     run = work.run
     node = one(nodes_with_tasks(run).filter(task_id=task_id))
     if node is None:
+        return
+    if node.map_step:  # a batch of a fan-out's items
+        release(work, _map.batch_changed(work, node))
+        if (work.fatal and run.abort_on_failure) or run.open_nodes <= 0:
+            _advance_full(work)
         return
     before = node.status
     sync_nodes(work, {node.name: node})
@@ -211,7 +233,7 @@ def sync_nodes(work: Pass, nodes: dict) -> None:
         status = NODE_STATUS_FOR_TASK.get(node.task.status, NodeStatus.PENDING)
         if node.task.status == TaskStatus.CREATED and node.status == NodeStatus.QUEUED:
             status = NodeStatus.QUEUED  # dequeued by hand: keep waiting, not relaunched
-        if status == NodeStatus.FAILED and node.attempts <= steps[node.name]["retry_on_failure"]:
+        if status == NodeStatus.FAILED and node.attempts <= _retries(steps[node.name]):
             node.task = None
             set_node(
                 work, node, NodeStatus.PENDING, f"retrying after attempt {node.attempts} failed"
@@ -221,9 +243,20 @@ def sync_nodes(work: Pass, nodes: dict) -> None:
             set_node(work, node, status, node.task.status_reason)
 
 
+def _retries(step: dict) -> int:
+    """A fan-out retries its items in their tasks; launched again, it would fan out again."""
+    return 0 if step.get("map") is not None else step["retry_on_failure"]
+
+
 def abort_remaining(work: Pass, nodes: dict, reason: str) -> None:
+    fanning = [node.name for node in nodes.values() if _fanning_out(work, node)]
+    if fanning:
+        _map.abort_batches(work, fanning, reason)
     for node in nodes.values():
         if node.status in NODE_TERMINAL:
+            continue
+        if node.name in fanning:
+            set_node(work, node, NodeStatus.ABORTED, reason)
             continue
         if node.task is not None and node.task.status in (
             TaskStatus.QUEUED,
@@ -246,8 +279,12 @@ def _finish_run(work: Pass, nodes: dict, outcome: str) -> None:
     run.save(update_fields=["status", "completed"])
     work.before.update(status=run.status, completed=run.completed)
     controller = Task.objects.get(pk=run.controller_id)
-    # A client-driven run's controller is a live process: it reports its own end.
-    if run.driver == PipelineDriver.SERVER and controller.status == TaskStatus.IN_PROGRESS:
+    # The controller of a client-driven run, or of one its script built as it ran, is a
+    # live process: it reports its own end.
+    drives_itself = (
+        run.driver != PipelineDriver.SERVER or run.definition != PipelineDefinition.FIXED
+    )
+    if not drives_itself and controller.status == TaskStatus.IN_PROGRESS:
         failed = [n.name for n in nodes.values() if n.status == NodeStatus.FAILED]
         if run.status == PipelineStatus.COMPLETED:
             services.mark_completed(controller, reason="pipeline completed")

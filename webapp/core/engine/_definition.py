@@ -6,7 +6,7 @@ Nothing is cloned when anything is wrong: every error names the step and paramet
 import contextlib
 import copy
 
-from pipelines import dag, parameters
+from pipelines import dag, fanout, parameters
 
 from .. import limits, services
 from ..choices import TaskStatus
@@ -28,14 +28,23 @@ STEP_KEYS = {
     "continue_behaviour",
     "cache_executed_step",
     "retry_on_failure",
+    # What a function step shows of its function ({name, kwargs, returns}); display only.
+    "function",
+    # A fan-out over a list known at run time (pipelines/fanout.py).
+    "map",
 }
+FUNCTION_KEYS = {"name", "kwargs", "returns", "parameters"}
 
 
-def checked_steps(steps: list, parameters: dict, tasks) -> list:
-    """Copies of `steps`, validated, each with the id of its base task among `tasks`."""
-    clean = [_clean_step(index, step) for index, step in enumerate(steps)]
+def checked_steps(steps: list, parameters: dict, tasks, existing: list = ()) -> list:
+    """Copies of `steps`, validated, each with the id of its base task among `tasks`.
+
+    `existing` are the checked steps of a run that `steps` are added to: the graph is
+    validated whole, and only the new steps are cleaned and have their base tasks resolved.
+    """
+    clean = [_clean_step(index, step) for index, step in enumerate(steps, start=len(existing))]
     try:
-        dag.validate_pipeline(clean, parameters)
+        dag.validate_pipeline([*existing, *clean], parameters)
     except dag.PipelineDefinitionError as error:
         raise InvalidInput(str(error), step=error.step, parameter=error.parameter) from error
     for step in clean:
@@ -84,7 +93,48 @@ def _clean_step(index: int, step) -> dict:
         if clean.get(key) is not None:
             with _naming(name, key):
                 limits.text(key, clean[key], limits.NAME_MAX)
+    if clean.get("function") is not None:
+        clean["function"] = _checked_function(name, clean["function"])
+    if clean.get("map") is not None:
+        try:
+            clean["map"] = fanout.map_settings(clean)
+        except dag.PipelineDefinitionError as error:
+            raise InvalidInput(str(error), step=name, parameter=error.parameter) from error
+        with _naming(name, "map.items"):
+            limits.json_value("map.items", clean["map"]["items"], limits.CONFIGURATION_VALUE_MAX)
     return clean
+
+
+def _checked_function(step, function) -> dict:
+    """A function step's {name, kwargs, returns}: shown on the run page, never executed."""
+    if not isinstance(function, dict) or set(function) - FUNCTION_KEYS:
+        raise InvalidInput(
+            f"step {step!r}: function must be an object of {', '.join(sorted(FUNCTION_KEYS))}",
+            step=step,
+            parameter="function",
+        )
+    name, kwargs = function.get("name"), function.get("kwargs")
+    returns, order = function.get("returns"), function.get("parameters")
+    with _naming(step, "function"):
+        limits.text("function.name", name if isinstance(name, str) else "", limits.NAME_MAX)
+        if not isinstance(kwargs or {}, dict):
+            raise InvalidInput("kwargs must be an object", field="function")
+        for label, names in (("returns", returns), ("parameters", order)):
+            if (
+                not isinstance(names or [], list)
+                or len(names or []) > 100
+                or any(
+                    not isinstance(n, str) or not n or len(n) > limits.NAME_MAX for n in names or []
+                )
+            ):
+                raise InvalidInput(f"{label} must be a list of at most 100 names", field="function")
+        limits.json_value("function.kwargs", kwargs or {}, limits.OBJECT_MAX_BYTES)
+    return {
+        "name": name,
+        "kwargs": dict(kwargs or {}),
+        "returns": list(returns or []),
+        "parameters": list(order or []),
+    }
 
 
 def _check_overrides(step: dict) -> None:

@@ -1,27 +1,37 @@
-"""Launching steps: clone and enqueue the tasks of ready nodes, any number in a few
-statements, or reuse a cached result."""
+"""Launching steps: resolve the overrides of ready nodes and clone and enqueue their tasks,
+any number in a few statements (_clones.py), reuse a cached result, or fan a map step out
+(_map.py)."""
 
 from django.utils import timezone
 
 from pipelines import dag, parameters
 
-from .. import limits, services
+from .. import limits, secrets, services
 from ..choices import NodeStatus
 from ..errors import InvalidInput
 from ..models import PipelineNode, Task
+from . import _map
 from ._cache import cache_key, cached_task
+from ._clones import Launch, clone_all
 from ._pass import Pass, note, set_node
 from ._references import reference_lookup
 
 
-def launch(work: Pass, nodes: list, known: dict) -> list:
+def launch(
+    work: Pass, nodes: list, known: dict, given: dict | None = None, local: bool = False
+) -> list:
     """Clone and enqueue the tasks of pending `nodes` together: the base tasks are read in
     one query and the clones, their queue entries and the nodes written in one statement
     each, so a step releasing a thousand children costs a handful of queries.
 
-    Returns the nodes that ended at once (a cache hit, a base task or reference missing).
+    `given` maps a node's name to the (parameters, configuration) its controller decided
+    for it (a pre_execute_callback's edits), used instead of resolving its overrides; with
+    `local` the clones are drafts its controller's process runs itself.
+
+    Returns the nodes that ended at once (a cache hit, a base task or reference missing, a
+    fan-out without items).
     """
-    run, index = work.run, work.shape.index
+    index = work.shape.index
     bases = _base_tasks(index, nodes)
     lookup = reference_lookup(work, known)
     ended, ready = [], []
@@ -34,29 +44,16 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
             )
             ended.append(node)
             continue
-        try:
-            params = dag.resolve_overrides(step["parameter_override"], lookup)
-            config = dag.resolve_overrides(step["configuration_overrides"], lookup)
-        except dag.UnresolvedReference as error:
-            set_node(
-                work, node, NodeStatus.FAILED, f"cannot resolve {error.ref.text}: {error.reason}"
-            )
+        settled = _settle(work, node, step, lookup, (given or {}).get(node.name))
+        if settled is None:
             ended.append(node)
             continue
-        try:
-            # What a reference resolved to may not fit a task parameter (an artifact's
-            # metadata, a list): the step fails with the reason, every other one launches.
-            overrides = services.normalize_hyperparameters(parameters.nest(params))
-            services.normalize_configuration(config)  # build_clone stores it so
-            time_limit = limits.time_limit("time_limit", step.get("time_limit") or None)
-            queue = services.checked_queue_name(step.get("execution_queue") or run.default_queue)
-        except (InvalidInput, ValueError, TypeError) as error:
-            reason = error.message if isinstance(error, InvalidInput) else str(error)
-            set_node(work, node, NodeStatus.FAILED, f"cannot launch: {reason}"[:2000])
-            ended.append(node)
-            continue
+        params, config, overrides, time_limit, queue = settled
         node.resolved_overrides = {**params, **{f"configuration:{k}": v for k, v in config.items()}}
         node.attempts += 1
+        if step.get("map") is not None:
+            ended.extend(_map.expand(work, node, step, base, known))
+            continue
         if step.get("cache_executed_step"):
             node.cache_key = cache_key(base, overrides, config)
             work.write_nodes()  # the lookup reads nodes
@@ -66,41 +63,74 @@ def launch(work: Pass, nodes: list, known: dict) -> list:
                 node.status, node.message = NodeStatus.CACHED, f"reused task {cached.id}"
                 node.updated = timezone.now()
                 note(work, node, was)
+                work.unwritten[node.pk] = node
                 ended.append(node)
                 continue
-        ready.append((node, step, base, overrides, config, time_limit, queue))
-    written = [node for node in ended if node.status == NodeStatus.CACHED]
-    if ready:
-        controller = _controller(work)
-        clones, queues = [], []
-        for _node, step, base, overrides, config, time_limit, queue in ready:
-            clones.append(
-                services.build_clone(
-                    base,
-                    user=controller.created_by,
-                    project=controller.project,
-                    name=step["name"],
-                    parent=controller,
-                    hyperparameters=overrides,
-                    configuration=config,
-                    time_limit=time_limit,
-                )
-            )
-            queues.append(queue)
-        services.enqueue_clones(clones, queues, _queues(work, queues))
-        now = timezone.now()
-        for (node, *_), task, queue in zip(ready, clones, queues, strict=True):
-            was = node.status
-            node.task, node.status, node.message, node.updated = (
-                task,
-                NodeStatus.QUEUED,
-                f"enqueued on {queue}",
-                now,
-            )
-            note(work, node, was)
-            written.append(node)
-    work.unwritten.update((node.pk, node) for node in written)
+        ready.append(Launch(node, step["name"], base, overrides, config, time_limit, queue))
+    clone_all(work, ready, local=local)
     return ended
+
+
+def _settle(work: Pass, node, step: dict, lookup, given):
+    """(parameters, configuration, parameters as task sections, time limit, queue) for a
+    node about to launch, or None after failing it with the reason it cannot."""
+    params = config = None
+    if given is None:
+        try:
+            params = dag.resolve_overrides(step["parameter_override"], lookup)
+            config = dag.resolve_overrides(step["configuration_overrides"], lookup)
+        except dag.UnresolvedReference as error:
+            reason = f"cannot resolve {error.ref.text}: {error.reason}"
+            set_node(work, node, NodeStatus.FAILED, reason)
+            return None
+    try:
+        if given is not None:
+            params, config = _given_overrides(given, step, lookup)
+        # What a reference resolved to may not fit a task parameter (an artifact's
+        # metadata, a list): the step fails with the reason, every other one launches.
+        overrides = services.normalize_hyperparameters(parameters.nest(params))
+        services.normalize_configuration(config)  # build_clone stores it so
+        time_limit = limits.time_limit("time_limit", step.get("time_limit") or None)
+        queue = services.checked_queue_name(step.get("execution_queue") or work.run.default_queue)
+    except (InvalidInput, ValueError, TypeError) as error:
+        reason = error.message if isinstance(error, InvalidInput) else str(error)
+        set_node(work, node, NodeStatus.FAILED, f"cannot launch: {reason}"[:2000])
+        return None
+    return params, config, overrides, time_limit, queue
+
+
+def _given_overrides(given, step: dict, lookup) -> tuple[dict, dict]:
+    """A controller's own values for a step: each one a scalar, as a parameter holds. A
+    secret it was shown masked (resolve_step) and gave back unchanged keeps its value."""
+    chosen = []
+    sections = ("parameter_override", "configuration_overrides")
+    for values, key_of_step in zip(given, sections, strict=True):
+        values = dict(values)
+        for key, value in values.items():
+            if not isinstance(value, dag.OVERRIDE_VALUE_TYPES):
+                raise InvalidInput(
+                    f"parameter {key!r}: a value must be a string, number, boolean or null, "
+                    f"not {type(value).__name__}",
+                    parameter=str(key),
+                )
+            if value == secrets.MASK and secrets.is_sensitive(str(key).rsplit("/", 1)[-1]):
+                try:
+                    values[key] = dag.resolve_value(step[key_of_step].get(key), lookup)
+                except dag.UnresolvedReference as error:
+                    raise InvalidInput(f"cannot resolve {error.ref.text}: {error.reason}") from None
+        chosen.append(values)
+    return chosen[0], chosen[1]
+
+
+def resolved(work: Pass, node, known: dict) -> tuple[dict, dict]:
+    """What a pending node's overrides resolve to now, without launching it (what a
+    pre_execute_callback is shown). UnresolvedReference says why they cannot be."""
+    step = work.shape.index.steps[node.name]
+    lookup = reference_lookup(work, known)
+    return (
+        dag.resolve_overrides(step["parameter_override"], lookup),
+        dag.resolve_overrides(step["configuration_overrides"], lookup),
+    )
 
 
 def _base_tasks(index: dag.GraphIndex, nodes: list) -> dict:
@@ -117,21 +147,3 @@ def _base_tasks(index: dag.GraphIndex, nodes: list) -> dict:
             (task.pk, task) for task in Task.objects.filter(pk__in=ids - set(bases)).order_by()
         )
     return bases
-
-
-def _controller(work: Pass) -> Task:
-    """The clones' parent, project and owner, which never change during a run."""
-    shape = work.shape
-    if shape.controller is None:
-        shape.controller = Task.objects.select_related("project", "created_by").get(
-            pk=work.run.controller_id
-        )
-    return shape.controller
-
-
-def _queues(work: Pass, names: list) -> dict:
-    known = work.shape.queues
-    missing = set(names) - set(known)
-    if missing:
-        known.update(services.queues_named(missing))
-    return known

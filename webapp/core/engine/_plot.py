@@ -19,7 +19,7 @@ from ..choices import PipelineDriver, PipelineStatus
 from ..models import PipelineRun, Plot
 from . import _jobs
 from ._shape import shape_of
-from ._view import view_of
+from ._view import summaries, view_of
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,11 @@ def refresh(run_id: str) -> bool:
     started = time.perf_counter()
     run = PipelineRun.objects.defer("steps", "parameters").get(pk=run_id)
     shape = shape_of(run)
-    rows = run.nodes.values_list("name", "status", "task_id", "resolved_overrides")
-    figures = _figures(shape, {name: tuple(node) for name, *node in rows})
+    rows = run.nodes.filter(map_step="").values_list(
+        "name", "status", "task_id", "resolved_overrides"
+    )
+    maps = summaries(run) if any(step.get("map") for step in shape.steps) else None
+    figures = _figures(shape, {name: tuple(node) for name, *node in rows}, maps)
     with transaction.atomic():
         # The engine writes the final plot under this lock when the run ends; a refresh
         # built before that must not replace it.
@@ -103,14 +106,15 @@ def refresh(run_id: str) -> bool:
 
 def write_final(run: PipelineRun, shape, nodes: dict, now) -> None:
     """The plot of a run that just ended, from the nodes the engine holds (run locked)."""
-    _write(run.controller_id, _figures(shape, nodes), now)
+    maps = summaries(run) if any(step.get("map") for step in shape.steps) else None
+    _write(run.controller_id, _figures(shape, nodes, maps), now)
     run.plot_updated = now
     run.plot_due = None
     _last_cost.pop(run.pk, None)
 
 
-def _figures(shape, nodes: dict) -> list:
-    view = view_of(shape.steps, nodes, shape.layout)
+def _figures(shape, nodes: dict, maps: dict | None = None) -> list:
+    view = view_of(shape.steps, nodes, shape.layout, maps)
     figures = view.figures()
     shape.layout = view.layout  # laid out once per process
     return figures

@@ -1,5 +1,6 @@
-"""Starting, stopping and running again a pipeline run, launching or skipping one of its
-steps on request (the SDK's start_locally()), and the sweep's pass over running runs."""
+"""Starting, stopping and running again a pipeline run, adding steps to a run its script
+builds as it goes (PipelineDecorator), resolving, launching or skipping one of its steps on
+request (the SDK's start_locally() and callbacks), and the sweep's pass over running runs."""
 
 import copy
 import logging
@@ -7,10 +8,13 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from pipelines import dag
+
 from .. import access, limits, services
 from ..choices import (
     PIPELINE_TERMINAL,
     NodeStatus,
+    PipelineDefinition,
     PipelineDriver,
     PipelineStatus,
     TaskStatus,
@@ -18,10 +22,11 @@ from ..choices import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import PipelineNode, PipelineRun, Task
+from ..presenters import read_overrides
 from . import _jobs, _plot
-from ._advance import abort_remaining, advance, mirrored, release, sync_nodes
+from ._advance import abort_remaining, advance, mirrored, release, step_nodes, sync_nodes
 from ._definition import checked_steps
-from ._launch import launch
+from ._launch import launch, resolved
 from ._pass import Nodes, Pass, locked, nodes_with_tasks, one, run_nodes, set_node
 from ._shape import retried_with_fresh_shape
 
@@ -41,14 +46,18 @@ def start_run(
     driver: str = PipelineDriver.SERVER,
     visible_tasks=None,
     version: str = "",
+    open_definition: bool = False,
 ) -> PipelineRun:
     """Validate the whole definition, resolve base tasks, then create the run.
 
     Nothing is cloned when anything is wrong: every error names the step and parameter.
     `version` (PipelineController's) is kept in the controller's runtime: a pipeline is
     named by its controller's project, name and version.
+
+    With `open_definition` the run's script adds its steps as it goes (add_steps), so it
+    may start with none, and it does not end before the script closes it (close_definition).
     """
-    if not isinstance(steps, list) or not steps:
+    if not isinstance(steps, list) or (not steps and not open_definition):
         raise InvalidInput("a pipeline needs at least one step")
     if driver not in (PipelineDriver.SERVER, PipelineDriver.CLIENT):
         raise InvalidInput("driver must be 'server' or 'client'")
@@ -72,6 +81,7 @@ def start_run(
             abort_on_failure=abort_on_failure,
             driver=driver,
             open_nodes=len(clean),
+            definition=PipelineDefinition.OPEN if open_definition else PipelineDefinition.FIXED,
         )
         PipelineNode.objects.bulk_create(
             [
@@ -97,6 +107,53 @@ def start_run(
     return run
 
 
+@retried_with_fresh_shape(lambda run, *_args, **_kwargs: run.pk)
+def add_steps(run: PipelineRun, steps: list, visible_tasks) -> list:
+    """Add steps to a running run whose definition is open (its script calls components
+    as it runs): checked with the steps it has, their nodes created, and launched by the
+    engine as soon as their parents allow. Returns the checked steps."""
+    if not isinstance(steps, list) or not steps:
+        raise InvalidInput("give at least one step to add")
+    with transaction.atomic():
+        run = one(PipelineRun.objects.select_for_update().filter(pk=run.pk))
+        if run is None:
+            raise NotFound("pipeline run not found")
+        if run.definition != PipelineDefinition.OPEN:
+            raise Conflict("this run's steps were all given when it started")
+        if run.status in PIPELINE_TERMINAL:
+            raise Conflict(f"the run has ended ({run.status})")
+        clean = checked_steps(steps, run.parameters, visible_tasks, existing=run.steps)
+        position = len(run.steps)
+        run.steps = [*run.steps, *clean]
+        run.revision += 1
+        run.open_nodes += len(clean)
+        run.save(update_fields=["steps", "revision", "open_nodes"])
+        PipelineNode.objects.bulk_create(
+            [
+                PipelineNode(
+                    run=run,
+                    name=step["name"],
+                    position=position + i,
+                    base_task_id=step["base_task_id"],
+                )
+                for i, step in enumerate(clean)
+            ]
+        )
+        transaction.on_commit(lambda: _jobs.advance_soon(run.pk))
+    return clean
+
+
+def close_definition(run: PipelineRun) -> PipelineRun:
+    """The script of an open run has added its last step: the run may end now."""
+    with transaction.atomic():
+        updated = PipelineRun.objects.filter(pk=run.pk, definition=PipelineDefinition.OPEN).update(
+            definition=PipelineDefinition.CLOSED
+        )
+    if updated:
+        advance(run.pk)
+    return PipelineRun.objects.get(pk=run.pk)
+
+
 def refuse_mirrored(run: PipelineRun) -> None:
     if mirrored(run):
         raise Conflict(f"pipeline run {run.pk} is driven by its ClearML controller")
@@ -105,21 +162,64 @@ def refuse_mirrored(run: PipelineRun) -> None:
 # ---------------------------------------------------------------- one step on request
 
 
+def resolve_step(run: PipelineRun, name: str) -> dict:
+    """What a pending step's overrides resolve to now ({parameters, configuration}): what
+    its pre_execute_callback is shown, before it launches it with them (or with its edits).
+    Conflict names the reference that cannot be resolved yet."""
+    run = one(PipelineRun.objects.defer("steps", "parameters").filter(pk=run.pk))
+    if run is None:
+        raise NotFound("pipeline run not found")
+    refuse_mirrored(run)
+    work = Pass(run)
+    node = one(nodes_with_tasks(run).filter(name=name, map_step=""))
+    if node is None:
+        raise NotFound(f"pipeline has no step {name!r}")
+    if node.status != NodeStatus.PENDING or node.task_id:
+        raise Conflict(f"step {name!r} has already been launched ({node.status})")
+    try:
+        params, config = resolved(work, node, Nodes(work, [node]))
+    except dag.UnresolvedReference as error:
+        raise Conflict(f"cannot resolve {error.ref.text}: {error.reason}") from error
+    # Masked like any reading of overrides; a mask given back to launch_step keeps its value.
+    return {"parameters": read_overrides(params), "configuration": read_overrides(config)}
+
+
 @retried_with_fresh_shape(lambda run, *_args, **_kwargs: run.pk)
-def launch_step(run: PipelineRun, name: str) -> PipelineNode:
-    """Launch one pending step now (the SDK's start_locally() decides when)."""
+def launch_step(
+    run: PipelineRun,
+    name: str,
+    parameters: dict | None = None,
+    configuration: dict | None = None,
+    local: bool = False,
+) -> PipelineNode:
+    """Launch one pending step now (the SDK's start_locally() decides when).
+
+    `parameters` and `configuration`, when given, are the step's values as its controller
+    decided them (a pre_execute_callback's edits of what resolve_step showed), used as they
+    are; with `local` its task is made a draft for the controller's process to run.
+    """
+    given = None
+    if parameters is not None or configuration is not None:
+        given = {name: (dict(parameters or {}), dict(configuration or {}))}
     with transaction.atomic():
         run = locked(run.pk)
         if run is None:
             raise NotFound("pipeline run not found")
         refuse_mirrored(run)
+        if (given is not None or local) and run.driver != PipelineDriver.CLIENT:
+            # The engine launches a server-driven run's steps as their parents end.
+            raise Conflict(
+                "only a run its controller drives takes a step's values or runs it there"
+            )
         work = Pass(run)
-        node = one(nodes_with_tasks(run).filter(name=name))
+        node = one(nodes_with_tasks(run).filter(name=name, map_step=""))
         if node is None:
             raise NotFound(f"pipeline has no step {name!r}")
+        if local and work.shape.index.steps[name].get("map") is not None:
+            raise InvalidInput(f"step {name!r} is a fan-out: its items run on workers")
         sync_nodes(work, {name: node})
         if node.status == NodeStatus.PENDING and not node.task_id:
-            release(work, launch(work, [node], Nodes(work, [node])))
+            release(work, launch(work, [node], Nodes(work, [node]), given=given, local=local))
         # else: already launched, and launching twice is a no-op
         work.flush()
     return node
@@ -132,7 +232,7 @@ def skip_step(run: PipelineRun, name: str, reason: str = "skipped by callback") 
             raise NotFound("pipeline run not found")
         refuse_mirrored(run)
         work = Pass(run)
-        node = one(run_nodes(run).filter(name=name))
+        node = one(run_nodes(run).filter(name=name, map_step=""))
         if node is None:
             raise NotFound(f"pipeline has no step {name!r}")
         if node.status == NodeStatus.PENDING and node.task_id is None:
@@ -154,7 +254,7 @@ def stop_run(run_id: str, reason: str = "pipeline stopped") -> PipelineRun:
         if mirrored(run):
             return _stop_mirrored_run(run, reason)
         work = Pass(run)
-        nodes = {n.name: n for n in nodes_with_tasks(run).order_by("position")}
+        nodes = step_nodes(run)
         sync_nodes(work, nodes)
         abort_remaining(work, nodes, reason)
         run.status = PipelineStatus.STOPPED
@@ -234,6 +334,11 @@ def _refuse_other_drivers(run: PipelineRun) -> None:
             "this run was driven by its script's Python callbacks, which only that script "
             "can run: run the script again"
         )
+    if run.definition != PipelineDefinition.FIXED:
+        raise Conflict(
+            "this run's steps came from its script's logic as it ran (PipelineDecorator): "
+            "run the script again"
+        )
 
 
 def _stop_mirrored_run(run, reason: str):
@@ -257,21 +362,19 @@ def _stop_mirrored_run(run, reason: str):
 def advance_all_running() -> list[str]:
     runs = list(
         PipelineRun.objects.filter(status=PipelineStatus.RUNNING).values_list(
-            "pk", "driver", "controller__status"
+            "pk", "driver", "definition", "controller__status"
         )
     )
-    for run_id, driver, controller_status in runs:
+    for run_id, driver, definition, controller_status in runs:
+        needs_controller = driver == PipelineDriver.CLIENT or definition == PipelineDefinition.OPEN
         try:
-            if driver == PipelineDriver.CLIENT and controller_status in (
-                TaskStatus.FAILED,
-                TaskStatus.STOPPED,
-            ):
-                # Only the controller's process launches the steps of a client-driven run:
-                # once it has ended (its worker died, its script crashed) the run would
-                # otherwise stay running for ever.
+            if needs_controller and controller_status in (TaskStatus.FAILED, TaskStatus.STOPPED):
+                # Only the controller's process launches the steps of a client-driven run,
+                # or adds those of an open one: once it has ended (its worker died, its
+                # script crashed) the run would otherwise stay running for ever.
                 stop_run(run_id, f"the controller ended ({controller_status}) during the run")
             else:
                 advance(run_id)
         except Exception:  # noqa: BLE001 - one broken run must not stop the sweep
             logger.exception("advancing pipeline run %s failed", run_id)
-    return [run_id for run_id, _, _ in runs]
+    return [run_id for run_id, *_ in runs]

@@ -12,11 +12,14 @@ from ..models import PipelineRun, Task
 
 @dataclasses.dataclass
 class Shape:
-    """What never changes after start_run: the steps, their graph and the parameters."""
+    """What never changes after start_run: the steps, their graph and the parameters. A
+    run whose script adds steps as it goes (an open definition) has a new shape, and a new
+    `revision`, with each addition."""
 
     steps: list
     index: dag.GraphIndex
     parameters: dict
+    revision: int = 0
     layout: object = None  # the figure's PipelineLayout, built by the first plot
     controller: Task | None = None  # loaded by the first launch
     # The queues its steps were enqueued on, by name. A queue row never changes; should one
@@ -33,6 +36,8 @@ def shape_of(run: PipelineRun) -> Shape:
     """Decoded once per process: the engine reads the run row with its definition deferred,
     since decoding a 5,000-step definition would cost more than the rest of an event."""
     shape = SHAPES.get(run.pk)
+    if shape is not None and shape.revision != run.revision:
+        shape = None  # steps were added since: the row's definition is newer
     if shape is None:
         if "steps" in run.__dict__ and "parameters" in run.__dict__:
             steps, params = run.steps, run.parameters
@@ -42,7 +47,9 @@ def shape_of(run: PipelineRun) -> Shape:
             )
         if len(SHAPES) >= SHAPES_MAX:
             SHAPES.pop(next(iter(SHAPES)))
-        shape = SHAPES[run.pk] = Shape(steps, dag.index_graph(steps), params or {})
+        shape = SHAPES[run.pk] = Shape(
+            steps, dag.index_graph(steps), params or {}, revision=run.revision
+        )
     return shape
 
 

@@ -5,11 +5,12 @@ tab and the plots the engine keeps on the controller task."""
 from dataclasses import dataclass
 
 from ..choices import NODE_TERMINAL, NodeStatus
-from ..models import PipelineRun
+from ..models import PipelineNode, PipelineRun
 from ..pipeline_figure import (
     PipelineLayout,
     build_pipeline_figure,
     build_pipeline_table,
+    function_call,
     layout_pipeline,
 )
 from ..presenters import read_overrides
@@ -61,38 +62,77 @@ class RunView:
         return self.layout
 
 
-def node_view(step: dict, status: str, task_id, overrides) -> dict:
+def node_view(step: dict, status: str, task_id, overrides, items: dict | None = None) -> dict:
     """A step's status, task id and overrides: as resolved when it launched, else as
-    defined; masked, since everyone who sees the run reads them."""
+    defined; masked, since everyone who sees the run reads them. A function step adds its
+    function ({name, kwargs, returns}, the kwargs masked), a fan-out its items' counts."""
     if not overrides:
         overrides = dict(step.get("parameter_override") or {})
-    return {"status": status, "task_id": task_id, "overrides": read_overrides(overrides)}
+    view = {"status": status, "task_id": task_id, "overrides": read_overrides(overrides)}
+    function = step.get("function")
+    if isinstance(function, dict):
+        shown = {**function, "kwargs": read_overrides(function.get("kwargs") or {})}
+        view["function"] = {**shown, "call": function_call(shown)}
+    fan_out = step.get("map")
+    if isinstance(fan_out, dict):
+        view["map"] = {
+            "kwarg": fan_out.get("kwarg"),
+            "max_parallel": fan_out.get("max_parallel"),
+            "min_success_ratio": fan_out.get("min_success_ratio"),
+            **(items or {"total": None, "completed": 0, "failed": 0}),
+        }
+    return view
 
 
-def view_of(steps: list, nodes: dict, layout: PipelineLayout | None = None) -> RunView:
+def view_of(
+    steps: list, nodes: dict, layout: PipelineLayout | None = None, maps: dict | None = None
+) -> RunView:
     """The view of `steps` from `nodes` (name -> PipelineNode, or the (status, task id,
-    resolved overrides) of each node) that the engine holds; a step the engine has not
-    reached yet shows as pending."""
+    resolved overrides) of each node) that the engine holds, and `maps`, the counts of each
+    fan-out's items (_map.summaries); a step the engine has not reached yet shows as
+    pending."""
     views = {}
+    maps = maps or {}
     for step in steps or []:
         name = str(step.get("name"))
         node = nodes.get(name)
         if node is None:
-            views[name] = node_view(step, NodeStatus.PENDING, None, None)
+            views[name] = node_view(step, NodeStatus.PENDING, None, None, maps.get(name))
         elif isinstance(node, tuple):
-            views[name] = node_view(step, *node)
+            views[name] = node_view(step, *node, maps.get(name))
         else:
-            views[name] = node_view(step, node.status, node.task_id, node.resolved_overrides)
+            views[name] = node_view(
+                step, node.status, node.task_id, node.resolved_overrides, maps.get(name)
+            )
     return RunView(steps or [], views, layout)
 
 
 def run_view(run: PipelineRun) -> RunView:
     """The view of `run` as its rows are now, each step with its task, attempts and message."""
-    nodes = {node.name: node for node in run.nodes.select_related("task")}
-    view = view_of(run.steps or [], nodes)
+    nodes = {node.name: node for node in run.nodes.filter(map_step="").select_related("task")}
+    maps = summaries(run) if any(step.get("map") for step in run.steps or []) else None
+    view = view_of(run.steps or [], nodes, maps=maps)
     for name, info in view.nodes.items():
         node = nodes.get(name)
         info["task"] = node.task if node else None
         info["attempts"] = node.attempts if node else 0
         info["message"] = node.message if node else ""
     return view
+
+
+def summaries(run) -> dict:
+    """{map step: {total, completed, failed}} of the run's maps, from their batches."""
+    found: dict = {}
+    rows = (
+        PipelineNode.objects.filter(run_id=run.pk)
+        .exclude(map_step="")
+        .order_by()
+        .values_list("map_step", "result")
+    )
+    for step, result in rows:
+        counts = found.setdefault(step, {"total": 0, "completed": 0, "failed": 0})
+        for item in result.get("items", []):
+            counts["total"] += 1
+            if item.get("status") in ("completed", "failed"):
+                counts[item["status"]] += 1
+    return found
