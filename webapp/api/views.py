@@ -239,8 +239,9 @@ class TaskViewSet(
     @action(detail=True, methods=["post"])
     def map_items(self, request, pk=None):
         """A fan-out's batch task reports the ends of its items (status and result)."""
+        task = self.get_object()  # first: a task the caller may not see is not found
         data = self._input(s.MapItemsReportSerializer)
-        recorded = engine.report_items(self.get_object(), data["items"])
+        recorded = engine.report_items(task, data["items"])
         return Response({"recorded": recorded})
 
     @extend_schema(request=s.StatusChangeSerializer, responses=s.TaskSerializer)
