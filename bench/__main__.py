@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .common import write_result
 
-BENCHMARKS = ["dispatch", "pipeline", "engine", "scalars", "artifacts", "api", "idle"]
+BENCHMARKS = ["dispatch", "pipeline", "engine", "scalars", "artifacts", "api", "idle", "capacity"]
 
 
 def _engine() -> dict:
