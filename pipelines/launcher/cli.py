@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     server = commands.add_parser("server", help="run the web server (API, dashboard, admin)")
     server.add_argument("--host", default="127.0.0.1")
     server.add_argument("--port", type=int, default=8000)
-    server.add_argument("--threads", type=int, default=8)
+    server.add_argument("--threads", type=int, help="per process (default WEB_THREADS, 8)")
+    server.add_argument(
+        "--processes", type=int, help="server processes (default WEB_PROCESSES, one per core)"
+    )
 
     worker = commands.add_parser("worker", help="run a step worker")
     worker.add_argument("-q", "--queue", action="append", dest="queues", default=[])
@@ -53,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 def _server(args) -> int:
     """The web server runs the Django app, so it is a server process: exec it."""
     command = [sys.executable, "-m", "webapp.serve", "--host", args.host, "--port", str(args.port)]
-    os.execv(sys.executable, [*command, "--threads", str(args.threads)])  # noqa: S606
+    for flag, value in (("--threads", args.threads), ("--processes", args.processes)):
+        if value:
+            command += [flag, str(value)]
+    os.execv(sys.executable, command)  # noqa: S606
     return 0
 
 
