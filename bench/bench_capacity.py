@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
 
-from tests.support import fresh_database_url, start_cluster
+from tests.support import descendants, fresh_database_url, start_cluster
 
 from .capacity_load import LoadPlan, run_load
 from .common import machine, write_result
@@ -223,11 +223,77 @@ def stored_counts(cluster, plan: LoadPlan) -> dict:
     return json.loads(cluster.server.manage("shell", "-c", code).strip().splitlines()[-1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    return [pid, *descendants(pid)]
+
+
+class CpuMeter:
+    """CPU seconds used over the window by each part: the web server's processes, the
+    server worker, the step workers with their steps, the database's backends for this
+    lane, and this load generator; with the machine's own total for scale."""
+
+    def __init__(self, cluster, database_name: str | None):
+        self.cluster, self.database_name = cluster, database_name
+        self.marks: dict[str, dict[str, float]] = {}
+
+    def parts(self) -> dict[str, list[int]]:
+        server_worker = [p for p in self.cluster.processes if p.name == "server-worker"]
+        step_workers = [p for p in self.cluster.processes if p.name != "server-worker"]
+        return {
+            "web server": _tree(self.cluster.server.process.pid),
+            "server worker": [q for p in server_worker for q in _tree(p.pid)],
+            "step workers and steps": [q for p in step_workers for q in _tree(p.pid)],
+            "database": self._database_backends(),
+            "load generator": [os.getpid()],
+        }
+
+    def _database_backends(self) -> list[int]:
+        if not self.database_name:
+            return []  # SQLite runs inside the server processes
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database_name]
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def __call__(self, mark: str) -> None:
+        snapshot = {name: sum(map(_cpu_seconds, pids)) for name, pids in self.parts().items()}
+        snapshot["machine (all processes)"] = _machine_cpu_seconds()
+        snapshot["wall"] = time.monotonic()
+        self.marks[mark] = snapshot
+
+    def used(self) -> dict[str, float]:
+        start, end = self.marks.get("start"), self.marks.get("end")
+        if not start or not end:
+            return {}
+        wall = end["wall"] - start["wall"]
+        return {name: (end[name] - start.get(name, 0.0)) / wall for name in end if name != "wall"}
+
+
+def _machine_cpu_seconds() -> float:
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    busy = sum(int(value) for i, value in enumerate(fields) if i not in (3, 4))
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def run_lane(lane: str, sizes: dict, seconds: float) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-capacity-{lane}-") as folder:
         cluster, queue = start_lane(lane, Path(folder), sizes["step_workers"])
         try:
-            plan = plan_for(cluster, queue, sizes, duration=seconds)
+            database = cluster.server.env["DATABASE_URL"]
+            name = database.rsplit("/", 1)[-1] if database.startswith("postgres") else None
+            meter = CpuMeter(cluster, name)
+            plan = plan_for(cluster, queue, sizes, duration=seconds, on_window=meter)
             load_before = os.getloadavg()
             started = time.monotonic()
             recorder = run_load(plan)
@@ -240,7 +306,8 @@ def run_lane(lane: str, sizes: dict, seconds: float) -> dict:
                 "heartbeat_s": plan.heartbeat_seconds,
                 "presence_s": plan.presence_seconds,
             }
-            result["server_processes"] = cluster.server.env.get("WEB_PROCESSES", "default")
+            result["cores_used"] = meter.used()
+            result["server_processes"] = 1 + len(descendants(cluster.server.process.pid))
         finally:
             cluster.stop()
     return result
@@ -281,6 +348,14 @@ def report(lane: str, sizes: dict, result: dict) -> None:
         f"  leases lost {result['leases_lost']}; simulated tasks still running"
         f" {stored['simulated_still_running']} of {sizes['workers']}"
     )
+    cores = result.get("cores_used") or {}
+    if cores:
+        print("  cores used: " + ", ".join(f"{name} {value:.2f}" for name, value in cores.items()))
+        served = result["requests_per_s"]
+        ours = sum(v for k, v in cores.items() if k not in ("machine (all processes)",))
+        print(
+            f"  CPU per request sent by the bench (all of this lane): {ours / served * 1000:.2f} ms"
+        )
     before, after = result["load_average_before"], result["load_average_after"]
     print(f"  load average before {before[0]:.2f}, after {after[0]:.2f}")
 

@@ -53,6 +53,8 @@ class LoadPlan:
     until_counts: dict[str, int] | None = None
     until_pipelines: int = 0
     request_timeout: float = 60.0
+    # Called as the measured window starts and ends (the benchmark reads CPU times there).
+    on_window: object = None
 
 
 @dataclass
@@ -284,6 +286,8 @@ async def pipeline_driver(plan: LoadPlan, recorder: Recorder, index: int):
 async def _watch_for_end(plan: LoadPlan, recorder: Recorder) -> None:
     await asyncio.sleep(plan.warmup)
     recorder.window_start = time.monotonic()
+    if plan.on_window:
+        plan.on_window("start")
     if plan.duration is not None:
         await asyncio.sleep(plan.duration)
     else:
@@ -298,6 +302,8 @@ async def _watch_for_end(plan: LoadPlan, recorder: Recorder) -> None:
         while not enough():
             await asyncio.sleep(0.1)
     recorder.window_end = time.monotonic()
+    if plan.on_window:
+        plan.on_window("end")
     recorder.stop.set()
 
 
