@@ -7,12 +7,11 @@ import resource
 import socket
 import time
 
-from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver, FixedStreamReceiver
 from waitress.wasyncore import _DISCONNECTED
 
-from webapp import startup
+from webapp import eventloop, startup
 
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
 # sees it; for these the body goes straight to a file under the artifact storage root,
@@ -74,7 +73,7 @@ class SpoolingParser(HTTPRequestParser):
             self.body_rcv = FixedStreamReceiver(self.content_length, DiscardedBody())
 
 
-class SpoolingChannel(HTTPChannel):
+class SpoolingChannel(eventloop.TrackedChannel):
     parser_class = SpoolingParser
 
     def __init__(self, *args, **kwargs):
@@ -145,6 +144,7 @@ def main() -> None:
     _allow_open_files(processes * (limit + threads) + 64)
 
     def serve(_slot: int = 0) -> None:
+        eventloop.install()  # in the serving process: its epoll object is its own
         server = create_waitress(application, listener, threads, limit)
         server.run()
 
