@@ -96,24 +96,62 @@ class EpollTurns:
             self.active.add(fd)
 
 
+class Balance:
+    """Open connections per server process, in memory the processes share, so that none takes
+    far more than the others: a kept-alive connection stays with the process that accepted
+    it, and a thousand workers connecting at once would otherwise pile onto whichever
+    process was quickest to wake."""
+
+    SLACK = 8
+
+    def __init__(self, processes: int):
+        from multiprocessing.sharedctypes import RawArray
+
+        self.counts = RawArray("i", processes)
+        self.slot = 0
+
+    def count(self, change: int) -> None:
+        self.counts[self.slot] += change
+
+    def may_accept(self) -> bool:
+        return self.counts[self.slot] <= min(self.counts) + self.SLACK
+
+    def hold_back(self, listener) -> None:
+        """Make `listener` (a waitress server) accept only while this process is not ahead."""
+        readable = listener.readable
+        listener.readable = lambda: readable() and self.may_accept()
+
+
 class TrackedChannel(HTTPChannel):
-    """A channel that tells the process's `EpollTurns` when it joins and leaves the map."""
+    """A channel that tells the process's `EpollTurns` (and `Balance`) when it joins and
+    leaves the map."""
 
     turns: EpollTurns | None = None
+    balance: Balance | None = None
 
     def add_channel(self, map=None):  # noqa: A002
         super().add_channel(map)
         if self.turns is not None:
             self.turns.added(self._fileno)
+        if self.balance is not None:
+            self.balance.count(1)
 
     def del_channel(self, map=None):  # noqa: A002
-        if self.turns is not None:
-            self.turns.removed(self._fileno)
+        if self._fileno is not None:
+            if self.turns is not None:
+                self.turns.removed(self._fileno)
+            if self.balance is not None:
+                self.balance.count(-1)
         super().del_channel(map)
 
 
-def install() -> EpollTurns | None:
-    """Use epoll turns in this process's waitress loop (Linux); None where there is none."""
+def install(balance: Balance | None = None, slot: int = 0) -> EpollTurns | None:
+    """Use epoll turns in this process's waitress loop (Linux; None where there is none),
+    and count this process's connections in `balance` under `slot`."""
+    if balance is not None:
+        balance.slot = slot
+        balance.counts[slot] = 0
+        TrackedChannel.balance = balance
     if not hasattr(select, "epoll"):
         return None
     turns = EpollTurns()

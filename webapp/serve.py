@@ -143,9 +143,13 @@ def main() -> None:
     limit = settings.WEB_CONNECTION_LIMIT
     _allow_open_files(processes * (limit + threads) + 64)
 
-    def serve(_slot: int = 0) -> None:
-        eventloop.install()  # in the serving process: its epoll object is its own
+    balance = eventloop.Balance(processes) if processes > 1 else None
+
+    def serve(slot: int = 0) -> None:
+        eventloop.install(balance, slot)  # in the serving process: its epoll object is its own
         server = create_waitress(application, listener, threads, limit)
+        if balance is not None:
+            balance.hold_back(server)
         server.run()
 
     print(
