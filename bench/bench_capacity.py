@@ -267,17 +267,24 @@ class CpuMeter:
         return [row[0] for row in rows]
 
     def __call__(self, mark: str) -> None:
-        snapshot = {name: sum(map(_cpu_seconds, pids)) for name, pids in self.parts().items()}
-        snapshot["machine (all processes)"] = _machine_cpu_seconds()
-        snapshot["wall"] = time.monotonic()
-        self.marks[mark] = snapshot
+        # Per process, so one that starts during the window (a database connection is
+        # replaced after CONN_MAX_AGE) counts from zero; one that ends in it is missed, so
+        # each part is a lower bound.
+        snapshot = {
+            name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in self.parts().items()
+        }
+        snapshot["machine (all processes)"] = {0: _machine_cpu_seconds()}
+        self.marks[mark] = (time.monotonic(), snapshot)
 
     def used(self) -> dict[str, float]:
-        start, end = self.marks.get("start"), self.marks.get("end")
-        if not start or not end:
+        if "start" not in self.marks or "end" not in self.marks:
             return {}
-        wall = end["wall"] - start["wall"]
-        return {name: (end[name] - start.get(name, 0.0)) / wall for name in end if name != "wall"}
+        (began, start), (ended, end) = self.marks["start"], self.marks["end"]
+        wall = ended - began
+        return {
+            name: sum(cpu - start.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items()) / wall
+            for name, pids in end.items()
+        }
 
 
 def _machine_cpu_seconds() -> float:
