@@ -294,7 +294,7 @@ class TaskViewSet(
     @action(detail=True, methods=["post"], permission_classes=[IsWorker])
     def heartbeat(self, request, pk=None):
         data = self._input(s.HeartbeatSerializer)
-        extended = execution.extend_lease(pk, data["attempt"])
+        extended = execution.extend_lease(pk, data["attempt"], data["worker"])
         if extended is None:
             return Response({"error": "not_found", "detail": "no such task"}, status=404)
         alive, current_status, attempt = extended

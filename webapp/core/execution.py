@@ -168,11 +168,11 @@ def _claimed(task: Task, worker_name: str, lease: bool) -> tuple[Task, str | Non
 
 def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
     """Extend the lease of a running attempt. False means the worker must kill the step."""
-    extended = extend_lease(task.pk, attempt)
+    extended = extend_lease(task.pk, attempt, worker_name)
     return bool(extended and extended[0])
 
 
-def extend_lease(task_id: str, attempt: int) -> tuple[bool, str, int] | None:
+def extend_lease(task_id: str, attempt: int, worker_name: str = "") -> tuple[bool, str, int] | None:
     """A worker's heartbeat: (the attempt is still its to run, the task's status and current
     attempt), None when there is no such task.
 
@@ -180,11 +180,10 @@ def extend_lease(task_id: str, attempt: int) -> tuple[bool, str, int] | None:
     attempt runs, with no read; the task's row is read only to say why it is not. The
     worker's own row is kept fresh by its presence beats (`worker_heartbeat`), not here.
     """
-    text, values = sql.update(
-        Task,
-        {"last_heartbeat": timezone.now()},
-        {"pk": task_id, "status": TaskStatus.IN_PROGRESS, "attempt": attempt},
-    )
+    running = {"pk": task_id, "status": TaskStatus.IN_PROGRESS, "attempt": attempt}
+    if worker_name:
+        running["worker"] = worker_name  # a named worker extends only its own run
+    text, values = sql.update(Task, {"last_heartbeat": timezone.now()}, running)
     with connection.cursor() as cursor:
         cursor.execute(text, values)
         if cursor.rowcount:
