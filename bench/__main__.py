@@ -20,6 +20,7 @@ BENCHMARKS = [
     "artifacts",
     "api",
     "idle",
+    "capacity",
 ]
 
 

@@ -12,7 +12,7 @@ import requests
 
 from tests.support import REPO, free_port, wait_until
 
-from .common import line, machine, tree_rss_mb, write_result
+from .common import line, machine, tree_pss_mb, tree_rss_mb, write_result
 
 
 def run() -> dict:
@@ -42,9 +42,10 @@ def run() -> dict:
             url = f"http://127.0.0.1:{port}"
             wait_until(lambda: _up(url), timeout=120, interval=0.2, message="pipelines up")
             time.sleep(5)  # idle: measure after start-up work has settled, by definition
-            samples = []
+            samples, shared = [], []
             for _ in range(5):
                 samples.append(tree_rss_mb(process.pid))
+                shared.append(tree_pss_mb(process.pid))
                 time.sleep(1)
         finally:
             process.send_signal(signal.SIGINT)
@@ -53,9 +54,18 @@ def run() -> dict:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
     idle = sorted(samples)[len(samples) // 2]
-    result = {"machine": machine(), "idle_rss_mb": idle, "samples": samples}
+    proportional = sorted(shared)[len(shared) // 2]
+    result = {
+        "machine": machine(),
+        "idle_rss_mb": idle,
+        "idle_pss_mb": proportional,
+        "samples": samples,
+    }
     print("idle memory of `pipelines up`")
-    print(line("resident memory, all processes", idle, "MB", "<= 400"))
+    # The web server's processes are forked from one that loaded the app: their shared
+    # pages are in each one's resident size, once in all in the proportional one.
+    print(line("memory, all processes, shared pages once (PSS)", proportional, "MB", "<= 400"))
+    print(line("resident memory, all processes (RSS, shared counted in each)", idle, "MB"))
     write_result("idle", result)
     return result
 

@@ -49,6 +49,39 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: pages shared with other processes (a forked server's code and
+    loaded app) counted once in all, split between those sharing them."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_pss_mb(pid: int) -> float:
+    return sum(_alive(pss_mb, p) for p in [pid, *_descendants(pid)])
+
+
+def _alive(measure, pid: int) -> float:
+    try:
+        return measure(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+
+
+def _descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found.extend(int(child) for child in children)
+        pending.extend(int(child) for child in children)
+    return found
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants."""
     total = 0.0

@@ -46,10 +46,17 @@ def only_status_change_writes_task_status(request):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Each test starts with an empty cache: the failed-key counters of webapp/core/lockout.py
-    live there, and every test client comes from 127.0.0.1."""
+def _fresh_cache(request, django_db_blocker):
+    """Each test that may use the database starts with an empty cache: the failed-key
+    counters of webapp/core/lockout.py live there (in the database, webapp/core/cache.py),
+    and every test client comes from 127.0.0.1."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker(
+        "django_db"
+    ):
+        yield
+        return
     from django.core.cache import cache
 
-    cache.clear()
+    with django_db_blocker.unblock():
+        cache.clear()
     yield

@@ -3,14 +3,15 @@
 import argparse
 import os
 import re
+import resource
+import socket
 import time
 
-from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.receiver import ChunkedReceiver, FixedStreamReceiver
 from waitress.wasyncore import _DISCONNECTED
 
-from webapp import startup
+from webapp import eventloop, startup
 
 # Raw artifact uploads (ArtifactViewSet.content). Waitress reads a whole body before the app
 # sees it; for these the body goes straight to a file under the artifact storage root,
@@ -23,6 +24,8 @@ RECV_BYTES = 256 * 1024
 # What waitress reads from a file response per send(); it re-reads what the socket did not
 # take, so its default (the socket buffer, MBs on loopback) reads a large download many times.
 SEND_BYTES = 256 * 1024
+# Connections the kernel queues while every process is busy.
+LISTEN_BACKLOG = 2048
 
 
 class SpoolingParser(HTTPRequestParser):
@@ -70,7 +73,7 @@ class SpoolingParser(HTTPRequestParser):
             self.body_rcv = FixedStreamReceiver(self.content_length, DiscardedBody())
 
 
-class SpoolingChannel(HTTPChannel):
+class SpoolingChannel(eventloop.TrackedChannel):
     parser_class = SpoolingParser
 
     def __init__(self, *args, **kwargs):
@@ -116,39 +119,97 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m webapp.serve")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None, help="per process (WEB_THREADS)")
+    parser.add_argument("--processes", type=int, default=None, help="(WEB_PROCESSES)")
     args = parser.parse_args()
     startup.begin()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
     from django.conf import settings
-    from waitress.server import BaseWSGIServer, create_server
+    from django.db import connections
 
     from webapp.core.storage import incoming_dir, sweep_incoming
     from webapp.wsgi import application
 
     startup.ready()
+    processes = max(1, args.processes or settings.WEB_PROCESSES)
+    threads = max(1, args.threads or settings.WEB_THREADS)
     SpoolingParser.spool_dir = incoming_dir()
     SpoolingParser.body_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     sweep_incoming()
+    listener = listen(args.host, args.port)
+    # Each process keeps its own connections; none may be inherited across a fork.
+    connections.close_all()
+    limit = settings.WEB_CONNECTION_LIMIT
+    _allow_open_files(processes * (limit + threads) + 64)
+
+    balance = eventloop.Balance(processes) if processes > 1 else None
+
+    def serve(slot: int = 0) -> None:
+        eventloop.install(balance, slot)  # in the serving process: its epoll object is its own
+        server = create_waitress(application, listener, threads, limit)
+        if balance is not None:
+            balance.hold_back(server)
+        server.run()
+
+    print(
+        f"pipelines server on http://{args.host}:{args.port}/"
+        f" ({processes} process{'es' if processes > 1 else ''} x {threads} threads)",
+        flush=True,
+    )
+    if processes == 1:
+        serve()
+        return
+    from webapp.prefork import Prefork
+
+    raise SystemExit(Prefork(processes, serve).run())
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket every server process accepts on, bound once by the parent."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(LISTEN_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+def create_waitress(application, listener: socket.socket, threads: int, connection_limit: int):
+    from django.conf import settings
+    from waitress.server import BaseWSGIServer, create_server
+
     server = create_server(
         application,
-        host=args.host,
-        port=args.port,
-        threads=args.threads,
+        sockets=[listener],
+        threads=threads,
         # The artifact limit is enforced by the views with a clear 413; waitress only needs
         # to let such a body through.
         max_request_body_size=settings.ARTIFACT_MAX_BYTES + 1024 * 1024,
         recv_bytes=RECV_BYTES,
         channel_timeout=600,
+        # Every step worker keeps connections open (heartbeats, console, reports), and
+        # waitress stops accepting at its limit (100 by default): a team's workers need
+        # more. poll() rather than select(), which cannot watch descriptors past 1024.
+        connection_limit=connection_limit,
+        asyncore_use_poll=True,
+        backlog=LISTEN_BACKLOG,
         ident="pipelines",
     )
     listeners = [server, *getattr(server, "map", {}).values()]
-    for listener in listeners:
-        if isinstance(listener, BaseWSGIServer):
-            listener.channel_class = SpoolingChannel
-    print(f"pipelines server on http://{args.host}:{args.port}/", flush=True)
-    server.run()
+    for each in listeners:
+        if isinstance(each, BaseWSGIServer):
+            each.channel_class = SpoolingChannel
+    return server
+
+
+def _allow_open_files(wanted: int) -> None:
+    """Raise this process's soft limit on open files towards `wanted` (up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 if __name__ == "__main__":

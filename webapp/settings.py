@@ -165,6 +165,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
 
+# The web server (`pipelines server`, webapp/serve.py): waitress in WEB_PROCESSES processes
+# on one socket (webapp/prefork.py), each with WEB_THREADS threads and up to
+# WEB_CONNECTION_LIMIT open connections. One process runs Python on one core at a time, so
+# the default is one per core.
+WEB_PROCESSES = max(1, env_int("WEB_PROCESSES", os.cpu_count() or 1))
+WEB_THREADS = max(1, env_int("WEB_THREADS", 8))
+WEB_CONNECTION_LIMIT = max(10, env_int("WEB_CONNECTION_LIMIT", 2000))
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,7 +202,15 @@ AXES_VERBOSE = False
 # match nothing from one address within API_KEY_LOCKOUT_SECONDS, its failed keys answer 429
 # until that window ends; valid keys are always served (a key check is as cheap as a
 # refusal). Revoked or expired keys are not guesses and are not counted. Counted in the
-# default cache (per server process unless CACHES is shared).
+# default cache, which is in the database so that every server process and machine shares
+# it (webapp/core/cache.py; its table is made by a migration).
+CACHES = {
+    "default": {
+        "BACKEND": "webapp.core.cache.SharedCache",
+        "LOCATION": "pipelines_cache",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
+}
 API_KEY_FAILURE_LIMIT = env_int("API_KEY_FAILURE_LIMIT", 50)
 API_KEY_LOCKOUT_SECONDS = env_int("API_KEY_LOCKOUT_SECONDS", 60)
 
@@ -342,8 +358,9 @@ TASK_LEASE_SECONDS = env_float("TASK_LEASE_SECONDS", 30.0)
 # of heartbeating; a laptop that sleeps should not lose its run, so their lease is longer.
 LOCAL_RUN_LEASE_SECONDS = env_float("LOCAL_RUN_LEASE_SECONDS", 600.0)
 # How often the server worker reaps leases, re-publishes lost messages and advances runs
-# (0 turns its built-in sweeper off, e.g. when `celery beat` schedules core.sweep instead).
-SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 5.0)
+# (0 turns its built-in sweeper off, e.g. when `celery beat` schedules core.sweep instead):
+# six times a lease (5 s for 30 s), so a lost worker's task moves on within 1.2 leases.
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", TASK_LEASE_SECONDS / 6)
 # A queued task nobody claimed for this long is published again (a broker may lose messages).
 QUEUED_REPUBLISH_SECONDS = env_float("QUEUED_REPUBLISH_SECONDS", 10.0)
 # A worker silent for this long (killed, or its machine gone) leaves the workers list; until

@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=8000, help="port to listen on (default: %(default)s)"
     )
     server.add_argument(
-        "--threads", type=int, default=8, help="requests served at once (default: %(default)s)"
+        "--threads", type=int, help="requests served at once per process (default: WEB_THREADS, 8)"
+    )
+    server.add_argument(
+        "--processes", type=int, help="server processes (default: WEB_PROCESSES, one per core)"
     )
 
     worker = command("worker", "run a step worker")
@@ -86,7 +89,10 @@ def main(argv: list[str] | None = None) -> int:
 def _server(args) -> int:
     """The web server runs the Django app, so it is a server process: exec it."""
     command = [sys.executable, "-m", "webapp.serve", "--host", args.host, "--port", str(args.port)]
-    os.execv(sys.executable, [*command, "--threads", str(args.threads)])  # noqa: S606
+    for flag, value in (("--threads", args.threads), ("--processes", args.processes)):
+        if value:
+            command += [flag, str(value)]
+    os.execv(sys.executable, command)  # noqa: S606
     return 0
 
 

@@ -81,6 +81,7 @@ class WorkerConfig:
         """Server URL and worker key from PIPELINES_API_URL/KEY (or `pipelines login`)."""
         client = load_config()
         broker = os.environ.get("CELERY_BROKER_URL") or embedded_broker_url(default_data_dir())
+        lease = max(0.5, _env_float("PIPELINES_LEASE_SECONDS", 30.0))
         return cls(
             api_url=client.api_url,
             api_key=client.api_key,
@@ -88,11 +89,13 @@ class WorkerConfig:
             name=name or f"{socket.gethostname()}:{os.getpid()}",
             queues=list(dict.fromkeys(queues)),
             concurrency=max(1, concurrency),
-            heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", 1.0)),
-            lease=max(0.5, _env_float("PIPELINES_LEASE_SECONDS", 30.0)),
+            # Ten heartbeats per lease (nine before the fence) and three presence beats per
+            # liveness window, not one request a second: what a thousand workers cost.
+            heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", lease / 10)),
+            lease=lease,
             kill_grace=max(0.0, _env_float("PIPELINES_KILL_GRACE_SECONDS", 3.0)),
             shutdown_grace=max(0.0, _env_float("PIPELINES_SHUTDOWN_GRACE_SECONDS", 20.0)),
-            presence_interval=max(0.5, _env_float("PIPELINES_WORKER_HEARTBEAT_SECONDS", 5.0)),
+            presence_interval=max(0.5, _env_float("PIPELINES_WORKER_HEARTBEAT_SECONDS", lease / 3)),
             console_max_lines=int(_env_float("PIPELINES_CONSOLE_MAX_LINES", 50_000)),
             # Longer than any step may run, so Redis does not redeliver a running message.
             visibility_timeout=int(_env_float("VISIBILITY_TIMEOUT", 43_200)),
@@ -158,10 +161,16 @@ def step_python(task: dict) -> str:
 class StepRun:
     """One claimed attempt: set up, run, supervise, report."""
 
-    def __init__(self, worker: "StepWorker", task: dict, attempt: int, task_key: str, since):
+    def __init__(
+        self, worker: "StepWorker", task: dict, attempt: int, task_key: str, since, lease=None
+    ):
         self.worker, self.config = worker, worker.config
         self.task, self.task_id, self.attempt, self.task_key = task, task["id"], attempt, task_key
         self.claimed_at = since
+        # The server's lease (from the claim) when it is the shorter: the fence must fall
+        # before the server hands the task on, whatever this machine's settings say.
+        self.lease = min(self.config.lease, lease or self.config.lease)
+        self.heartbeat_interval = self.config.heartbeat * self.lease / self.config.lease
 
     def execute(self) -> None:
         console = ConsoleStream(
@@ -175,7 +184,7 @@ class StepRun:
             self.task_id,
             self.attempt,
             self.config.name,
-            self.config.heartbeat,
+            self.heartbeat_interval,
         )
         heartbeat.last_accepted = self.claimed_at
         heartbeat.start()
@@ -266,7 +275,7 @@ class StepRun:
                     )
                 if heartbeat.stop_reason:
                     reason, then = heartbeat.stop_reason, SILENT
-                elif heartbeat.silent_for() > self.config.lease * FENCE_FRACTION:
+                elif heartbeat.silent_for() > self.lease * FENCE_FRACTION:
                     reason = f"lost contact with the server for {heartbeat.silent_for():.0f}s"
                     hard = True  # the lease is gone: the server may already run it elsewhere
                 elif deadline is not None and now >= deadline:
@@ -401,7 +410,8 @@ class StepWorker:
         task_id, attempt = claimed["task"]["id"], claimed["task"]["attempt"]
         log.info("claimed task %s attempt %s", task_id, attempt)
         try:
-            StepRun(self, claimed["task"], attempt, claimed["task_key"], since).execute()
+            lease = claimed.get("lease_seconds")
+            StepRun(self, claimed["task"], attempt, claimed["task_key"], since, lease).execute()
         except Exception as error:  # noqa: BLE001 - report, then keep serving
             log.exception("task %s attempt %s broke the worker", task_id, attempt)
             try:

@@ -347,16 +347,32 @@ class TaskViewSet(
                 status=current["status"],
             )
         task, secret = claimed
-        return Response({"task": s.TaskSerializer(task).data, "task_key": secret})
+        # The server's lease, so the worker heartbeats and fences by it whatever its own
+        # PIPELINES_LEASE_SECONDS says.
+        return Response(
+            {
+                "task": s.TaskSerializer(task).data,
+                "task_key": secret,
+                "lease_seconds": settings.TASK_LEASE_SECONDS,
+            }
+        )
 
     @extend_schema(request=s.HeartbeatSerializer, responses=None)
     @action(detail=True, methods=["post"])
     def heartbeat(self, request, pk=None):
         data = self._input(s.HeartbeatSerializer)
-        task = get_object_or_404(Task, pk=pk)
-        alive = execution.heartbeat(task, data["attempt"], data["worker"])
-        task.refresh_from_db(fields=["status", "attempt"])
-        return Response({"keep_running": alive, "status": task.status, "attempt": task.attempt})
+        extended = execution.extend_lease(pk, data["attempt"], data["worker"])
+        if extended is None:
+            return Response({"error": "not_found", "detail": "no such task"}, status=404)
+        alive, current_status, attempt = extended
+        return Response(
+            {
+                "keep_running": alive,
+                "status": current_status,
+                "attempt": attempt,
+                "lease_seconds": settings.TASK_LEASE_SECONDS,
+            }
+        )
 
     @extend_schema(request=s.FinishSerializer, responses=s.TaskSerializer)
     @action(detail=True, methods=["post"])

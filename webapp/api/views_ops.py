@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core import access, events, execution, keys, policy, services
+from webapp.core import access, events, execution, keys, policy
 from webapp.core.models import ApiKey, DebugSample, Queue, QueueEntry, Worker
 from webapp.core.storage import artifact_storage
 
@@ -77,9 +77,7 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def heartbeat(self, request):
         data = s.WorkerHeartbeatSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        for queue_name in data.validated_data["queues"]:
-            services.get_or_create_queue(queue_name)
-        worker = execution.worker_heartbeat(**data.validated_data)
+        worker = execution.worker_heartbeat(**data.validated_data, ensure_queues=True)
         return Response(self.get_serializer(worker).data)
 
     @extend_schema(request=s.WorkerUnregisterSerializer, responses=None)

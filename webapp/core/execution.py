@@ -25,7 +25,7 @@ from .choices import (
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import create_api_key, revoke_task_keys, system_user
 from .models import LogLine, Queue, QueueEntry, ReceivedBatch, Task, Worker
-from .services import publish_on_commit
+from .services import get_or_create_queue, publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -174,19 +174,29 @@ def _claimed(task: Task, worker_name: str, lease: bool) -> tuple[Task, str | Non
 
 
 def heartbeat(task: Task, attempt: int, worker_name: str = "") -> bool:
-    """Extend the lease of a running attempt. False means the worker must kill the step.
+    """Extend the lease of a running attempt. False means the worker must kill the step."""
+    extended = extend_lease(task.pk, attempt, worker_name)
+    return bool(extended and extended[0])
 
-    A named worker extends only its own run: an attempt handed back (release_task) keeps
-    its number when another worker takes it.
+
+def extend_lease(task_id: str, attempt: int, worker_name: str = "") -> tuple[bool, str, int] | None:
+    """A worker's heartbeat: (the attempt is still its to run, the task's status and current
+    attempt), None when there is no such task.
+
+    Every running step sends one every lease/10 seconds, so it is one UPDATE while the
+    attempt runs, with no read; the task's row is read only to say why it is not. The
+    worker's own row is kept fresh by its presence beats (`worker_heartbeat`), not here.
     """
-    now = timezone.now()
-    running = Task.objects.filter(pk=task.pk, status=TaskStatus.IN_PROGRESS, attempt=attempt)
+    running = {"pk": task_id, "status": TaskStatus.IN_PROGRESS, "attempt": attempt}
     if worker_name:
-        running = running.filter(worker=worker_name)
-    updated = running.update(last_heartbeat=now)
-    if worker_name:
-        Worker.objects.filter(name=worker_name).update(last_seen=now)
-    return bool(updated)
+        running["worker"] = worker_name  # a named worker extends only its own run
+    text, values = sql.update(Task, {"last_heartbeat": timezone.now()}, running)
+    with connection.cursor() as cursor:
+        cursor.execute(text, values)
+        if cursor.rowcount:
+            return True, TaskStatus.IN_PROGRESS, attempt
+    current = Task.objects.filter(pk=task_id).values_list("status", "attempt").first()
+    return None if current is None else (False, *current)
 
 
 def ping_local_run(task: Task) -> bool:
@@ -368,10 +378,16 @@ _UNCHANGED = object()
 
 
 def worker_heartbeat(
-    name: str, queues: list[str], hostname: str = "", pid=None, current_task_id=_UNCHANGED
+    name: str,
+    queues: list[str],
+    hostname: str = "",
+    pid=None,
+    current_task_id=_UNCHANGED,
+    ensure_queues: bool = False,
 ) -> Worker:
     """A worker says it is alive (and, when given, which task it runs now, for workers that
-    report it themselves, as ClearML's agents do)."""
+    report it themselves, as ClearML's agents do). With `ensure_queues`, the queues it
+    consumes are made when it registers or changes them."""
     limits.text("name", name, limits.NAME_MAX, allow_empty=False)
     limits.text("hostname", hostname, limits.NAME_MAX)
     if pid is not None:
@@ -386,6 +402,22 @@ def worker_heartbeat(
         # Only a task that exists: the id is the caller's text (a foreign key on PostgreSQL).
         existing = Task.objects.filter(pk=str(current_task_id or "")).values_list("pk", flat=True)
         fields["current_task_id"] = existing.first()
+    # Every worker says this every lease/3 seconds, nearly always with the queues it said
+    # last time: then one read and one UPDATE, no transaction, no queue lookups.
+    known = Worker.objects.filter(name=name)[:1]
+    known = known[0] if known else None
+    if known is not None and known.queues == fields["queues"]:
+        changes = {field: value for field, value in fields.items() if field != "queues"}
+        text, values = sql.update(Worker, changes, {"pk": known.pk})
+        with connection.cursor() as cursor:
+            cursor.execute(text, values)
+            if cursor.rowcount:
+                for field, value in changes.items():
+                    setattr(known, field, value)
+                return known
+    if ensure_queues:
+        for queue in queues:
+            get_or_create_queue(queue)
     worker, _ = Worker.objects.update_or_create(name=name, defaults=fields)
     return worker
 

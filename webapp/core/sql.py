@@ -106,6 +106,53 @@ def _row_by(table: str, column: str) -> str:
     return f"SELECT * FROM {quote(table)} WHERE {quote(column)} = %s"  # noqa: S608
 
 
+# ---------------------------------------------------------------- rows of two models at once
+
+
+@functools.cache
+def joined_text(model, other, link: str, where: str) -> str:
+    """`SELECT` every column of `model` and of `other` (its row that `model.link` points
+    to) `WHERE model.where = %s`: one round trip instead of two; `instances()` splits it."""
+    quote = connection.ops.quote_name
+    meta, other_meta = model._meta, other._meta
+    columns = [f"a.{quote(f.column)}" for f in meta.concrete_fields]
+    columns += [f"b.{quote(f.column)}" for f in other_meta.concrete_fields]
+    return (
+        f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} a"  # noqa: S608
+        f" INNER JOIN {quote(other_meta.db_table)} b"
+        f" ON b.{quote(other_meta.pk.column)} = a.{quote(meta.get_field(link).column)}"
+        f" WHERE a.{quote(_column(meta, where))} = %s"
+    )
+
+
+@functools.cache
+def _converters(model) -> list:
+    """Per concrete field, the expression and converters the ORM would apply to its value."""
+    result = []
+    for field in model._meta.concrete_fields:
+        expression = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(expression)
+        result.append((expression, converters + expression.get_db_converters(connection)))
+    return result
+
+
+def instances(row, *models_in_order) -> list:
+    """The model instances of a row from `joined_text`, values converted as the ORM does."""
+    found, start = [], 0
+    for model in models_in_order:
+        fields = model._meta.concrete_fields
+        values = []
+        for value, (expression, converters) in zip(
+            row[start : start + len(fields)], _converters(model), strict=True
+        ):
+            for converter in converters:
+                value = converter(value, expression, connection)
+            values.append(value)
+        found.append(model.from_db(connection.alias, [f.attname for f in fields], values))
+        start += len(fields)
+    return found
+
+
 # ---------------------------------------------------------------- named statements
 
 # A claimed task leaves its queue (status.change).
