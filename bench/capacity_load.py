@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from pipelines.controller import TERMINAL, _poll_pause
+from pipelines.run_driver import TERMINAL, poll_pause
 
 
 @dataclass
@@ -268,7 +268,7 @@ async def pipeline_driver(plan: LoadPlan, recorder: Recorder, index: int):
                 await asyncio.sleep(1)
                 continue
             while run["status"] not in TERMINAL:
-                if not await _pause(recorder, _poll_pause(began)):
+                if not await _pause(recorder, poll_pause(began)):
                     return
                 status, fresh = await api.call("pipeline poll", "GET", f"pipelines/{run['id']}/")
                 if status == 200:
