@@ -17,6 +17,7 @@ The window ends after `duration` seconds, or, for the harness's own test, once e
 """
 
 import asyncio
+import concurrent.futures
 import os
 import random
 import socket
@@ -321,4 +322,7 @@ async def run_load_async(plan: LoadPlan) -> Recorder:
 
 
 def run_load(plan: LoadPlan) -> Recorder:
-    return asyncio.run(run_load_async(plan))
+    # On a thread of its own: the caller's thread may already run an event loop (a
+    # synchronous Playwright session does), and asyncio.run() refuses to nest in one.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run_load_async(plan)).result()
