@@ -375,24 +375,32 @@ def run_up(args) -> int:
     env = _child_env(data_dir)
     supervisor = Supervisor(log_dir)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    # A second Ctrl-C must not cut the shutdown short and leave children behind: it only
+    # hurries the step workers (they hand their running steps back at once).
+    def hurry(*_args) -> None:
+        if not supervisor.hurry.is_set():
+            supervisor.hurry.set()
+            print("stopping now: running steps are handed back", flush=True)
+
+    def shutdown_signals_hurry() -> None:
+        signal.signal(signal.SIGINT, hurry)
+        signal.signal(signal.SIGTERM, hurry)
+
     code = 0
     try:
         code = _bring_up(args, data_dir, env, supervisor)
     except KeyboardInterrupt:
+        # first, so that a second signal arriving while this prints (a quick second Ctrl-C,
+        # or `make run` passing its own SIGTERM on) hurries the shutdown, not aborts it
+        shutdown_signals_hurry()
         print("\nstopping…", flush=True)
     except (RuntimeError, EmbeddedRedisError) as error:  # PortInUse too
+        shutdown_signals_hurry()
         print(f"pipelines up: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        # A second Ctrl-C must not cut the shutdown short and leave children behind: it
-        # only hurries the step workers (they hand their running steps back at once).
-        def hurry(*_args) -> None:
-            if not supervisor.hurry.is_set():
-                supervisor.hurry.set()
-                print("stopping now: running steps are handed back", flush=True)
-
-        signal.signal(signal.SIGINT, hurry)
-        signal.signal(signal.SIGTERM, hurry)
+        shutdown_signals_hurry()
         supervisor.stop_all()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
