@@ -8,6 +8,7 @@ which the test cuts; the machine's PostgreSQL itself is never touched.
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -56,6 +57,21 @@ def queue(cluster) -> str:
 
 # created after each test (conftest.release_steps), so no step is left waiting
 HANDSHAKE_FILES = ("go", "go-a", "go-b", "go-c")
+
+
+# Wider than every server process's thread pool, so each thread serves some of it.
+BURST = 64
+
+
+def _burst(cluster, url: str) -> list[int]:
+    """Status codes of BURST requests sent at once, each on a connection of its own."""
+
+    def one(_):
+        with cluster.server.api() as session:
+            return session.get(url, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=BURST) as pool:
+        return list(pool.map(one, range(BURST)))
 
 
 def _runs(folder: Path) -> list[str]:
@@ -136,6 +152,8 @@ def test_a_database_outage_answers_503_and_the_running_step_survives_it(
     wait_until(lambda: _runs(tmp_path), timeout=30)
     step_pid = int(_runs(tmp_path)[0].split("pid=")[1])
     url = f"{cluster.server.url}/api/v1/tasks/{task_id}/"
+    # every server thread holds a database connection (bursts wider than the thread pools)
+    assert _burst(cluster, url) == [200] * BURST
     # when the database cannot be reached for about three seconds
     proxy.cut()
     try:
@@ -153,7 +171,36 @@ def test_a_database_outage_answers_503_and_the_running_step_survives_it(
     # and the step is still running: the worker's heartbeats got through again in time
     assert pid_alive(step_pid)
     wait_until(lambda: cluster.task(task_id)["status"] == "in_progress", timeout=10)
+    # and once it is back, every thread answers: none replies from the dead connection it
+    # kept through the outage
+    assert _burst(cluster, url) == [200] * BURST
     (tmp_path / "go").touch()
     task = cluster.wait_for_status(task_id, "completed", "failed")
     assert task["status"] == "completed" and task["attempt"] == 1
     assert len(_runs(tmp_path)) == 1
+
+
+@pytest.mark.skipif(not POSTGRES, reason="ends PostgreSQL backends (DATABASE_URL)")
+def test_after_the_database_drops_every_connection_each_server_thread_answers_its_next_request(
+    cluster, queue, base, tmp_path, database_proxy
+):
+    import psycopg
+
+    _, (database_url, _) = database_proxy
+    task_id = cluster.launch(base, queue, {"mode": "wait", "handshake_dir": tmp_path})
+    cluster.wait_for_status(task_id, "in_progress", timeout=30)
+    url = f"{cluster.server.url}/api/v1/tasks/{task_id}/"
+    assert _burst(cluster, url) == [200] * BURST
+    # when every connection to the database is ended at once, as a PostgreSQL restart does
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended"
+        ).fetchone()[0]
+    assert ended >= 2
+    # then no thread answers from the dead connection it kept: each opens a new one
+    assert _burst(cluster, url) == [200] * BURST
+    # and the step it ran goes on to complete
+    (tmp_path / "go").touch()
+    task = cluster.wait_for_status(task_id, "completed", "failed")
+    assert task["status"] == "completed" and task["attempt"] == 1
