@@ -9,56 +9,13 @@ from django.db import transaction
 from webapp.core import access
 from webapp.core.errors import DomainError
 
-from . import schedules, triggers
+from . import schedules, targets, triggers
 from .models import Schedule, ScheduleFiring, Trigger, TriggerFiring
 
-SCHEDULE_FIELDS = [
-    "name",
-    "target_kind",
-    "base_task",
-    "queue",
-    "task_parameters",
-    "time_limit",
-    "pipeline_project",
-    "pipeline_name",
-    "pipeline_version",
-    "pipeline_parameters",
-    "tags",
-    "cron",
-    "interval_seconds",
-    "timezone",
-    "overlap",
-    "missed",
-    "paused",
-]
-TRIGGER_FIELDS = [
-    "name",
-    "source",
-    "event",
-    "watch_project",
-    "name_pattern",
-    "required_tags",
-    "statuses",
-    "on_tags",
-    "metric_title",
-    "metric_series",
-    "threshold",
-    "sign",
-    "artifact_name",
-    "exclude_dev",
-    "single_instance",
-    "target_kind",
-    "base_task",
-    "queue",
-    "task_parameters",
-    "time_limit",
-    "pipeline_project",
-    "pipeline_name",
-    "pipeline_version",
-    "pipeline_parameters",
-    "tags",
-    "paused",
-]
+# target_project is not on the admin's form; the API and the dashboard set it.
+_TARGET_FIELDS = [name for name in targets.TARGET_FIELDS if name != "target_project"]
+SCHEDULE_FIELDS = ["name", *_TARGET_FIELDS, *schedules.TIMING_FIELDS, "paused"]
+TRIGGER_FIELDS = ["name", *triggers.CONDITION_FIELDS, *_TARGET_FIELDS, "paused"]
 
 
 class _RolledBack(Exception):

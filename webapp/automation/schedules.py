@@ -41,14 +41,12 @@ EDITABLE = {"name", "paused", *TIMING_FIELDS, *targets.TARGET_FIELDS}
 def create_schedule(*, user, name: str, **fields) -> Schedule:
     """A schedule of `user`'s, checked whole (nothing is kept when anything is refused, not
     even the target project it would create); it fires from its first tick after now."""
-    unknown = set(fields) - EDITABLE
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    targets.refuse_unknown(fields, EDITABLE, editing=False)
     target, project = targets.checked_target(user, fields, allow_trigger=False)
     values = _checked_timing(fields)
     now = timezone.now()
     schedule = Schedule(
-        name=_checked_name(name),
+        name=targets.checked_name(name),
         project=project,
         created_by=user,
         paused=bool(fields.get("paused", False)),
@@ -59,7 +57,7 @@ def create_schedule(*, user, name: str, **fields) -> Schedule:
         **target,
         **values,
     )
-    _refuse_duplicate_name(schedule)
+    targets.refuse_duplicate_name(schedule)
     schedule.next_tick = None if schedule.paused else _next(schedule, now)
     try:
         with transaction.atomic():
@@ -74,20 +72,10 @@ def create_schedule(*, user, name: str, **fields) -> Schedule:
 def edit_schedule(schedule: Schedule, changes: dict, *, user) -> Schedule:
     """Change fields; the target is checked again as `user` sees it. A new timing applies
     from now: ticks of the old one that have not come yet never fire."""
-    unknown = set(changes) - EDITABLE
-    if unknown:
-        raise InvalidInput(f"cannot edit field(s): {', '.join(sorted(unknown))}")
+    targets.refuse_unknown(changes, EDITABLE, editing=True)
     with transaction.atomic():
         schedule = Schedule.objects.select_for_update().get(pk=schedule.pk)
-        if set(changes) & set(targets.TARGET_FIELDS):
-            changes = targets.keep_masked(changes, schedule)
-            current = {name: getattr(schedule, name) for name in targets.TARGET_FIELDS}
-            target, project = targets.checked_target(
-                user, {**current, **changes}, allow_trigger=False
-            )
-            for name, value in target.items():
-                setattr(schedule, name, value)
-            schedule.project = project
+        targets.apply_target_changes(schedule, changes, user=user, allow_trigger=False)
         if set(changes) & set(TIMING_FIELDS):
             current = {name: getattr(schedule, name) for name in TIMING_FIELDS}
             merged = {**current, **changes}
@@ -101,8 +89,8 @@ def edit_schedule(schedule: Schedule, changes: dict, *, user) -> Schedule:
             schedule.anchor = now
             schedule.covered_until = max(schedule.covered_until, now)
         if "name" in changes:
-            schedule.name = _checked_name(changes["name"])
-            _refuse_duplicate_name(schedule)
+            schedule.name = targets.checked_name(changes["name"])
+            targets.refuse_duplicate_name(schedule)
         if "paused" in changes:
             _set_paused(schedule, bool(changes["paused"]))
         if not schedule.paused:
@@ -153,21 +141,6 @@ def _set_paused(schedule: Schedule, paused: bool) -> None:
     else:
         schedule.covered_until = max(schedule.covered_until, now)
         schedule.next_tick = _next(schedule, schedule.covered_until)
-
-
-def _checked_name(name) -> str:
-    name = str(name or "").strip()
-    if not name or len(name) > 255:
-        raise InvalidInput("name must be 1-255 characters", field="name")
-    return name
-
-
-def _refuse_duplicate_name(schedule: Schedule) -> None:
-    others = Schedule.objects.filter(project=schedule.project, name=schedule.name)
-    if others.exclude(pk=schedule.pk).exists():
-        raise Conflict(
-            f"project {schedule.project.name!r} already has a schedule named {schedule.name!r}"
-        )
 
 
 def _checked_timing(fields: dict) -> dict:

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from webapp.core import presenters
 
-from . import schedules
+from . import schedules, targets
 from .choices import (
     TRIGGER_STATUSES,
     MetricSign,
@@ -16,19 +16,7 @@ from .choices import (
 )
 from .models import Schedule, ScheduleFiring, Trigger, TriggerFiring
 
-TARGET_OUT = [
-    "target_kind",
-    "base_task",
-    "queue",
-    "task_parameters",
-    "time_limit",
-    "target_project",
-    "pipeline_project",
-    "pipeline_name",
-    "pipeline_version",
-    "pipeline_parameters",
-    "tags",
-]
+TARGET_OUT = list(targets.TARGET_FIELDS)
 
 
 class TargetInputSerializer(serializers.Serializer):

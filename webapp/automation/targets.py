@@ -1,7 +1,8 @@
-"""Checking what a schedule or trigger is to start, when it is created or edited."""
+"""What schedules and triggers check alike when one is created or edited: its name, the
+fields it may be given, and what it is to start."""
 
 from webapp.core import access, secrets, services
-from webapp.core.errors import InvalidInput, NotFound
+from webapp.core.errors import Conflict, InvalidInput, NotFound
 from webapp.core.models import Project, Task
 
 from . import launch
@@ -132,3 +133,38 @@ def keep_masked(changes: dict, row) -> dict:
                 for key, value in incoming.items()
             }
     return changes
+
+
+def refuse_unknown(fields, editable: set, *, editing: bool) -> None:
+    unknown = set(fields) - editable
+    if unknown:
+        verb = "cannot edit" if editing else "unknown"
+        raise InvalidInput(f"{verb} field(s): {', '.join(sorted(unknown))}")
+
+
+def checked_name(name) -> str:
+    name = str(name or "").strip()
+    if not name or len(name) > 255:
+        raise InvalidInput("name must be 1-255 characters", field="name")
+    return name
+
+
+def refuse_duplicate_name(row) -> None:
+    """Names are unique per project and kind; the database's constraint catches a race."""
+    others = type(row).objects.filter(project=row.project, name=row.name)
+    if others.exclude(pk=row.pk).exists():
+        kind = type(row)._meta.verbose_name
+        raise Conflict(f"project {row.project.name!r} already has a {kind} named {row.name!r}")
+
+
+def apply_target_changes(row, changes: dict, *, user, allow_trigger: bool) -> None:
+    """Set what `row` starts from `changes` over what it has, checked again as `user` sees
+    it (masked parameter values given back keep the stored ones)."""
+    if not set(changes) & set(TARGET_FIELDS):
+        return
+    changes = keep_masked(changes, row)
+    current = {name: getattr(row, name) for name in TARGET_FIELDS}
+    target, project = checked_target(user, {**current, **changes}, allow_trigger=allow_trigger)
+    for name, value in target.items():
+        setattr(row, name, value)
+    row.project = project

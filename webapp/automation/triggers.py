@@ -62,19 +62,17 @@ PENDING_GRACE = timedelta(seconds=2)
 @transaction.atomic
 def create_trigger(*, user, name: str, **fields) -> Trigger:
     """A trigger of `user`'s, checked whole (nothing is kept when anything is refused)."""
-    unknown = set(fields) - EDITABLE
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
+    targets.refuse_unknown(fields, EDITABLE, editing=False)
     target, project = targets.checked_target(user, fields, allow_trigger=True)
     trigger = Trigger(
-        name=_checked_name(name),
+        name=targets.checked_name(name),
         project=project,
         created_by=user,
         paused=bool(fields.get("paused", False)),
         **target,
         **_checked_conditions(user, fields),
     )
-    _refuse_duplicate_name(trigger)
+    targets.refuse_duplicate_name(trigger)
     try:
         with transaction.atomic():
             trigger.save(force_insert=True)
@@ -86,27 +84,17 @@ def create_trigger(*, user, name: str, **fields) -> Trigger:
 
 
 def edit_trigger(trigger: Trigger, changes: dict, *, user) -> Trigger:
-    unknown = set(changes) - EDITABLE
-    if unknown:
-        raise InvalidInput(f"cannot edit field(s): {', '.join(sorted(unknown))}")
+    targets.refuse_unknown(changes, EDITABLE, editing=True)
     with transaction.atomic():
         trigger = Trigger.objects.select_for_update().get(pk=trigger.pk)
-        if set(changes) & set(targets.TARGET_FIELDS):
-            changes = targets.keep_masked(changes, trigger)
-            current = {name: getattr(trigger, name) for name in targets.TARGET_FIELDS}
-            target, project = targets.checked_target(
-                user, {**current, **changes}, allow_trigger=True
-            )
-            for name, value in target.items():
-                setattr(trigger, name, value)
-            trigger.project = project
+        targets.apply_target_changes(trigger, changes, user=user, allow_trigger=True)
         if set(changes) & set(CONDITION_FIELDS):
             current = {name: getattr(trigger, name) for name in CONDITION_FIELDS}
             for name, value in _checked_conditions(user, {**current, **changes}).items():
                 setattr(trigger, name, value)
         if "name" in changes:
-            trigger.name = _checked_name(changes["name"])
-            _refuse_duplicate_name(trigger)
+            trigger.name = targets.checked_name(changes["name"])
+            targets.refuse_duplicate_name(trigger)
         if "paused" in changes:
             trigger.paused = bool(changes["paused"])
         trigger.updated = timezone.now()
@@ -129,21 +117,6 @@ def resume_trigger(trigger: Trigger) -> Trigger:
 
 def delete_trigger(trigger: Trigger) -> None:
     Trigger.objects.filter(pk=trigger.pk).delete()
-
-
-def _checked_name(name) -> str:
-    name = str(name or "").strip()
-    if not name or len(name) > 255:
-        raise InvalidInput("name must be 1-255 characters", field="name")
-    return name
-
-
-def _refuse_duplicate_name(trigger: Trigger) -> None:
-    others = Trigger.objects.filter(project=trigger.project, name=trigger.name)
-    if others.exclude(pk=trigger.pk).exists():
-        raise Conflict(
-            f"project {trigger.project.name!r} already has a trigger named {trigger.name!r}"
-        )
 
 
 def _tag_list(value, field: str) -> list[str]:

@@ -58,6 +58,60 @@ def _save(request, form, save, row=None):
         return None
 
 
+def _create(request, form_class, create, template: str, kind: str):
+    """The form for a new row; a valid POST creates it and goes to its page."""
+    form = form_class(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        row = _save(request, form, lambda values: create(user=request.user, **values))
+        if row is not None:
+            messages.success(request, f"{kind} “{row.name}” created.")
+            return redirect(row)
+    return render(request, template, {"form": form, kind.lower(): None})
+
+
+def _edit(request, row, form_class, edit, kind: str):
+    """(the row's form, a redirect once a valid POST saved only what it changed, or None)."""
+    form = form_class(request.POST or None, user=request.user, initial=form_class.initial_for(row))
+    if request.method == "POST" and form.is_valid():
+        saved = _save(
+            request, form, lambda values: edit(row, _changes(row, values), user=request.user)
+        )
+        if saved is not None:
+            messages.success(request, f"{kind} saved.")
+            return form, redirect(saved)
+    return form, None
+
+
+# The buttons of each kind's pages: verb -> (what it calls, what the message says it did).
+ACTIONS = {
+    Schedule: {
+        "pause": (schedules.pause_schedule, "Paused"),
+        "resume": (schedules.resume_schedule, "Resumed"),
+        "delete": (schedules.delete_schedule, "Deleted"),
+    },
+    Trigger: {
+        "pause": (triggers.pause_trigger, "Paused"),
+        "resume": (triggers.resume_trigger, "Resumed"),
+        "delete": (triggers.delete_trigger, "Deleted"),
+    },
+}
+LIST_PAGES = {Schedule: "automation:schedules", Trigger: "automation:triggers"}
+
+
+def _act(request, model, pk: str, verb: str):
+    row = get_object_or_404(_visible(model, request.user), pk=pk)
+    if verb not in ACTIONS[model]:
+        raise Http404("no such action")
+    act, done = ACTIONS[model][verb]
+    act(row)
+    messages.success(request, f"{done} “{row.name}”.")
+    # Back to the list when the row is gone or the button was on it; never to a URL taken
+    # from the request.
+    if verb == "delete" or request.POST.get("back") == "list":
+        return redirect(LIST_PAGES[model])
+    return redirect(row)
+
+
 # ---------------------------------------------------------------- schedules
 
 
@@ -71,34 +125,21 @@ def schedule_list(request):
 
 @login_required
 def schedule_new(request):
-    form = ScheduleForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        schedule = _save(
-            request, form, lambda values: schedules.create_schedule(user=request.user, **values)
-        )
-        if schedule is not None:
-            messages.success(request, f"Schedule “{schedule.name}” created.")
-            return redirect(schedule)
-    return render(request, "automation/schedule_form.html", {"form": form, "schedule": None})
+    return _create(
+        request,
+        ScheduleForm,
+        schedules.create_schedule,
+        "automation/schedule_form.html",
+        "Schedule",
+    )
 
 
 @login_required
 def schedule_detail(request, schedule_id: str):
     schedule = get_object_or_404(_visible(Schedule, request.user), pk=schedule_id)
-    form = ScheduleForm(
-        request.POST or None, user=request.user, initial=ScheduleForm.initial_for(schedule)
-    )
-    if request.method == "POST" and form.is_valid():
-        saved = _save(
-            request,
-            form,
-            lambda values: schedules.edit_schedule(
-                schedule, _changes(schedule, values), user=request.user
-            ),
-        )
-        if saved is not None:
-            messages.success(request, "Schedule saved.")
-            return redirect(saved)
+    form, done = _edit(request, schedule, ScheduleForm, schedules.edit_schedule, "Schedule")
+    if done is not None:
+        return done
     page = Paginator(schedule.firings.select_related("task", "run"), FIRINGS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -116,23 +157,7 @@ def schedule_detail(request, schedule_id: str):
 @login_required
 @require_POST
 def schedule_action(request, schedule_id: str, verb: str):
-    schedule = get_object_or_404(_visible(Schedule, request.user), pk=schedule_id)
-    if verb == "pause":
-        schedules.pause_schedule(schedule)
-        messages.success(request, f"Paused “{schedule.name}”.")
-    elif verb == "resume":
-        schedules.resume_schedule(schedule)
-        messages.success(request, f"Resumed “{schedule.name}”.")
-    elif verb == "delete":
-        schedules.delete_schedule(schedule)
-        messages.success(request, f"Deleted “{schedule.name}”.")
-        return redirect("automation:schedules")
-    else:
-        raise Http404("no such action")
-    # Back to the list when the button was on it; never to a URL taken from the request.
-    if request.POST.get("back") == "list":
-        return redirect("automation:schedules")
-    return redirect(schedule)
+    return _act(request, Schedule, schedule_id, verb)
 
 
 # ---------------------------------------------------------------- triggers
@@ -147,15 +172,9 @@ def trigger_list(request):
 
 @login_required
 def trigger_new(request):
-    form = TriggerForm(request.POST or None, user=request.user)
-    if request.method == "POST" and form.is_valid():
-        trigger = _save(
-            request, form, lambda values: triggers.create_trigger(user=request.user, **values)
-        )
-        if trigger is not None:
-            messages.success(request, f"Trigger “{trigger.name}” created.")
-            return redirect(trigger)
-    return render(request, "automation/trigger_form.html", {"form": form, "trigger": None})
+    return _create(
+        request, TriggerForm, triggers.create_trigger, "automation/trigger_form.html", "Trigger"
+    )
 
 
 @login_required
@@ -163,20 +182,9 @@ def trigger_detail(request, trigger_id: str):
     trigger = get_object_or_404(
         _visible(Trigger, request.user).select_related("watch_project"), pk=trigger_id
     )
-    form = TriggerForm(
-        request.POST or None, user=request.user, initial=TriggerForm.initial_for(trigger)
-    )
-    if request.method == "POST" and form.is_valid():
-        saved = _save(
-            request,
-            form,
-            lambda values: triggers.edit_trigger(
-                trigger, _changes(trigger, values), user=request.user
-            ),
-        )
-        if saved is not None:
-            messages.success(request, "Trigger saved.")
-            return redirect(saved)
+    form, done = _edit(request, trigger, TriggerForm, triggers.edit_trigger, "Trigger")
+    if done is not None:
+        return done
     page = Paginator(
         trigger.firings.select_related("task", "run", "source_task"), FIRINGS_PER_PAGE
     ).get_page(request.GET.get("page"))
@@ -193,20 +201,4 @@ def trigger_detail(request, trigger_id: str):
 @login_required
 @require_POST
 def trigger_action(request, trigger_id: str, verb: str):
-    trigger = get_object_or_404(_visible(Trigger, request.user), pk=trigger_id)
-    if verb == "pause":
-        triggers.pause_trigger(trigger)
-        messages.success(request, f"Paused “{trigger.name}”.")
-    elif verb == "resume":
-        triggers.resume_trigger(trigger)
-        messages.success(request, f"Resumed “{trigger.name}”.")
-    elif verb == "delete":
-        triggers.delete_trigger(trigger)
-        messages.success(request, f"Deleted “{trigger.name}”.")
-        return redirect("automation:triggers")
-    else:
-        raise Http404("no such action")
-    # Back to the list when the button was on it; never to a URL taken from the request.
-    if request.POST.get("back") == "list":
-        return redirect("automation:triggers")
-    return redirect(trigger)
+    return _act(request, Trigger, trigger_id, verb)
