@@ -56,6 +56,27 @@ def fresh_database_url(data_dir: Path) -> tuple[str, callable]:
     return urlunsplit(parts._replace(path=f"/{name}")), drop
 
 
+# Settings of the suite's own environment that must not reach a `pipelines up` under test.
+SUITE_SETTINGS = ("PIPELINES_", "CELERY_", "DJANGO_", "DATABASE_URL", "SECRET_KEY")
+
+
+def up_env(home: Path, data_dir: Path, database_url: str, **extra) -> dict:
+    """The environment of a `pipelines up` as a new user runs it: its own home (so its SDK
+    config lands there, never in the real one), its data dir, a database, this checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SUITE_SETTINGS)}
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "PIPELINES_DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "PYTHONPATH": str(REPO),
+            **extra,
+        }
+    )
+    return env
+
+
 @dataclass
 class ServerProcess:
     url: str

@@ -12,12 +12,12 @@ import pytest
 import requests
 
 from tests.support import (
-    REPO,
     descendants,
     free_port,
     fresh_database_url,
     pid_alive,
     start_process,
+    up_env,
     wait_until,
 )
 from tests.tcp_proxy import TcpProxy
@@ -311,20 +311,7 @@ def test_pipelines_up_runs_a_task_and_ctrl_c_stops_everything(tmp_path):
     home.mkdir()
     data_dir.mkdir()
     database_url, drop_database = fresh_database_url(data_dir)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINES_", "CELERY_", "DJANGO_", "DATABASE_URL"))
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "PIPELINES_DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url,
-            "PYTHONPATH": str(REPO),
-        }
-    )
+    env = up_env(home, data_dir, database_url)
     port = free_port()
     up = start_process(
         "up",

@@ -13,12 +13,12 @@ import pytest
 import requests
 
 from tests.support import (
-    REPO,
     descendants,
     free_port,
     fresh_database_url,
     pid_alive,
     start_process,
+    up_env,
     wait_until,
 )
 
@@ -30,21 +30,7 @@ def _env(folder: Path) -> tuple[dict, callable]:
     home.mkdir(parents=True)
     data_dir.mkdir()
     database_url, drop = fresh_database_url(data_dir)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINES_", "CELERY_", "DJANGO_", "DATABASE_URL"))
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "PIPELINES_DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url,
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    return env, drop
+    return up_env(home, data_dir, database_url), drop
 
 
 def _up(port: int) -> list[str]:

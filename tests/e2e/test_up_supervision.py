@@ -25,6 +25,7 @@ from tests.support import (
     fresh_database_url,
     pid_alive,
     start_process,
+    up_env,
     wait_until,
 )
 
@@ -41,30 +42,19 @@ class Up:
         self.home.mkdir(parents=True)
         self.data_dir.mkdir()
         database_url, self.drop_database = fresh_database_url(self.data_dir)
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PIPELINES_", "CELERY_", "DJANGO_", "DATABASE_URL"))
+        # Leases long enough for a restarted web server; sweeps and republishing short
+        # enough for a test; `env` may say otherwise.
+        settings = {
+            "TASK_LEASE_SECONDS": "15",
+            "PIPELINES_LEASE_SECONDS": "15",
+            "SWEEP_INTERVAL_SECONDS": "0.5",
+            "QUEUED_REPUBLISH_SECONDS": "2",
+            "PIPELINES_HEARTBEAT_SECONDS": "0.5",
+            "PIPELINES_WORKER_HEARTBEAT_SECONDS": "1",
+            "PIPELINES_SHUTDOWN_GRACE_SECONDS": "3",
+            **env,
         }
-        self.env.update(
-            {
-                "HOME": str(self.home),
-                "XDG_CONFIG_HOME": str(self.home / ".config"),
-                "PIPELINES_DATA_DIR": str(self.data_dir),
-                "DATABASE_URL": database_url,
-                "PYTHONPATH": str(REPO),
-                # Leases long enough for a restarted web server; sweeps and republishing
-                # short enough for a test.
-                "TASK_LEASE_SECONDS": "15",
-                "PIPELINES_LEASE_SECONDS": "15",
-                "SWEEP_INTERVAL_SECONDS": "0.5",
-                "QUEUED_REPUBLISH_SECONDS": "2",
-                "PIPELINES_HEARTBEAT_SECONDS": "0.5",
-                "PIPELINES_WORKER_HEARTBEAT_SECONDS": "1",
-                "PIPELINES_SHUTDOWN_GRACE_SECONDS": "3",
-                **env,
-            }
-        )
+        self.env = up_env(self.home, self.data_dir, database_url, **settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = start_process(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import REPO, free_port, start_process, start_server
+from tests.support import free_port, start_process, start_server, up_env
 
 
 def _loose(root: Path) -> list[str]:
@@ -79,21 +79,8 @@ def test_pipelines_up_keeps_every_file_of_its_data_dir_private_whatever_the_umas
     home, data_dir = tmp_path / "home", tmp_path / "data"
     home.mkdir()
     old_files = _leave_readable_files(data_dir)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PIPELINES_", "CELERY_", "DJANGO_", "DATABASE_URL", "SECRET_KEY"))
-    }
-    env.update(
-        {
-            "HOME": str(home),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "PIPELINES_DATA_DIR": str(data_dir),
-            # the file under test: SQLite in the data dir, whatever the lane's database
-            "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
-            "PYTHONPATH": str(REPO),
-        }
-    )
+    # the file under test: SQLite in the data dir, whatever the lane's database
+    env = up_env(home, data_dir, f"sqlite:///{data_dir / 'db.sqlite3'}")
     port = free_port()
     up = start_process(
         "up",
