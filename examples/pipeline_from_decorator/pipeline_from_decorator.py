@@ -1,22 +1,14 @@
-"""The iris pipeline of ClearML's "pipeline from decorator" example, built with the calls
-that example makes: each component is a decorated function that runs as a task of its
-own; the pipeline function is plain Python logic whose component calls return at once,
-and a result is only waited for (and loaded) where the logic uses it.
-
-`PipelineDecorator.run_locally()` runs the steps as subprocesses of this script, each still
-a task with its console and artifacts; without it the logic runs on a `services` worker and
-the steps on workers of the default queue (`PipelineDecorator.set_default_execution_queue`).
-The model is stored pickled, as ClearML does, so loading it needs the pickle opt-in: run
-with PIPELINES_ALLOW_PICKLE=1, or pass `allow_pickle=True` to `PipelineDecorator.pipeline`.
-"""
-
-from pipelines import TaskTypes
+# ClearML's examples/pipeline/pipeline_from_decorator.py (Apache-2.0, github.com/allegroai/clearml), as
+# it is but for its imports and its one download: the iris pickle comes from
+# iris_pickle_url() below instead of GitHub, so the example runs offline.
 from pipelines.automation.controller import PipelineDecorator
+from pipelines import TaskTypes
+
 
 
 def iris_pickle_url():
-    """Offline stand-in for the GitHub download: scikit-learn bundles the iris data set. It
-    still reaches step_one as a URL for StorageManager.get_local_copy()."""
+    # Offline stand-in for the iris_dataset.pkl download: scikit-learn bundles the data set.
+    # It still reaches the step as a URL for StorageManager.get_local_copy().
     import pickle
     import tempfile
     from pathlib import Path
@@ -28,92 +20,123 @@ def iris_pickle_url():
     return path.as_uri()
 
 
-# A component runs as a task of its own: the imports inside it run where it runs, and each
-# of its return_values becomes an artifact of that task.
-@PipelineDecorator.component(
-    return_values=["data_frame"], cache=True, task_type=TaskTypes.data_processing
-)
+# Make the following function an independent pipeline component step
+# notice all package imports inside the function will be automatically logged as
+# required packages for the pipeline execution step
+@PipelineDecorator.component(return_values=["data_frame"], cache=True, task_type=TaskTypes.data_processing)
 def step_one(pickle_data_url: str, extra: int = 43):
     print("step_one")
+    # make sure we have scikit-learn for this step, we need it to use to unpickle the object
+    import sklearn  # noqa
     import pickle
-
     import pandas as pd
-
     from pipelines import StorageManager
 
     local_iris_pkl = StorageManager.get_local_copy(remote_url=pickle_data_url)
     with open(local_iris_pkl, "rb") as f:
         iris = pickle.load(f)
     data_frame = pd.DataFrame(iris["data"], columns=iris["feature_names"])
+    data_frame.columns += ["target"]
     data_frame["target"] = iris["target"]
     return data_frame
 
 
-# Several return values: the call returns one stand-in for each, stored as four artifacts.
+# Make the following function an independent pipeline component step
+# notice all package imports inside the function will be automatically logged as
+# required packages for the pipeline execution step.
+# Specifying `return_values` makes sure the function step can return an object to the pipeline logic
+# In this case, the returned tuple will be stored as an artifact named "X_train, X_test, y_train, y_test"
 @PipelineDecorator.component(
-    return_values=["X_train", "X_test", "y_train", "y_test"],
-    cache=True,
-    task_type=TaskTypes.data_processing,
+    return_values=["X_train", "X_test", "y_train", "y_test"], cache=True, task_type=TaskTypes.data_processing
 )
 def step_two(data_frame, test_size=0.2, random_state=42):
     print("step_two")
+    # make sure we have pandas for this step, we need it to use the data_frame
+    import pandas as pd  # noqa
     from sklearn.model_selection import train_test_split
 
     y = data_frame["target"]
-    X = data_frame[[c for c in data_frame.columns if c != "target"]]
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=test_size, random_state=random_state
-    )
+    X = data_frame[(c for c in data_frame.columns if c != "target")]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size, random_state=random_state)
+
     return X_train, X_test, y_train, y_test
 
 
+# Make the following function an independent pipeline component step
+# notice all package imports inside the function will be automatically logged as
+# required packages for the pipeline execution step
+# Specifying `return_values` makes sure the function step can return an object to the pipeline logic
+# In this case, the returned object will be stored as an artifact named "model"
 @PipelineDecorator.component(return_values=["model"], cache=True, task_type=TaskTypes.training)
 def step_three(X_train, y_train):
     print("step_three")
+    # make sure we have pandas for this step, we need it to use the data_frame
+    import pandas as pd  # noqa
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(max_iter=500)
+    model = LogisticRegression(solver="liblinear", multi_class="auto")
     model.fit(X_train, y_train)
     return model
 
 
+# Make the following function an independent pipeline component step
+# notice all package imports inside the function will be automatically logged as
+# required packages for the pipeline execution step
+# Specifying `return_values` makes sure the function step can return an object to the pipeline logic
+# In this case, the returned object will be stored as an artifact named "accuracy"
 @PipelineDecorator.component(return_values=["accuracy"], cache=True, task_type=TaskTypes.qc)
 def step_four(model, X_data, Y_data):
+    from sklearn.linear_model import LogisticRegression  # noqa
     from sklearn.metrics import accuracy_score
 
     Y_pred = model.predict(X_data)
     return accuracy_score(Y_data, Y_pred, normalize=True)
 
 
-# The pipeline's logic: the component calls return at once; only where a result is used
-# (printed, multiplied) does the logic wait for its step and load what it returned.
+# The actual pipeline execution context
+# notice that all pipeline component function calls are actually executed remotely
+# Only when a return value is used, the pipeline logic will wait for the component execution to complete
 @PipelineDecorator.pipeline(name="custom pipeline logic", project="examples", version="0.0.5")
 def executing_pipeline(pickle_url, mock_parameter="mock"):
     print("pipeline args:", pickle_url, mock_parameter)
 
+    # Use the pipeline argument to start the pipeline and pass it ot the first step
     print("launch step one")
     data_frame = step_one(pickle_url)
 
-    # step_two is given step_one's artifact: nothing is waited for or loaded here
+    # Use the returned data from the first step (`step_one`), and pass it to the next step (`step_two`)
+    # Notice! unless we actually access the `data_frame` object,
+    # the pipeline logic does not actually load the artifact itself.
+    # When actually passing the `data_frame` object into a new step,
+    # It waits for the creating step/function (`step_one`) to complete the execution
     print("launch step two")
     X_train, X_test, y_train, y_test = step_two(data_frame)
 
     print("launch step three")
     model = step_three(X_train, y_train)
 
-    # printing the model waits for step_three and loads its model
+    # Notice since we are "printing" the `model` object,
+    # we actually deserialize the object from the third step, and thus wait for the third step to complete.
     print("returned model: {}".format(model))
 
     print("launch step four")
     accuracy = 100 * step_four(model, X_data=X_test, Y_data=y_test)
 
+    # Notice since we are "printing" the `accuracy` object,
+    # we actually deserialize the object from the fourth step, and thus wait for the fourth step to complete.
     print(f"Accuracy={accuracy}%")
 
 
 if __name__ == "__main__":
-    # PipelineDecorator.set_default_execution_queue('default') would run the steps on workers
+    # set the pipeline steps default execution queue (per specific step we can override it with the decorator)
+    # PipelineDecorator.set_default_execution_queue('default')
+    # Run the pipeline steps as subprocesses on the current machine, great for local executions
+    # (for easy development / debugging, use `PipelineDecorator.debug_pipeline()` to execute steps as regular functions)
     PipelineDecorator.run_locally()
 
-    executing_pipeline(pickle_url=iris_pickle_url())
+    # Start the pipeline execution logic.
+    executing_pipeline(
+        pickle_url=iris_pickle_url(),
+    )
 
     print("process completed")
