@@ -238,3 +238,34 @@ def test_a_decorator_pipeline_by_default_runs_its_logic_on_a_services_worker(clu
     run = _run_of(cluster, controller["id"])
     assert [node["name"] for node in run["nodes"]] == ["double", "double_1"]
     assert run["status"] == "completed" and run["definition"] == "closed"
+
+
+@pytest.mark.parametrize(
+    ("target", "rounds", "said", "steps"),
+    [
+        (0.75, 5, "REACHED 0.75 AFTER 3", 3),  # the condition ends the loop
+        (10.0, 4, "GAVE UP AT 1.0 AFTER 4", 4),  # the bound does
+    ],
+)
+def test_a_bounded_loop_repeats_a_component_until_its_condition_or_its_bound(
+    cluster, target, rounds, said, steps
+):
+    result = run_script(
+        SCRIPTS / "decorator_loop.py",
+        _env(cluster),
+        timeout=240,
+        args=["default", str(target), str(rounds)],
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert said in result.stdout
+    controller = _newest_controller(cluster, f"decorator loop {target}")
+    run = _run_of(cluster, controller["id"])
+    assert run["status"] == "completed" and run["definition"] == "closed"
+    names = ["refine"] + [f"refine_{i}" for i in range(1, steps)]
+    assert [node["name"] for node in run["nodes"]] == names
+    assert all(node["status"] == "completed" for node in run["nodes"])
+    # each round is a child of the one before it: the loop is drawn as a chain
+    parents = {step["name"]: step["parents"] for step in run["steps"]}
+    assert [parents[name] for name in names] == [[], *[[name] for name in names[:-1]]]
+    last = cluster.task(_nodes(run)[names[-1]]["task"])
+    assert f"REFINING {0.25 * (steps - 1)}" in cluster.console_text(last["id"])
