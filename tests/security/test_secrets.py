@@ -227,3 +227,80 @@ def test_the_step_environment_carries_no_server_or_worker_secrets(monkeypatch):
     env = step_env("http://127.0.0.1:1", "pk_task_key", "t" * 32)
     assert "server-secret" not in env.values()
     assert env["PIPELINES_API_KEY"] == "pk_task_key"
+
+
+PIPELINE_DOCUMENT = {
+    "stage_data": {"base_task_id": "a" * 32, "parameters": {"General/dataset_url": "s3://d"}},
+    "stage_train": {
+        "base_task_id": "b" * 32,
+        "parameters": {"General/api_key": "zzz-step-key", "General/epochs": 3},
+        "configurations": {"hub": {"hf_token": "hf_zzzz-secret", "repo": "org/model"}},
+    },
+}
+CONFIG_FILE = "lr: 0.1\ndb_password: hunter-in-a-file\nmax_tokens: 512\n"
+
+
+@pytest.mark.django_db
+def test_secrets_inside_a_configuration_document_are_masked_and_saving_it_back_keeps_them(world):
+    import json
+
+    controller = services.create_task(
+        user=world.alice,
+        project_name="red/private",
+        name="a controller with its pipeline in a configuration",
+        script={"entry_point": "c.py", "code": "print(1)"},
+        configuration={
+            # as ClearML's PipelineController stores its steps: one JSON entry
+            "Pipeline": json.dumps(PIPELINE_DOCUMENT, indent=2),
+            "training.yaml": CONFIG_FILE,
+        },
+    )
+    alice = world.client("alice")
+    read = alice.get(f"/api/v1/tasks/{controller.id}/").json()["configuration"]
+    shown = json.loads(read["Pipeline"]["value"])
+    assert shown["stage_train"]["parameters"] == {
+        "General/api_key": "********",
+        "General/epochs": 3,
+    }
+    assert shown["stage_train"]["configurations"]["hub"] == {
+        "hf_token": "********",
+        "repo": "org/model",
+    }
+    assert shown["stage_data"] == PIPELINE_DOCUMENT["stage_data"]
+    assert read["training.yaml"]["value"] == "lr: 0.1\ndb_password: ***\nmax_tokens: 512\n"
+    text = str(alice.get(f"/api/v1/tasks/{controller.id}/configuration/").json())
+    browser = Client()
+    browser.login(username="alice", password="pw-alice")
+    text += browser.get(f"/tasks/{controller.id}/configuration/").content.decode()
+    for value in ("zzz-step-key", "hf_zzzz-secret", "hunter-in-a-file"):
+        assert value not in text
+    # saved back whole as it was read, the documents keep their stored values
+    saved = alice.put(
+        f"/api/v1/tasks/{controller.id}/configuration/",
+        {"values": alice.get(f"/api/v1/tasks/{controller.id}/configuration/").json()},
+        format="json",
+    )
+    assert saved.status_code == 200, saved.content
+    controller.refresh_from_db()
+    assert json.loads(controller.configuration["Pipeline"]["value"]) == PIPELINE_DOCUMENT
+    assert controller.configuration["training.yaml"]["value"] == CONFIG_FILE
+    # an edited document is saved as given
+    edited = json.loads(read["Pipeline"]["value"])
+    edited["stage_train"]["parameters"]["General/api_key"] = "rotated-key"
+    alice.put(
+        f"/api/v1/tasks/{controller.id}/configuration/",
+        {"values": {"Pipeline": {"value": json.dumps(edited)}}},
+        format="json",
+    )
+    controller.refresh_from_db()
+    stored = json.loads(controller.configuration["Pipeline"]["value"])
+    assert stored["stage_train"]["parameters"]["General/api_key"] == "rotated-key"
+    # while the secret it still showed masked keeps its stored value
+    assert stored["stage_train"]["configurations"]["hub"]["hf_token"] == "hf_zzzz-secret"
+    # and the controller's own key reads the real values
+    _, task_key = keys.create_api_key(world.alice, kind=ApiKeyKind.TASK, task=controller)
+    own = world.client()
+    own.credentials(HTTP_AUTHORIZATION=f"Bearer {task_key}")
+    mine = own.get(f"/api/v1/tasks/{controller.id}/").json()["configuration"]
+    assert "rotated-key" in mine["Pipeline"]["value"]
+    assert mine["training.yaml"]["value"] == CONFIG_FILE

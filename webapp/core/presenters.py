@@ -45,7 +45,7 @@ class TaskReading:
     @cached_property
     def configuration(self) -> dict:
         values = self.task.configuration or {}
-        return values if self.reveal else secrets.mask_flat(values)
+        return values if self.reveal else secrets.mask_configuration(values)
 
     @cached_property
     def status_message(self) -> str:

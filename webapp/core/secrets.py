@@ -7,6 +7,7 @@ printed by a step is never stored: well-known token formats and the task's own s
 parameter values become LOG_MASK.
 """
 
+import json
 import re
 
 MASK = "********"
@@ -109,6 +110,62 @@ def mask_flat(values) -> dict:
     }
 
 
+def mask_configuration(values) -> dict:
+    """Configuration {name: {value, ...}}: entries with a sensitive name masked whole, and in
+    the text of the others the credentials it holds. A ClearML controller keeps its steps'
+    parameters in one JSON entry ("Pipeline"), and a config file is text with
+    `password: ...` lines, so a name alone does not find them."""
+    if not isinstance(values, dict):
+        return values
+    return {
+        name: _masked_entry(entry)
+        if is_sensitive(str(name).rsplit("/", 1)[-1])
+        else _masked_document_entry(entry)
+        for name, entry in values.items()
+    }
+
+
+def mask_document(text: str) -> str:
+    """A JSON document with the values under sensitive keys masked (re-encoded only when one
+    was), or other text with its credentials redacted as a console line's are."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return mask_text(text)
+    if not isinstance(document, dict | list):
+        return text
+    masked = _masked_tree(document)
+    if masked == document:
+        return text
+    return json.dumps(masked, indent=2 if "\n" in text else None)
+
+
+def _masked_document_entry(entry):
+    if isinstance(entry, dict) and isinstance(entry.get("value"), str):
+        text = mask_document(entry["value"])
+        return entry if text == entry["value"] else {**entry, "value": text}
+    if isinstance(entry, str):
+        return mask_document(entry)
+    return entry
+
+
+def _masked_tree(node):
+    if isinstance(node, dict):
+        return {
+            key: MASK
+            if is_sensitive(str(key).rsplit("/", 1)[-1])
+            and not isinstance(value, dict | list)
+            and value not in ("", None)
+            else _masked_tree(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_masked_tree(item) for item in node]
+    if isinstance(node, str):
+        return mask_text(node)
+    return node
+
+
 def keep_masked_hyperparameters(incoming: dict, stored: dict) -> dict:
     """A MASK posted back for a sensitive parameter keeps the stored value."""
     result = {}
@@ -125,14 +182,45 @@ def keep_masked_flat(incoming: dict, stored: dict) -> dict:
 
 
 def _kept(name, entry, old):
-    if (
-        is_sensitive(name)
-        and isinstance(entry, dict)
-        and entry.get("value") == MASK
-        and isinstance(old, dict)
-    ):
-        return {**entry, "value": old.get("value", "")}
+    if not isinstance(entry, dict) or not isinstance(old, dict):
+        return entry
+    value, stored = entry.get("value"), old.get("value", "")
+    if is_sensitive(name) and value == MASK:
+        return {**entry, "value": stored}
+    if isinstance(value, str) and isinstance(stored, str) and value != stored:
+        kept = _kept_document(value, stored)
+        return entry if kept == value else {**entry, "value": kept}
     return entry
+
+
+def _kept_document(value: str, stored: str) -> str:
+    """A document read back masked inside (mask_configuration) and saved: unchanged, it keeps
+    the stored text; a JSON one edited elsewhere keeps each stored value still masked."""
+    if value == mask_document(stored):
+        return stored
+    try:
+        incoming, old = json.loads(value), json.loads(stored)
+    except ValueError:
+        return value
+    restored = _restored_tree(incoming, old)
+    if restored == incoming:
+        return value
+    return json.dumps(restored, indent=2 if "\n" in value else None)
+
+
+def _restored_tree(new, old):
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {
+            key: old[key]
+            if value == MASK and key in old and is_sensitive(str(key).rsplit("/", 1)[-1])
+            else _restored_tree(value, old.get(key))
+            for key, value in new.items()
+        }
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_restored_tree(a, b) for a, b in zip(new, old, strict=True)]
+    if isinstance(new, str) and isinstance(old, str) and new != old and new == mask_text(old):
+        return old
+    return new
 
 
 def secret_values(task) -> list[str]:
