@@ -7,7 +7,7 @@ import copy
 
 from pipelines import dag, parameters
 
-from .. import access
+from .. import access, secrets
 from ..choices import PIPELINE_TERMINAL, NodeStatus, TaskStatus
 from ..errors import Conflict, InvalidInput
 from ..models import PipelineRun, Task
@@ -111,6 +111,8 @@ def _apply_edits(by_name: dict, rerun: set, step: str, edits: dict, original: li
                     step=name,
                     parameter=str(key),
                 )
+            if value == secrets.MASK and secrets.is_sensitive(_full(key).rsplit("/", 1)[-1]):
+                continue  # a secret shown masked and given back unchanged keeps its value
             overrides = target["parameter_override"]
             existing = next((k for k in overrides if _full(k) == _full(key)), key)
             overrides[existing] = value

@@ -10,7 +10,7 @@ from django.db import connection
 
 from pipelines import parameters
 
-from .. import services
+from .. import secrets, services
 from ..choices import NodeStatus
 from ..models import PipelineNode
 
@@ -59,6 +59,16 @@ def summary(parts: dict, inputs: dict, from_references: set) -> dict:
     return result
 
 
+def _kept(name: str, value) -> str:
+    """A value as the summary keeps it; a secret's only as a digest, never shown."""
+    if secrets.is_sensitive(name.rsplit("/", 1)[-1]):
+        return SECRET_PREFIX + digest(value)[:16]
+    return _short(value)
+
+
+SECRET_PREFIX = "secret:"  # noqa: S105 - a marker, not a password
+
+
 def _short(value) -> str:
     if isinstance(value, dict) and "value" in value:
         value = value["value"]
@@ -81,6 +91,15 @@ def changes(before: dict | None, now: dict) -> list[dict]:
     old_params, new_params = before.get("params", {}), now.get("params", {})
     for name in sorted(set(old_params) | set(new_params)):
         if old_params.get(name) != new_params.get(name):
+            if SECRET_PREFIX in f"{old_params.get(name)}{new_params.get(name)}":
+                found.append(
+                    {
+                        "code": "parameter_changed",
+                        "text": f"parameter `{name}` changed",
+                        "parameter": name,
+                    }
+                )
+                continue
             found.append(
                 {
                     "code": "parameter_changed",
