@@ -46,8 +46,10 @@ def previous_run(run: PipelineRun, user, key=None) -> PipelineRun | None:
 
 
 def diff(run: PipelineRun, other: PipelineRun) -> dict:
+    """The two runs as `a` (the earlier) and `b` (the later), and their steps aligned."""
     if run.pk == other.pk:
         raise InvalidInput("compare a run with another run", field="other")
+    run, other = sorted((run, other), key=lambda r: (r.created, r.pk))
     nodes_a, nodes_b = _nodes(run), _nodes(other)
     artifacts = _artifacts([n.task_id for n in (*nodes_a.values(), *nodes_b.values())])
     names = [*nodes_a, *(name for name in nodes_b if name not in nodes_a)]
@@ -60,8 +62,8 @@ def diff(run: PipelineRun, other: PipelineRun) -> dict:
         entry["same"] = _same(entry)
         steps.append(entry)
     return {
-        "run": _run_summary(run),
-        "other": _run_summary(other),
+        "a": _run_summary(run),
+        "b": _run_summary(other),
         "steps": steps,
         "changed_steps": [s["name"] for s in steps if not s["same"]],
     }
