@@ -2,6 +2,7 @@
 see the plan, start) and the diff of two runs of a pipeline, aligned by step."""
 
 import json
+import secrets as secrets_module
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -36,6 +37,8 @@ def pipeline_rerun_from(request, run_id: str):
         "ended": run.status in PIPELINE_TERMINAL,
         "server_driven": run.driver == PipelineDriver.SERVER,
         "plan": None,
+        # One per form shown: a second Start of the same form opens the run the first began.
+        "token": request.POST.get("token") or secrets_module.token_hex(16),
     }
     if step and step not in names:
         messages.error(request, f"The run has no step “{step}”.")
@@ -58,6 +61,7 @@ def pipeline_rerun_from(request, run_id: str):
                 step=context["step"],
                 parameter_override=_edits(context["forms"]),
                 dry_run=dry_run,
+                token=request.POST.get("token", "")[:64],
             )
         except DomainError as error:
             messages.error(request, error.message)

@@ -5,6 +5,8 @@ And the plans of such a rerun, or of a new run, before anything starts."""
 
 import copy
 
+from django.db import transaction
+
 from pipelines import dag, parameters
 
 from .. import access, secrets
@@ -21,9 +23,33 @@ EDITS_MAX = 1000
 
 
 def rerun_from(
-    run_id: str, *, user, step: str, parameter_override: dict | None = None, dry_run=False
+    run_id: str,
+    *,
+    user,
+    step: str,
+    parameter_override: dict | None = None,
+    dry_run=False,
+    token: str = "",
 ):
-    """Start the new run (or, with `dry_run`, only say what it would do: its plan)."""
+    """Start the new run (or, with `dry_run`, only say what it would do: its plan).
+
+    `token` names one request to start (a page's form): sent twice (a double click), it
+    answers the run the first one started instead of starting another."""
+    if dry_run:
+        return _rerun_from(run_id, user, step, parameter_override, True, token)
+    with transaction.atomic():
+        # Two requests with one token wait for each other here; the second finds the run.
+        PipelineRun.objects.select_for_update().filter(pk=run_id).values_list("pk").first()
+        if token:
+            started = PipelineRun.objects.filter(
+                rerun_of_id=run_id, controller__runtime__rerun_token=token
+            ).first()
+            if started is not None:
+                return started
+        return _rerun_from(run_id, user, step, parameter_override, False, token)
+
+
+def _rerun_from(run_id, user, step, parameter_override, dry_run, token):
     run = PipelineRun.objects.select_related("controller__project").get(pk=run_id)
     refuse_other_drivers(run)
     if run.status not in PIPELINE_TERMINAL:
@@ -40,7 +66,14 @@ def rerun_from(
                 for name, node in reused.items()
             },
         )
-    return start_again(run, user=user, steps=steps, reused=reused, from_step=step)
+    return start_again(
+        run,
+        user=user,
+        steps=steps,
+        reused=reused,
+        from_step=step,
+        runtime={"rerun_token": token[:64]} if token else None,
+    )
 
 
 def _prepared(run: PipelineRun, step: str, edits: dict, user) -> tuple[list, dict]:
