@@ -155,9 +155,11 @@ def script(a, b, _artifacts) -> dict:
     def label(node):
         return (node.task.script or {}).get("entry_point", "") if node and node.task else ""
 
+    if a is None or a.task is None or b is None or b.task is None:
+        return {"same": False, "missing": True, "diff": [], "truncated": False}
     first, second = text(a), text(b)
     if first == second:
-        return {"same": True, "diff": [], "truncated": False}
+        return {"same": True, "missing": False, "diff": [], "truncated": False}
     lines = list(
         difflib.unified_diff(
             first.splitlines(),
@@ -170,6 +172,7 @@ def script(a, b, _artifacts) -> dict:
     )
     return {
         "same": False,
+        "missing": False,
         "diff": lines[:SCRIPT_DIFF_LINES],
         "truncated": len(lines) > SCRIPT_DIFF_LINES,
     }
