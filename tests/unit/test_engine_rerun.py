@@ -213,3 +213,35 @@ def test_a_rerun_refuses_what_it_cannot_do(user, bases):
         step="stage_train",
         parameter_override={"stage_train": {"General/dataset_task_id": "x"}},
     )
+
+
+def test_a_secret_parameter_is_kept_and_explained_only_as_a_digest(user):
+    make_base_task(user, "step1", params={"api_token": "first-s3cret", "lr": 0.1})
+    steps = [{"name": "stage_data", "base_task_project": "examples", "base_task_name": "step1"}]
+    first = _start(user, steps)
+    _finish(first, "stage_data")
+    first.refresh_from_db()
+    kept = _node(first, "stage_data").key_inputs
+    assert "first-s3cret" not in str(kept) and kept["params"]["General/lr"] == "0.1"
+    edits = {"stage_data": {"General/api_token": "second-s3cret"}}
+    second = engine.rerun_from(first.id, user=user, step="stage_data", parameter_override=edits)
+    engine.advance(second.id)
+    decision = _node(second, "stage_data").decision
+    assert decision["changes"] == [
+        {
+            "code": "parameter_changed",
+            "text": "parameter `General/api_token` changed",
+            "parameter": "General/api_token",
+        }
+    ]
+    assert "s3cret" not in str(decision) + str(_node(second, "stage_data").key_inputs)
+    # the mask given back unchanged keeps the stored value
+    _finish(second, "stage_data")
+    third = engine.rerun_from(
+        second.id,
+        user=user,
+        step="stage_data",
+        parameter_override={"stage_data": {"General/api_token": "********"}},
+    )
+    step = next(s for s in third.steps if s["name"] == "stage_data")
+    assert step["parameter_override"]["General/api_token"] == "second-s3cret"

@@ -45,14 +45,16 @@ def summary(parts: dict, inputs: dict, from_references: set) -> dict:
     configuration entry's digest."""
     flat = parameters.flatten(parts["params"]) if parts["params"] else {}
     params = {
-        name: _short(value) for name, value in sorted(flat.items()) if name not in from_references
+        name: _kept(name, value)
+        for name, value in sorted(flat.items())
+        if name not in from_references
     }
     kept = dict(list(params.items())[:PARAMS_KEPT])
     result = {
         "script": digest(parts["script"]),
         "params": kept,
         "config": {name: digest(value)[:16] for name, value in parts["config"].items()},
-        "inputs": {name: _short(value) for name, value in sorted(inputs.items())},
+        "inputs": {name: _kept(name, value) for name, value in sorted(inputs.items())},
     }
     if len(params) > len(kept):
         result["params_digest"] = digest(params)
@@ -61,7 +63,7 @@ def summary(parts: dict, inputs: dict, from_references: set) -> dict:
 
 def _kept(name: str, value) -> str:
     """A value as the summary keeps it; a secret's only as a digest, never shown."""
-    if secrets.is_sensitive(name.rsplit("/", 1)[-1]):
+    if secrets.is_sensitive(name.replace(".", "/").rsplit("/", 1)[-1]):
         return SECRET_PREFIX + digest(value)[:16]
     return _short(value)
 
