@@ -8,11 +8,13 @@ whatever the size of the runs: both runs' nodes with their tasks, and all their 
 """
 
 import difflib
+import functools
 from collections import defaultdict
+from types import SimpleNamespace
 
 from pipelines import parameters as flat_parameters
 
-from . import access, presenters
+from . import access, secrets
 from .errors import InvalidInput, NotFound
 from .models import Artifact, PipelineNode, PipelineRun
 
@@ -51,7 +53,7 @@ def diff(run: PipelineRun, other: PipelineRun) -> dict:
         raise InvalidInput("compare a run with another run", field="other")
     run, other = sorted((run, other), key=lambda r: (r.created, r.pk))
     nodes_a, nodes_b = _nodes(run), _nodes(other)
-    artifacts = _artifacts([n.task_id for n in (*nodes_a.values(), *nodes_b.values())])
+    artifacts = _artifacts([run, other])
     names = [*nodes_a, *(name for name in nodes_b if name not in nodes_a)]
     steps = []
     for name in names:
@@ -81,18 +83,36 @@ def _run_summary(run: PipelineRun) -> dict:
 
 
 def _nodes(run: PipelineRun) -> dict:
+    """The run's nodes as plain rows (a model instance per node and task costs more than the
+    whole comparison of a 1,000-step run)."""
     rows = (
         PipelineNode.objects.filter(run_id=run.pk, map_step="")
-        .select_related("task")
-        .only("name", "status", "position", "decision", "task_id", *TASK_FIELDS)
         .order_by("position")
+        .values_list("name", "status", "decision", "task_id", *TASK_FIELDS[1:])
     )
-    return {node.name: node for node in rows}
+    nodes = {}
+    for name, status, decision, task_id, *task in rows:
+        fields = dict(zip(TASK_FIELDS[1:], task, strict=True))
+        nodes[name] = SimpleNamespace(
+            name=name,
+            status=status,
+            decision=decision,
+            task_id=task_id,
+            task=None
+            if task_id is None
+            else SimpleNamespace(
+                id=task_id, **{key.removeprefix("task__"): value for key, value in fields.items()}
+            ),
+        )
+    return nodes
 
 
-def _artifacts(task_ids: list) -> dict:
+def _artifacts(runs: list) -> dict:
+    """Every artifact of the two runs' tasks, in one statement (a subquery: a list of a
+    thousand ids costs Django more to bind than the query takes)."""
     found: dict = defaultdict(dict)
-    rows = Artifact.objects.filter(task_id__in={t for t in task_ids if t}).values_list(
+    tasks = PipelineNode.objects.filter(run_id__in=[run.pk for run in runs]).values("task_id")
+    rows = Artifact.objects.filter(task_id__in=tasks).values_list(
         "task_id", "name", "sha256", "size"
     )
     for task_id, name, sha, size in rows.order_by():
@@ -133,7 +153,11 @@ def parameters(a, b, _artifacts) -> list:
     def flat(node):
         if node is None or node.task is None:
             return {}
-        return flat_parameters.flatten(presenters.read_task(node.task).hyperparameters)
+        values = flat_parameters.flatten(node.task.hyperparameters or {})
+        return {
+            name: secrets.MASK if value not in ("", None) and _secret(name) else value
+            for name, value in values.items()
+        }
 
     first, second = flat(a), flat(b)
     names = sorted(set(first) | set(second))
@@ -143,6 +167,12 @@ def parameters(a, b, _artifacts) -> list:
     ]
     rows.sort(key=lambda row: not row["changed"])  # changed ones first, then kept order
     return rows[:PARAMETERS_SHOWN]
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret(name: str) -> bool:
+    """Masked as presenters mask a task's parameters (the runs' steps repeat their names)."""
+    return secrets.is_sensitive(name.rsplit("/", 1)[-1])
 
 
 def script(a, b, _artifacts) -> dict:

@@ -33,7 +33,9 @@ def plan(
     reused = reused or {}
     index = dag.index_graph(steps)
     order = _topological(index)
-    previous = _why.previous_nodes(project_id, controller_name, index.steps, None)
+    previous = _why.previous_nodes(
+        project_id, controller_name, index.steps, None, with_inputs=False
+    )
     bases = {t.pk: t for t in Task.objects.filter(pk__in={s["base_task_id"] for s in steps})}
     known: dict = {name: SimpleNamespace(task=task) for name, (task, _) in reused.items()}
     work = SimpleNamespace(shape=SimpleNamespace(parameters=pipeline_parameters))
@@ -41,6 +43,7 @@ def plan(
     fresh: set = set()  # steps whose new tasks do not exist yet
     broken: set = set()
     entries = []
+    explained = []  # (entry, decision): their reasons read the summaries at the end
     for name in order:
         step = index.steps[name]
         if name in reused:
@@ -54,14 +57,24 @@ def plan(
                 entries.append(_entry(name, _other(SKIPPED, "skipped", "a parent would fail")))
                 continue
         decision = _decide(name, step, bases, lookup, fresh, previous.get(name))
-        if decision["outcome"] == REUSED:
+        if "summary" in decision:
+            explained.append((len(entries), decision))
+        if decision.get("hit") is not None:
             known[name] = SimpleNamespace(task=decision["hit"])
-            decision["task"] = decision.pop("hit").pk
+            decision["task"] = decision["hit"].pk
         elif decision["outcome"] == FAILS:
             broken.add(name)
         else:
             fresh.add(name)
         entries.append(_entry(name, decision, decision.get("task")))
+    _why.inputs_of(previous, [entries[i]["name"] for i, _ in explained])
+    for i, found in explained:
+        name = entries[i]["name"]
+        before = previous.get(name)
+        if before is not None and "inputs" not in before:
+            before = None
+        decision = _why.decide(found["summary"], before, found["caching"], found.get("hit"))
+        entries[i] = _entry(name, decision, found.get("task"))
     return entries
 
 
@@ -121,7 +134,8 @@ def _decide(name: str, step: dict, bases: dict, lookup, fresh: set, previous) ->
         return _other(FAILS, "invalid", f"cannot launch: {reason}"[:2000])
     summary = _why.summary(parts, lookup.seen, from_references(step))
     hit = cached_task(cache_key(base, overrides, config, parts)) if caching else None
-    decision = _why.decide(summary, previous, caching, hit)
+    # The reason is given at the end, once the summaries it compares with are read.
+    decision = {"outcome": REUSED if hit else RAN, "summary": summary, "caching": caching}
     if hit is not None:
         decision["hit"] = hit
     return decision

@@ -14,11 +14,12 @@ from ..choices import PIPELINE_TERMINAL, NodeStatus, TaskStatus
 from ..errors import Conflict, InvalidInput
 from ..models import PipelineRun, Task
 from . import _plan, _why
-from ._definition import checked_steps
-from ._pass import nodes_with_tasks
+from ._definition import check_overrides, checked_steps
+from ._pass import run_nodes
 from ._runs import refuse_other_drivers, start_again
 
 REUSABLE = (NodeStatus.COMPLETED, NodeStatus.CACHED)
+REUSED_FIELDS = ("name", "status", "task", "resolved_overrides", "cache_key", "key_inputs")
 EDITS_MAX = 1000
 
 
@@ -54,7 +55,7 @@ def _rerun_from(run_id, user, step, parameter_override, dry_run, token):
     refuse_other_drivers(run)
     if run.status not in PIPELINE_TERMINAL:
         raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
-    steps, reused = _prepared(run, step, parameter_override or {}, user)
+    steps, reused = _prepared(run, step, parameter_override or {}, user, dry_run)
     if dry_run:
         return _plan.plan(
             steps,
@@ -76,16 +77,26 @@ def _rerun_from(run_id, user, step, parameter_override, dry_run, token):
     )
 
 
-def _prepared(run: PipelineRun, step: str, edits: dict, user) -> tuple[list, dict]:
-    """The new run's steps (the run's, with `edits` applied) and the nodes it reuses."""
+def _prepared(run: PipelineRun, step: str, edits: dict, user, dry_run: bool) -> tuple[list, dict]:
+    """The new run's steps (the run's, with `edits` applied) and the nodes it reuses.
+
+    Their tasks are read light (the plan reads the few a rerun step refers to whole when it
+    resolves them): a 1,000-step run's parameters and scripts cost more to decode than the
+    rest of a plan."""
     index = dag.index_graph(run.steps)
-    nodes = {node.name: node for node in nodes_with_tasks(run)}
+    nodes = {
+        node.name: node
+        for node in run_nodes(run)
+        .select_related("task")
+        .only(*REUSED_FIELDS, "task__id", "task__status")
+    }
     if step not in index.steps:
         if step in nodes:  # a fan-out's batch
             raise InvalidInput(f"{step!r} is a batch of a fan-out, not a step", step=step)
         raise InvalidInput(f"the run has no step {step!r}", step=step, parameter="step")
     rerun = {step, *dag.descendants(index, step)}
-    steps = copy.deepcopy(run.steps)
+    # Copies of the edited steps only: start_run cleans (copies) every step it is given.
+    steps = [copy.deepcopy(s) if s["name"] in edits else s for s in run.steps]
     by_name = {s["name"]: s for s in steps}
     _apply_edits(by_name, rerun, step, edits, run.steps)
     reused = {
@@ -97,8 +108,17 @@ def _prepared(run: PipelineRun, step: str, edits: dict, user) -> tuple[list, dic
         and node.task is not None
         and node.task.status in (TaskStatus.COMPLETED, TaskStatus.PUBLISHED)
     }
-    # Edited literals are checked as a new definition's are, before anything is created.
-    checked_steps(steps, run.parameters, access.visible_tasks(user))
+    # Edits are checked as a new definition is: by the start itself (its transaction undoes
+    # the new controller), for a plan here. A literal needs its own checks; one that makes
+    # a reference, the whole graph's.
+    edited = [by_name[name] for name in edits]
+    if dry_run and any(
+        dag.parse_references(value) for values in edits.values() for value in values.values()
+    ):
+        checked_steps(steps, run.parameters, access.visible_tasks(user))
+    elif dry_run:
+        for edited_step in edited:
+            check_overrides(edited_step)
     return steps, reused
 
 

@@ -348,7 +348,8 @@ def start_again(
     return start_run(
         user=user,
         controller=controller,
-        steps=copy.deepcopy(steps if steps is not None else run.steps),
+        # checked_steps cleans a copy of each step: the new run never shares the old one's.
+        steps=steps if steps is not None else run.steps,
         parameters=values,
         default_queue=run.default_queue,
         abort_on_failure=run.abort_on_failure,

@@ -192,25 +192,44 @@ def reused_from(run_id: str, task_id: str | None, step: str) -> dict:
     }
 
 
-def previous_nodes(project_id, controller_name: str, names, exclude_run: str | None) -> dict:
+def previous_nodes(
+    project_id, controller_name: str, names, exclude_run: str | None, with_inputs: bool = True
+) -> dict:
     """The last completed (or reused) node of each named step in the pipeline's earlier
-    runs, as {name: {run, task, inputs}}; one statement."""
+    runs, as {name: {run, task, node, inputs}}; one statement. Without `with_inputs` the
+    summaries are left out (`inputs_of` reads the few a plan needs)."""
     rows = PipelineNode.objects.filter(
         run__controller__project_id=project_id,
         run__controller__name=controller_name,
-        name__in=list(names),
         map_step="",
         status__in=(NodeStatus.COMPLETED, NodeStatus.CACHED),
     )
     if exclude_run:
         rows = rows.exclude(run_id=exclude_run)
-    fields = ("name", "run_id", "task_id", "key_inputs")
+    if not with_inputs:
+        rows = rows.exclude(key_inputs={})
+    # No filter on the names: a run's steps are its pipeline's, and a thousand bound names
+    # cost more than the rows of other steps.
+    fields = ("name", "run_id", "task_id", "pk", *(("key_inputs",) if with_inputs else ()))
     if connection.vendor == "postgresql":
         rows = rows.order_by("name", "-updated", "-pk").distinct("name")
     else:
         rows = rows.order_by("-updated", "-pk")
+    wanted = set(names)
     found: dict = {}
-    for name, run_id, task_id, inputs in rows.values_list(*fields):
-        if name not in found and inputs:
-            found[name] = {"run": run_id, "task": task_id, "inputs": inputs}
+    for name, run_id, task_id, pk, *inputs in rows.values_list(*fields):
+        if name in wanted and name not in found and (not with_inputs or inputs[0]):
+            found[name] = {"run": run_id, "task": task_id, "node": pk}
+            if with_inputs:
+                found[name]["inputs"] = inputs[0]
     return found
+
+
+def inputs_of(previous: dict, names) -> None:
+    """Fill in the summaries of the previous nodes of `names` (one statement)."""
+    wanted = {previous[name]["node"]: name for name in names if name in previous}
+    if not wanted:
+        return
+    rows = PipelineNode.objects.filter(pk__in=list(wanted)).values_list("pk", "key_inputs")
+    for pk, inputs in rows.order_by():
+        previous[wanted[pk]]["inputs"] = inputs
