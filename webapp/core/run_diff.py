@@ -36,7 +36,8 @@ def previous_run(run: PipelineRun, user, key=None) -> PipelineRun | None:
     """The run of the same pipeline (its controller's project and name) started last
     before `run`, among those the caller sees."""
     return (
-        PipelineRun.objects.filter(
+        PipelineRun.objects.defer("steps", "parameters")
+        .filter(
             controller__in=access.visible_tasks(user, key),
             controller__project_id=run.controller.project_id,
             controller__name=run.controller.name,
@@ -260,7 +261,10 @@ def _same(entry: dict) -> bool:
 def runs_to_compare(run_id: str, other_id: str | None, user, key=None):
     """The caller's run and the one to compare it with (the previous run when none is
     named); either unseen answers as not found."""
-    runs = PipelineRun.objects.filter(controller__in=access.visible_tasks(user, key))
+    # Their definitions are not compared (the nodes are): a 1,000-step one costs to decode.
+    runs = PipelineRun.objects.filter(controller__in=access.visible_tasks(user, key)).defer(
+        "steps", "parameters"
+    )
     run = runs.select_related("controller").filter(pk=run_id).first()
     if run is None:
         raise NotFound("pipeline run not found")
