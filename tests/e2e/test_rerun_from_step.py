@@ -99,3 +99,35 @@ def test_a_seed_run_rerun_from_stage_process_reuses_stage_data_as_planned(cluste
         assert {"name": "General/test_size", "a": "0.25", "b": "0.3", "changed": True} in changed
         assert not steps["stage_process"]["same"]
         assert diff["changed_steps"] == ["stage_process", "stage_train"]
+
+
+def test_plan_then_start_predicts_each_node_and_a_cached_step_is_reused(cluster, seeded):
+    """PipelineController.plan() before start(), twice: the first run with stage_data's
+    caching on has no result with its key yet, the second reuses it."""
+    env, _ = seeded
+    outcomes = []
+    for _ in range(2):
+        result = run_script(SCRIPTS / "plan_then_start.py", env, timeout=300)
+        assert result.returncode == 0, result.stderr + result.stdout
+        plan = {step["name"]: step for step in _line(result.stdout, "PLAN")}
+        controller = re.search(r"^CONTROLLER (\w+)$", result.stdout, re.M).group(1)
+        run = _run_of(cluster, controller)
+        assert run["status"] == "completed"
+        nodes = {node["name"]: node for node in run["nodes"]}
+        for name in STEP_NAMES:
+            assert nodes[name]["decision"]["outcome"] == plan[name]["outcome"], (name, plan)
+            assert nodes[name]["decision"]["code"] == plan[name]["code"], (name, plan)
+        outcomes.append((plan, nodes))
+    (first_plan, first), (second_plan, second) = outcomes
+    assert first_plan["stage_data"]["outcome"] == "ran"
+    assert second_plan["stage_data"]["outcome"] == "reused"
+    assert second_plan["stage_data"]["code"] == "cache_hit"
+    assert second["stage_data"]["status"] == "cached"
+    assert (
+        second["stage_data"]["task"]
+        == first["stage_data"]["task"]
+        == second_plan["stage_data"]["task"]
+    )
+    # the step below reads the reused dataset: nothing it depends on changed
+    assert second["stage_process"]["decision"]["code"] == "caching_off"
+    assert second["stage_process"]["decision"]["changes"] == []
