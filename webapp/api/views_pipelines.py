@@ -209,8 +209,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "retrieve": "task.read",
         "items": "task.read",
         "diff": "task.read",
-        # A plan creates nothing; it reads what the caller sees.
-        "plan": "task.read",
+        "plan": "pipeline.plan",
         **{
             name: "pipeline.drive"
             for name in (
