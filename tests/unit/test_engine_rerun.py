@@ -245,3 +245,32 @@ def test_a_secret_parameter_is_kept_and_explained_only_as_a_digest(user):
     )
     step = next(s for s in third.steps if s["name"] == "stage_data")
     assert step["parameter_override"]["General/api_token"] == "second-s3cret"
+
+
+def test_a_failed_or_aborted_run_reruns_from_a_step_and_what_did_not_complete_runs(user, bases):
+    run = _start(user, _steps())
+    _finish(run, "stage_data")
+    _finish(run, "stage_process", outcome="failed")
+    run.refresh_from_db()
+    assert run.status == "failed"
+    again = engine.rerun_from(run.id, user=user, step="stage_process")
+    engine.advance(again.id)
+    assert _node(again, "stage_data").task_id == _node(run, "stage_data").task_id
+    assert _node(again, "stage_process").status == "queued"
+    # from the last step: stage_process failed in the run, so it is not reused but runs
+    plan = engine.rerun_from(run.id, user=user, step="stage_train", dry_run=True)
+    assert [(e["name"], e["outcome"]) for e in plan] == [
+        ("stage_data", "reused"),
+        ("stage_process", "ran"),
+        ("stage_train", "ran"),
+    ]
+    stopped = _start(user, _steps())
+    _finish(stopped, "stage_data")
+    engine.stop_run(stopped.id, "stopped by user")
+    plan = engine.rerun_from(stopped.id, user=user, step="stage_train", dry_run=True)
+    assert [e["outcome"] for e in plan] == ["reused", "ran", "ran"]
+    # a rerun of a rerun reuses what the first one reused
+    _finish(again, "stage_process")
+    _finish(again, "stage_train")
+    third = engine.rerun_from(again.id, user=user, step="stage_train")
+    assert _node(third, "stage_data").task_id == _node(run, "stage_data").task_id
