@@ -55,7 +55,7 @@ def _rerun_from(run_id, user, step, parameter_override, dry_run, token):
     refuse_other_drivers(run)
     if run.status not in PIPELINE_TERMINAL:
         raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
-    steps, reused = _prepared(run, step, parameter_override or {}, user, dry_run)
+    steps, reused = _prepared(run, step, parameter_override or {}, user)
     if dry_run:
         return _plan.plan(
             steps,
@@ -74,10 +74,11 @@ def _rerun_from(run_id, user, step, parameter_override, dry_run, token):
         reused=reused,
         from_step=step,
         runtime={"rerun_token": token[:64]} if token else None,
+        checked=True,
     )
 
 
-def _prepared(run: PipelineRun, step: str, edits: dict, user, dry_run: bool) -> tuple[list, dict]:
+def _prepared(run: PipelineRun, step: str, edits: dict, user) -> tuple[list, dict]:
     """The new run's steps (the run's, with `edits` applied) and the nodes it reuses.
 
     Their tasks are read light (the plan reads the few a rerun step refers to whole when it
@@ -95,7 +96,9 @@ def _prepared(run: PipelineRun, step: str, edits: dict, user, dry_run: bool) -> 
             raise InvalidInput(f"{step!r} is a batch of a fan-out, not a step", step=step)
         raise InvalidInput(f"the run has no step {step!r}", step=step, parameter="step")
     rerun = {step, *dag.descendants(index, step)}
-    # Copies of the edited steps only: start_run cleans (copies) every step it is given.
+    # The run's steps were checked when it started and stay as they are (copies of the
+    # edited ones): only the edits are checked here, so a rerun does not validate a
+    # 1,000-step definition again. A deleted base task fails its step at launch.
     steps = [copy.deepcopy(s) if s["name"] in edits else s for s in run.steps]
     by_name = {s["name"]: s for s in steps}
     _apply_edits(by_name, rerun, step, edits, run.steps)
@@ -108,17 +111,12 @@ def _prepared(run: PipelineRun, step: str, edits: dict, user, dry_run: bool) -> 
         and node.task is not None
         and node.task.status in (TaskStatus.COMPLETED, TaskStatus.PUBLISHED)
     }
-    # Edits are checked as a new definition is: by the start itself (its transaction undoes
-    # the new controller), for a plan here. A literal needs its own checks; one that makes
-    # a reference, the whole graph's.
-    edited = [by_name[name] for name in edits]
-    if dry_run and any(
-        dag.parse_references(value) for values in edits.values() for value in values.values()
-    ):
+    # A literal edit needs its own checks; one that makes a reference, the whole graph's.
+    if any(dag.parse_references(v) for values in edits.values() for v in values.values()):
         checked_steps(steps, run.parameters, access.visible_tasks(user))
-    elif dry_run:
-        for edited_step in edited:
-            check_overrides(edited_step)
+    else:
+        for name in edits:
+            check_overrides(by_name[name])
     return steps, reused
 
 
