@@ -202,6 +202,13 @@ def test_a_rerun_refuses_what_it_cannot_do(user, bases):
         ("stage_process", {"stage_process": {"General/nope": 1}}, "no parameter"),
         ("stage_process", {"stage_process": {"General/test_size": [1]}}, "a value must"),
         ("stage_process", {"stage_process": "x"}, "as an object"),
+        # an edit that makes a reference has the whole graph checked again
+        (
+            "stage_process",
+            {"stage_process": {"General/test_size": "${stage_train.id}"}},
+            "stage_train",
+        ),
+        ("stage_process", {"stage_process": {"General/test_size": "x" * 70000}}, "parameter"),
     ):
         with pytest.raises(InvalidInput, match=words):
             engine.rerun_from(run.id, user=user, step=step, parameter_override=edits)
