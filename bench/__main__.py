@@ -21,6 +21,7 @@ BENCHMARKS = [
     "api",
     "idle",
     "capacity",
+    "rerun",
 ]
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import dag, fanout, function_steps
+from . import dag, fanout, function_steps, reruns
 from .client import ApiError, get_client
 from .liveness import Pinger
 from .run_driver import TERMINAL, RunDriver, poll_pause
@@ -342,6 +342,31 @@ class PipelineController:
     def validate(self) -> list[str]:
         """Check the graph here first, so mistakes surface before any request is sent."""
         return dag.validate_pipeline(self._steps, self._parameters)
+
+    # ------------------------------------------------------------ plans and reruns
+
+    def plan(self) -> "reruns.Plan":
+        """Which steps start() would run and which it would reuse (cached), and why,
+        compared with this pipeline's earlier runs. Nothing is started."""
+        self.validate()
+        return reruns.plan_definition(
+            self._task.get_project_name(), self._task.name, self._steps, self._parameters
+        )
+
+    @staticmethod
+    def rerun(
+        run_id: str,
+        from_step: str,
+        parameter_override: dict | None = None,
+        dry_run: bool = False,
+    ) -> "reruns.PipelineRun | reruns.Plan":
+        """Run the ended pipeline run `run_id` again from `from_step`: what completed above
+        it is reused (same tasks, not run again), `from_step` and every step below it run,
+        with `parameter_override` as {step: {"Section/name": value}}. Returns the new run
+        (`.wait()`, `.nodes`), or with `dry_run` only its plan."""
+        if dry_run:
+            return reruns.plan_rerun(run_id, from_step, parameter_override)
+        return reruns.rerun_from_step(run_id, from_step, parameter_override)
 
     # ------------------------------------------------------------ running
 

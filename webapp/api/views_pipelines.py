@@ -1,5 +1,6 @@
-"""Pipeline runs: start (validated DAG), read with nodes, stop, and the verbs of the runs a
-script drives or builds: add steps, close, resolve, launch or skip one step, its items."""
+"""Pipeline runs: start (validated DAG), read with nodes, stop, plan, rerun (whole, or from a
+step with edits), compare two runs, and the verbs of the runs a script drives or builds: add
+steps, close, resolve, launch or skip one step, its items."""
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
@@ -9,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pipelines import fanout
-from webapp.core import access, engine, limits, policy, presenters
+from webapp.core import access, engine, limits, policy, presenters, run_diff
 from webapp.core.choices import PipelineDefinition, PipelineDriver
 from webapp.core.models import PipelineNode, PipelineRun
 
@@ -29,7 +30,14 @@ class PipelineNodeSerializer(serializers.ModelSerializer):
             "attempts",
             "message",
             "updated",
+            "decision",
         ]
+        extra_kwargs = {
+            "decision": {
+                "help_text": "why the step ran or was reused: {outcome: ran|reused, code, "
+                "reason, changes: [{code, text}], compared_with: {run, task}, caching}"
+            }
+        }
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -58,6 +66,8 @@ class PipelineRunSerializer(serializers.ModelSerializer):
             "definition",
             "created",
             "completed",
+            "rerun_of",
+            "rerun_from_step",
             "nodes",
         ]
 
@@ -126,6 +136,60 @@ class StepResolvedSerializer(serializers.Serializer):
     configuration = serializers.DictField()
 
 
+class RerunFromSerializer(serializers.Serializer):
+    step = serializers.CharField(max_length=255, help_text="the step to run again, and all below")
+    parameter_override = serializers.DictField(
+        child=serializers.DictField(),
+        required=False,
+        default=dict,
+        help_text='edits by step: {"stage_process": {"General/test_size": 0.3}}; only the '
+        "step and the steps below it, only parameters they have",
+    )
+    dry_run = serializers.BooleanField(default=False, help_text="only answer the plan")
+
+    def validate_parameter_override(self, value):
+        if len(value) > limits.PARAMETERS_MAX or any(
+            len(edits) > limits.PARAMETERS_MAX for edits in value.values()
+        ):
+            raise serializers.ValidationError(f"at most {limits.PARAMETERS_MAX} values")
+        return value
+
+
+class PlanStepSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["ran", "reused", "fails", "skipped"])
+    code = serializers.CharField()
+    reason = serializers.CharField()
+    changes = serializers.ListField(child=serializers.DictField())
+    task = serializers.CharField(allow_null=True, help_text="the task a reused step keeps")
+
+
+class PlanSerializer(serializers.Serializer):
+    steps = PlanStepSerializer(many=True)
+    run = serializers.IntegerField(help_text="how many steps would run")
+    reused = serializers.IntegerField(help_text="how many would be reused")
+
+
+class PlanRequestSerializer(serializers.Serializer):
+    project = serializers.CharField(max_length=255, help_text="the controller's project")
+    name = serializers.CharField(max_length=255, help_text="the controller's name")
+    steps = _steps_field()
+    parameters = serializers.DictField(required=False, default=dict)
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    other = serializers.CharField(
+        max_length=32, required=False, help_text="the run to compare with (default: the previous)"
+    )
+
+
+def _plan_answer(entries: list) -> dict:
+    outcomes = [entry["outcome"] for entry in entries]
+    return PlanSerializer(
+        {"steps": entries, "run": outcomes.count("ran"), "reused": outcomes.count("reused")}
+    ).data
+
+
 class MapItemsQuerySerializer(serializers.Serializer):
     step = serializers.CharField(max_length=255)
     offset = serializers.IntegerField(min_value=0, max_value=fanout.MAP_ITEMS_MAX, default=0)
@@ -144,10 +208,12 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "list": "task.read",
         "retrieve": "task.read",
         "items": "task.read",
+        "diff": "task.read",
+        "plan": "pipeline.plan",
         **{
             name: "pipeline.drive"
             for name in (
-                *("create", "stop", "rerun", "advance", "launch", "skip"),
+                *("create", "stop", "rerun", "rerun_from", "advance", "launch", "skip"),
                 *("steps", "close", "resolve"),
             )
         },
@@ -261,6 +327,54 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         self.check_object_permissions(request, run.controller)
         new_run = engine.rerun(run.pk, user=request.user)
         return Response(self._read(new_run.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=RerunFromSerializer, responses={201: PipelineRunSerializer, 200: PlanSerializer}
+    )
+    @action(detail=True, methods=["post"])
+    def rerun_from(self, request, pk=None):
+        """Run an ended run again from one step with edits: the completed steps outside its
+        subtree are reused (same tasks), the step and those below run. `dry_run` answers the
+        plan instead."""
+        run = self._run_to_change()
+        values = self._input(RerunFromSerializer)
+        answer = engine.rerun_from(
+            run.pk,
+            user=request.user,
+            step=values["step"],
+            parameter_override=values["parameter_override"],
+            dry_run=values["dry_run"],
+        )
+        if values["dry_run"]:
+            return Response(_plan_answer(answer))
+        return Response(self._read(answer.pk), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PlanRequestSerializer, responses=PlanSerializer)
+    @action(detail=False, methods=["post"])
+    def plan(self, request):
+        """Which steps of a definition would run and which be reused, and why, compared
+        with the pipeline's earlier runs; nothing is created."""
+        values = self._input(PlanRequestSerializer)
+        entries = engine.plan_new(
+            user=request.user,
+            project_name=values["project"],
+            name=values["name"],
+            steps=values["steps"],
+            parameters=values["parameters"],
+        )
+        return Response(_plan_answer(entries))
+
+    @extend_schema(parameters=[DiffQuerySerializer], responses=dict)
+    @action(detail=True, methods=["get"])
+    def diff(self, request, pk=None):
+        """This run and another of its pipeline aligned by step: parameters, script, artifacts,
+        last metrics, durations, status. Without `other`, the run before it."""
+        query = DiffQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        run, other = run_diff.runs_to_compare(
+            pk, query.validated_data.get("other"), request.user, request.auth
+        )
+        return Response(run_diff.diff(run, other))
 
     @extend_schema(request=None, responses=PipelineRunSerializer)
     @action(detail=True, methods=["post"])

@@ -527,6 +527,12 @@ class PipelineRun(models.Model):
     # copy of the definition (engine/_shape.py) knows when it is stale.
     definition = models.CharField(max_length=8, default=PipelineDefinition.FIXED)
     revision = models.PositiveIntegerField(default=0)
+    # A run started from a step of an ended run: the nodes above that step reuse its
+    # results (engine/_rerun.py).
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    rerun_from_step = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["-created"]
@@ -560,6 +566,11 @@ class PipelineNode(models.Model):
     map_step = models.CharField(max_length=255, blank=True, default="")
     map_index = models.PositiveIntegerField(null=True, blank=True)
     result = models.JSONField(default=dict, blank=True)
+    # Why the step ran or was reused ({outcome, code, reason, changes, ...}), decided when it
+    # launched, and what its cache key was made of (engine/_why.py), a bounded summary the
+    # next run's reason is computed against.
+    decision = models.JSONField(default=dict, blank=True)
+    key_inputs = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["run", "position"]

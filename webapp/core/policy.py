@@ -140,6 +140,12 @@ VERBS: dict[str, Verb] = {
             **_TASK_WRITE,
         ),
         Verb(
+            "pipeline.plan",
+            "plan a pipeline run: which steps would run and which be reused (it reads only "
+            "what the caller sees and creates nothing)",
+            **_EVERYONE,
+        ),
+        Verb(
             "project.read",
             "list and read projects",
             user=VISIBLE,

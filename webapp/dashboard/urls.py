@@ -1,7 +1,15 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import actions, compare_views, model_views, ops_views, pipeline_views, views
+from . import (
+    actions,
+    compare_views,
+    model_views,
+    ops_views,
+    pipeline_views,
+    rerun_views,
+    views,
+)
 
 app_name = "dashboard"
 
@@ -51,6 +59,12 @@ urlpatterns = [
         pipeline_views.pipeline_run_abort,
         name="pipeline_run_abort",
     ),
+    path(
+        "pipelines/runs/<str:run_id>/rerun-from/",
+        rerun_views.pipeline_rerun_from,
+        name="pipeline_rerun_from",
+    ),
+    path("pipelines/runs/<str:run_id>/diff/", rerun_views.pipeline_diff, name="pipeline_diff"),
     path(
         "pipelines/runs/<str:run_id>/rerun/",
         pipeline_views.pipeline_run_rerun,

@@ -1,5 +1,7 @@
 """The pipeline engine: starts a run, advances it whenever one of its steps changes state,
-stops it and runs it again (as it was, or from any run with new parameter values); and
+stops it and runs it again (as it was, or from any run with new parameter values, or from
+one of its steps with edits, reusing the results above it), plans a run before it starts
+(what would run, what be reused, and why); and
 records the runs of controllers that drive their own steps (ClearML's), which it only
 mirrors.
 
@@ -15,7 +17,8 @@ their overrides resolved, their tasks cloned and enqueued, cached results reused
 (fan-outs: a map step's items in batches added to the running run, and their results),
 _claim.py (a claimed step shown running without the run's lock),
 _view.py (the run as it is shown), _plot.py (its figures kept on its controller),
-_mirror.py (mirrored runs), _pass.py and _shape.py (the working state of one visit and what
+_rerun.py and _plan.py (a rerun from a step, and plans), _why.py (why a step ran or was
+reused), _mirror.py (mirrored runs), _pass.py and _shape.py (the working state of one visit and what
 never changes), _definition.py (checking a definition), _hooks.py and _jobs.py (status
 changes in, jobs out).
 """
@@ -25,6 +28,7 @@ from ._hooks import on_task_status_changed
 from ._map import map_items, report_items
 from ._mirror import mirror_run
 from ._plot import refresh as refresh_plot
+from ._rerun import plan_new, rerun_from
 from ._runs import (
     add_steps,
     advance_all_running,
@@ -49,9 +53,11 @@ __all__ = [
     "map_items",
     "mirror_run",
     "on_task_status_changed",
+    "plan_new",
     "refresh_plot",
     "report_items",
     "rerun",
+    "rerun_from",
     "resolve_step",
     "run_view",
     "skip_step",

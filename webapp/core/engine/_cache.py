@@ -1,23 +1,16 @@
 """Step caching: a step's cache key, and the completed task an equal key reuses."""
 
-import copy
 import hashlib
 import json
 
-from .. import services
 from ..choices import TaskStatus
 from ..models import PipelineNode, Task
+from ._why import key_parts
 
 
-def cache_key(base: Task, overrides: dict, config: dict) -> str:
-    params = copy.deepcopy(base.hyperparameters)
-    for section, values in overrides.items():
-        params.setdefault(section, {}).update(values)
-    script = {k: base.script.get(k) for k in ("code", "entry_point", "commit", "diff")}
-    merged_config = {**base.configuration, **services.normalize_configuration(config)}
-    payload = json.dumps(
-        {"script": script, "params": params, "config": merged_config}, sort_keys=True
-    )
+def cache_key(base: Task, overrides: dict, config: dict, parts: dict | None = None) -> str:
+    parts = parts if parts is not None else key_parts(base, overrides, config)
+    payload = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

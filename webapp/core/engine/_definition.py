@@ -48,7 +48,7 @@ def checked_steps(steps: list, parameters: dict, tasks, existing: list = ()) -> 
     except dag.PipelineDefinitionError as error:
         raise InvalidInput(str(error), step=error.step, parameter=error.parameter) from error
     for step in clean:
-        _check_overrides(step)
+        check_overrides(step)
     resolve = _base_task_resolver(tasks, clean)
     for step in clean:
         step["base_task_id"] = resolve(step).id
@@ -137,7 +137,7 @@ def _checked_function(step, function) -> dict:
     }
 
 
-def _check_overrides(step: dict) -> None:
+def check_overrides(step: dict) -> None:
     """The literal override values as the launch will store them on the clone; values
     holding references are checked again when they are resolved."""
     name = step["name"]

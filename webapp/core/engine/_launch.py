@@ -10,9 +10,9 @@ from .. import limits, secrets, services
 from ..choices import NodeStatus
 from ..errors import InvalidInput
 from ..models import PipelineNode, Task
-from . import _map
+from . import _map, _why
 from ._cache import cache_key, cached_task
-from ._clones import Launch, clone_all
+from ._clones import Launch, clone_all, controller_of
 from ._pass import Pass, note, set_node
 from ._references import reference_lookup
 
@@ -34,6 +34,7 @@ def launch(
     index = work.shape.index
     bases = _base_tasks(index, nodes)
     lookup = reference_lookup(work, known)
+    previous = _previous(work, nodes)
     ended, ready = [], []
     for node in nodes:
         step = index.steps[node.name]
@@ -52,29 +53,58 @@ def launch(
         node.resolved_overrides = {**params, **{f"configuration:{k}": v for k, v in config.items()}}
         node.attempts += 1
         if step.get("map") is not None:
+            node.decision = {"outcome": _why.RAN, "code": "fan_out", "reason": "a fan-out"}
             ended.extend(_map.expand(work, node, step, base, known))
             continue
-        if step.get("cache_executed_step"):
-            node.cache_key = cache_key(base, overrides, config)
+        parts = _why.key_parts(base, overrides, config)
+        node.key_inputs = _why.summary(parts, lookup.seen, from_references(step))
+        caching, cached = bool(step.get("cache_executed_step")), None
+        if caching:
+            node.cache_key = cache_key(base, overrides, config, parts)
             work.write_nodes()  # the lookup reads nodes
             cached = cached_task(node.cache_key)
-            if cached is not None:
-                was, node.task = node.status, cached
-                node.status, node.message = NodeStatus.CACHED, f"reused task {cached.id}"
-                node.updated = timezone.now()
-                note(work, node, was)
-                work.unwritten[node.pk] = node
-                ended.append(node)
-                continue
+        node.decision = _why.decide(node.key_inputs, previous.get(node.name), caching, cached)
+        if cached is not None:
+            was, node.task = node.status, cached
+            node.status, node.message = NodeStatus.CACHED, f"reused task {cached.id}"
+            node.updated = timezone.now()
+            note(work, node, was)
+            work.unwritten[node.pk] = node
+            ended.append(node)
+            continue
         ready.append(Launch(node, step["name"], base, overrides, config, time_limit, queue))
     clone_all(work, ready, local=local)
     return ended
 
 
+def from_references(step: dict) -> set:
+    """The parameters ("Section/name") a step's overrides fill in from references."""
+    return {
+        key if "/" in str(key) else f"General/{key}"
+        for key, value in step["parameter_override"].items()
+        if dag.parse_references(value)
+    }
+
+
+def _previous(work: Pass, nodes: list) -> dict:
+    """What each step's reason is computed against (_why.previous_nodes), read for all the
+    run's steps once per process with its shape, so a launch costs no statement more: the
+    earlier runs it compares with ended before this one reached its steps."""
+    shape = work.shape
+    if shape.previous is None and any(not node.map_step for node in nodes):
+        controller = controller_of(work)
+        shape.previous = _why.previous_nodes(
+            controller.project_id, controller.name, shape.index.steps, work.run.pk
+        )
+    return shape.previous or {}
+
+
 def _settle(work: Pass, node, step: dict, lookup, given):
     """(parameters, configuration, parameters as task sections, time limit, queue) for a
-    node about to launch, or None after failing it with the reason it cannot."""
+    node about to launch, or None after failing it with the reason it cannot. What its
+    references read is left in `lookup.seen`."""
     params = config = None
+    lookup.seen = {}
     if given is None:
         try:
             params = dag.resolve_overrides(step["parameter_override"], lookup)

@@ -119,6 +119,8 @@ NODE_FIELDS = (
     "resolved_overrides",
     "cache_key",
     "attempts",
+    "decision",
+    "key_inputs",
 )
 
 

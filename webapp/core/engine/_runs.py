@@ -3,9 +3,10 @@ builds as it goes (PipelineDecorator), resolving, launching or skipping one of i
 request (the SDK's start_locally() and callbacks), and the sweep's pass over running runs."""
 
 import copy
+import json
 import logging
 
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from pipelines import dag
@@ -23,7 +24,7 @@ from ..choices import (
 from ..errors import Conflict, InvalidInput, NotFound
 from ..models import PipelineNode, PipelineRun, Task
 from ..presenters import read_overrides
-from . import _jobs, _plot
+from . import _jobs, _plot, _why
 from ._advance import abort_remaining, advance, mirrored, release, step_nodes, sync_nodes
 from ._definition import checked_steps
 from ._launch import launch, resolved
@@ -47,8 +48,16 @@ def start_run(
     visible_tasks=None,
     version: str = "",
     open_definition: bool = False,
+    reused: dict | None = None,
+    rerun_of: PipelineRun | None = None,
+    rerun_from_step: str = "",
+    checked: bool = False,
 ) -> PipelineRun:
     """Validate the whole definition, resolve base tasks, then create the run.
+
+    `reused` maps steps to the nodes of `rerun_of` whose results the new run takes over
+    (their tasks, shown cached, never run again): a rerun from `rerun_from_step`. Its steps
+    come `checked`: the run's own, already clean, with its edits checked (_rerun.py).
 
     Nothing is cloned when anything is wrong: every error names the step and parameter.
     `version` (PipelineController's) is kept in the controller's runtime: a pipeline is
@@ -69,7 +78,7 @@ def start_run(
     limits.json_value("parameters", parameters)
     default_queue = services.checked_queue_name(default_queue or "default", "default_queue")
     tasks = visible_tasks if visible_tasks is not None else Task.objects.all()
-    clean = checked_steps(steps, parameters, tasks)
+    clean = steps if checked else checked_steps(steps, parameters, tasks)
     if hasattr(controller, "pipeline_run"):
         raise Conflict(f"task {controller.id} already controls a pipeline run")
     with transaction.atomic():
@@ -80,13 +89,19 @@ def start_run(
             default_queue=default_queue or "default",
             abort_on_failure=abort_on_failure,
             driver=driver,
-            open_nodes=len(clean),
+            open_nodes=len(clean) - len(reused or {}),
             definition=PipelineDefinition.OPEN if open_definition else PipelineDefinition.FIXED,
+            rerun_of=rerun_of,
+            rerun_from_step=rerun_from_step,
         )
-        PipelineNode.objects.bulk_create(
+        insert_nodes(
             [
                 PipelineNode(
-                    run=run, name=step["name"], position=index, base_task_id=step["base_task_id"]
+                    run=run,
+                    name=step["name"],
+                    position=index,
+                    base_task_id=step["base_task_id"],
+                    **_reused_fields((reused or {}).get(step["name"]), rerun_of, rerun_from_step),
                 )
                 for index, step in enumerate(clean)
             ]
@@ -105,6 +120,47 @@ def start_run(
         )
         transaction.on_commit(lambda: _jobs.advance_soon(run.id))
     return run
+
+
+def insert_nodes(nodes: list) -> None:
+    """Insert new nodes in one statement run for each (executemany), the values of a field
+    the nodes share prepared once: Django's bulk_create prepares every field of every row,
+    which for a 1,000-step run cost more than the rest of starting it."""
+    fields = [field for field in PipelineNode._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    statement = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608 - names from the model
+        quote(PipelineNode._meta.db_table),
+        ", ".join(quote(field.column) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    prepared: dict = {}
+    database = connections[PipelineNode.objects.db]  # not the proxy: it is asked per value
+
+    def value(field, node):
+        raw = getattr(node, field.attname)
+        key = (field.attname, json.dumps(raw, sort_keys=True, default=str))
+        if key not in prepared:
+            prepared[key] = field.get_db_prep_save(raw, database)
+        return prepared[key]
+
+    rows = [[value(field, node) for field in fields] for node in nodes]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, rows)
+
+
+def _reused_fields(source: PipelineNode | None, rerun_of, step: str) -> dict:
+    """A node that takes over `source`'s result: its task, shown cached and why."""
+    if source is None:
+        return {}
+    return {
+        "task_id": source.task_id,
+        "status": NodeStatus.CACHED,
+        "message": f"reused from run {rerun_of.pk}",
+        "resolved_overrides": source.resolved_overrides,
+        "cache_key": source.cache_key,
+        "key_inputs": source.key_inputs,
+        "decision": _why.reused_from(rerun_of.pk, source.task_id, step),
+    }
 
 
 @retried_with_fresh_shape(lambda run, *_args, **_kwargs: run.pk)
@@ -273,7 +329,7 @@ def rerun(run_id: str, *, user) -> PipelineRun:
     parameters and tags, its parent the old controller) and a new run of the same steps from
     the same base tasks, with the same pipeline parameters."""
     run = PipelineRun.objects.select_related("controller__project").get(pk=run_id)
-    _refuse_other_drivers(run)
+    refuse_other_drivers(run)
     if run.status not in PIPELINE_TERMINAL:
         raise Conflict(f"the run is still {run.status}: wait for it to end or abort it first")
     return start_again(run, user=user)
@@ -286,12 +342,17 @@ def start_again(
     parameters: dict | None = None,
     tags: list | None = None,
     runtime: dict | None = None,
+    steps: list | None = None,
+    reused: dict | None = None,
+    from_step: str = "",
+    checked: bool = False,
 ) -> PipelineRun:
     """A new run of `run`'s definition on the server, whatever state `run` is in (a schedule
     or a trigger starting a pipeline from its latest run): a new controller task like
     rerun()'s, with `parameters` overriding the run's (only parameters the pipeline has),
-    `tags` added to the controller's and `runtime` recorded on it."""
-    _refuse_other_drivers(run)
+    `tags` added to the controller's and `runtime` recorded on it. A rerun from a step
+    gives its edited `steps` and the nodes it `reused` (rerun_from)."""
+    refuse_other_drivers(run)
     values = dict(run.parameters)
     unknown = sorted(set(parameters or {}) - set(values))
     if unknown:
@@ -317,16 +378,21 @@ def start_again(
     return start_run(
         user=user,
         controller=controller,
-        steps=copy.deepcopy(run.steps),
+        # checked_steps cleans a copy of each step; checked ones are the caller's copies.
+        steps=steps if steps is not None else run.steps,
         parameters=values,
         default_queue=run.default_queue,
         abort_on_failure=run.abort_on_failure,
         driver=PipelineDriver.SERVER,
         visible_tasks=access.visible_tasks(user),
+        reused=reused,
+        rerun_of=run if from_step else None,
+        rerun_from_step=from_step,
+        checked=checked,
     )
 
 
-def _refuse_other_drivers(run: PipelineRun) -> None:
+def refuse_other_drivers(run: PipelineRun) -> None:
     if mirrored(run):
         raise Conflict("this run follows a ClearML controller: run its controller script again")
     if run.driver == PipelineDriver.CLIENT:

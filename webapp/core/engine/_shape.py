@@ -22,6 +22,9 @@ class Shape:
     revision: int = 0
     layout: object = None  # the figure's PipelineLayout, built by the first plot
     controller: Task | None = None  # loaded by the first launch
+    # The last completed node of each step in the pipeline's earlier runs, by step name,
+    # what a launch's reason is computed against (_why.py); read by the first launch.
+    previous: dict | None = None
     # The queues its steps were enqueued on, by name. A queue row never changes; should one
     # be deleted meanwhile, the insert that names it fails and the pass is tried again with
     # the shape forgotten (`retried_with_fresh_shape`).
