@@ -1,5 +1,6 @@
 """A step that burns about one CPU second, half in itself and half in a child process of
-its group, and holds about 40 MB while it does."""
+its group, and holds about 40 MB while it does; with `wait_file`, it first waits for that
+file to appear."""
 
 import subprocess
 import sys
@@ -8,10 +9,20 @@ import time
 from pipelines import Task
 
 task = Task.init(project_name="e2e-resources", task_name="burn cpu")
-args = {"seconds": 0.5, "exit_code": 0}
+args = {"seconds": 0.5, "exit_code": 0, "wait_file": ""}
 task.connect(args)
 print("TASK_ID", task.id, flush=True)
 task.execute_remotely()
+
+if args["wait_file"]:
+    from pathlib import Path
+
+    for _ in range(1200):  # at most a minute
+        if Path(args["wait_file"]).exists():
+            break
+        time.sleep(0.05)
+    else:
+        raise SystemExit("no go-ahead within a minute")
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
 hoard = bytearray(40 * 1024 * 1024)
