@@ -39,8 +39,9 @@ UNKNOWN_STATUS_COLOR = "#424242"
 LIGHT_STATUSES = frozenset({"pending", "queued", "skipped", "cached"})
 EDGE_COLOR = "#9aa0a6"
 # A hover box holding a whole config file is unreadable, and one wider than its card
-# overflows it: values are cut, and so are the overrides listed.
-MAX_VALUE_CHARS = 60
+# overflows it: values are cut, long lines broken, and the overrides listed are capped.
+MAX_VALUE_CHARS = 120
+HOVER_LINE_CHARS = 60
 MAX_HOVER_OVERRIDES = 12
 LABEL_CHARS = 22  # of a step's name on its box (the hover and the panel have it whole)
 
@@ -177,10 +178,15 @@ def _hover(
         lines.append(escape(used))
     lines.extend(_described(info))
     shown = list(overrides.items())
-    lines.extend(f"{_short(key)}: {_short(value)}" for key, value in shown[:MAX_HOVER_OVERRIDES])
+    lines.extend(_hover_line(f"{key}: {value}") for key, value in shown[:MAX_HOVER_OVERRIDES])
     if len(shown) > MAX_HOVER_OVERRIDES:
         lines.append(f"\u2026 {len(shown) - MAX_HOVER_OVERRIDES} more (click the step)")
     return "<br>".join(lines)
+
+
+def _hover_line(text: str) -> str:
+    """One entry of a hover box: cut at MAX_VALUE_CHARS, in lines of HOVER_LINE_CHARS."""
+    return "<br>".join(_wrapped(_cut(str(text), MAX_VALUE_CHARS), HOVER_LINE_CHARS))
 
 
 def _ended_duration(info: Mapping) -> float | None:
@@ -291,7 +297,7 @@ def _described(info: Mapping) -> list[str]:
     lines = []
     function = info.get("function")
     if isinstance(function, Mapping):
-        lines.append(f"function: {_short(function_call(function))}")
+        lines.append(_hover_line(f"function: {function_call(function)}"))
         if function.get("returns"):
             lines.append(f"returns: {escape(', '.join(map(str, function['returns'])))}")
     fan_out = info.get("map")
