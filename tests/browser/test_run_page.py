@@ -71,9 +71,33 @@ def _figure(page, element_id="pipeline-dag"):
     )
 
 
+def _boxes(page) -> list[dict]:
+    """Each step's box as drawn: its name, colour, and corners in axis units and on screen."""
+    return page.evaluate(
+        """() => {
+            const gd = document.getElementById('pipeline-dag');
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const box = gd.getBoundingClientRect();
+            const px = (x) => box.left + xa._offset + xa.l2p(x);
+            const py = (y) => box.top + ya._offset + ya.l2p(y);
+            const found = [];
+            for (const trace of gd.data) {
+                if (!String(trace.name).startsWith('boxes ')) continue;
+                for (let i = 0; i < trace.x.length; i += 6) {
+                    const xs = trace.x.slice(i, i + 5), ys = trace.y.slice(i, i + 5);
+                    const x0 = Math.min(...xs), x1 = Math.max(...xs);
+                    const y0 = Math.min(...ys), y1 = Math.max(...ys);
+                    found.push({name: trace.customdata[i], color: trace.fillcolor, x0, x1, y0, y1,
+                        px: [px(x0), py(y1), px(x1), py(y0)]});
+                }
+            }
+            return found;
+        }"""
+    )
+
+
 def _box_colors(page) -> dict:
-    shapes = _figure(page)["layout"]["shapes"]
-    return {s["name"]: s["fillcolor"] for s in shapes if s["type"] == "rect"}
+    return {box["name"]: box["color"] for box in _boxes(page)}
 
 
 def _node_point(page, name):
@@ -258,7 +282,7 @@ def test_a_two_hundred_step_run_page_draws_boxes_that_never_overlap(run_cluster,
     login(page, cluster.server.url, "admin", cluster.server.password)
     page.goto(f"{cluster.server.url}/pipelines/runs/{run_id}/")
     expect(page.locator("#pipeline-dag .main-svg").first).to_be_visible()
-    shapes = [s for s in _figure(page)["layout"]["shapes"] if s["type"] == "rect"]
+    shapes = _boxes(page)
     assert len(shapes) == 200
     shapes.sort(key=lambda s: (s["x0"], s["y0"]))
     for i, a in enumerate(shapes):
@@ -266,22 +290,15 @@ def test_a_two_hundred_step_run_page_draws_boxes_that_never_overlap(run_cluster,
             if b["x0"] >= a["x1"]:
                 break
             assert b["y0"] >= a["y1"] or b["y1"] <= a["y0"], (a["name"], b["name"])
-    # and on screen: the drawn rectangles keep their room at the size the page draws them
-    rects = page.evaluate(
-        """() => [...document.querySelectorAll('#pipeline-dag .shapelayer path')]
-            .map((p) => p.getBoundingClientRect())
-            .filter((r) => r.width > 0 && r.height > 0 && r.width < 400)
-            .map((r) => [r.left, r.top, r.right, r.bottom])"""
-    )
-    assert len(rects) >= 200
+    # and on screen: each box is wide enough for its label, with room around it
+    rects = sorted(box["px"] for box in shapes)
     widths = sorted(r[2] - r[0] for r in rects)
-    assert widths[0] >= 100, widths[:5]  # a label has room
-    rects.sort()
+    assert widths[0] >= 100, widths[:5]
     for i, a in enumerate(rects):
         for b in rects[i + 1 :]:
-            if b[0] >= a[2] - 0.5:
+            if b[0] >= a[2] + 4:
                 break
-            assert b[1] >= a[3] - 0.5 or b[3] <= a[1] + 0.5, (a, b)
+            assert b[1] >= a[3] + 4 or b[3] <= a[1] - 4, (a, b)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator(".run-workbench").screenshot(path=str(SCREENSHOTS / "run-page-200-steps.png"))
     context.close()

@@ -48,7 +48,23 @@ def edge_segments(fig) -> list[tuple[tuple[float, float], tuple[float, float]]]:
 
 
 def boxes(fig) -> dict:
-    return {s["name"]: s for s in fig["layout"]["shapes"] if s["type"] == "rect"}
+    """Each step's box, {name, x0, x1, y0, y1, fillcolor}, from the outline traces."""
+    found = {}
+    for trace in fig["data"]:
+        if not trace["name"].startswith("boxes "):
+            continue
+        for i in range(0, len(trace["x"]), 6):
+            xs, ys = trace["x"][i : i + 5], trace["y"][i : i + 5]
+            name = trace["customdata"][i]
+            found[name] = {
+                "name": name,
+                "x0": min(xs),
+                "x1": max(xs),
+                "y0": min(ys),
+                "y1": max(ys),
+                "fillcolor": trace["fillcolor"],
+            }
+    return found
 
 
 def by_name(fig):

@@ -22,7 +22,10 @@ from .pipeline_figure import (
 )
 
 BAR_PX = 22
-MAX_HEIGHT_PX = 20_000
+# Past this many bars the names leave the axis (the hover has them) and the bars thin out to
+# keep the chart within MAX_HEIGHT_PX: a thousand labelled rows are slow to draw and to read.
+NAMED_BARS = 120
+MAX_HEIGHT_PX = 2400
 
 
 def build_pipeline_timeline(
@@ -86,6 +89,7 @@ def build_pipeline_timeline(
             "categoryarray": names,
             "autorange": "reversed",
             "automargin": True,
+            "showticklabels": len(names) <= NAMED_BARS,
         },
         "plot_bgcolor": "rgba(0,0,0,0)",
         "paper_bgcolor": "rgba(0,0,0,0)",

@@ -29,6 +29,9 @@ CONSOLE_TAIL_LINES = 40
 PANEL_METRICS = 40
 PANEL_ARTIFACTS = 50
 RESOURCE_FIELDS = ("cpu_seconds", "peak_rss_bytes", "wall_seconds", "gpu_seconds")
+# The steps table beside a large run's DAG lists this many; every step stays one click away
+# in the DAG and the timeline (a table of 1,000 rows is most of the page's weight).
+TABLE_ROWS = 200
 
 
 @dataclass
@@ -37,6 +40,7 @@ class RunPage:
     figure: dict
     timeline: dict
     rows: list
+    more_rows: int
     progress: dict
     totals: dict
     ended: datetime | None
@@ -63,7 +67,8 @@ def build_run_page(run) -> RunPage:
         run=run,
         figure=json_safe(view.figure()),
         timeline=json_safe(build_pipeline_timeline(view.order(), view.nodes, run.created, now)),
-        rows=rows,
+        rows=rows[:TABLE_ROWS],
+        more_rows=max(len(rows) - TABLE_ROWS, 0),
         progress=view.progress(),
         totals=resource_totals(view.nodes.values()),
         ended=ended,
