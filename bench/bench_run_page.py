@@ -77,7 +77,7 @@ def _render_times(server, run_id: str, repeats: int) -> dict:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            for round_ in range(repeats):
+            for _ in range(repeats):
                 context = browser.new_context(viewport={"width": 1280, "height": 900})
                 page = context.new_page()
                 page.goto(f"{server.url}/login/")
@@ -126,7 +126,8 @@ def run(count: int = 1_000, repeats: int = 5) -> dict:
     print(line("first render, fresh browser (p50)", render["cold_ms"]["median"], "ms", "< 2000"))
     print(line("first render, fresh browser (max)", render["cold_ms"]["max"], "ms"))
     print(line("first render, Plotly.js cached (p50)", render["warm_ms"]["median"], "ms"))
-    print(line("  of which the page's HTML received (p50)", render["page_received_ms"]["median"], "ms"))
+    received = render["page_received_ms"]["median"]
+    print(line("  of which the page's HTML received (p50)", received, "ms"))
     print(line("  boxes drawn", render["boxes"], ""))
     write_result("run_page", result)
     return result
