@@ -61,9 +61,14 @@
       })
       .then(function (html) {
         if (openStepName !== name) return;  // another step was clicked meanwhile
+        var first = panel.dataset.step !== name;
         panel.innerHTML = html;
         panel.dataset.step = name;
         markStep(name);
+        // On a narrow screen the panel sits below the graph: bring it into view once.
+        if (first && window.matchMedia("(max-width: 900px)").matches) {
+          panel.scrollIntoView({ block: "start", behavior: "smooth" });
+        }
       })
       .catch(function (error) {
         if (openStepName !== name) return;
