@@ -120,8 +120,12 @@
         if (state.version !== version) {
           drawing.push(Plotly.react(element, state.figure.data, state.figure.layout, CONFIG));
           var timeline = document.getElementById("pipeline-timeline");
-          if (timeline && state.timeline) {
+          if (timeline && state.timeline && timeline.dataset.drawn === "1") {
             drawing.push(Plotly.react(timeline, state.timeline.data, state.timeline.layout, CONFIG));
+          } else if (timeline && state.timeline) {
+            // Not in view yet: its first draw, when it comes into view, takes this figure.
+            document.getElementById(timeline.dataset.figure).textContent =
+              JSON.stringify(state.timeline);
           }
         }
         version = state.version;
@@ -213,8 +217,22 @@
       });
       return;
     }
-    var drawing = Array.prototype.map.call(document.querySelectorAll(".plot[data-figure]"), draw);
-    Promise.all(drawing).then(function () {
+    // A `data-lazy` chart (the run page's timeline, below the graph) is drawn when it comes
+    // into view, so a large run's graph is on screen without waiting for it.
+    var now = [];
+    document.querySelectorAll(".plot[data-figure]").forEach(function (element) {
+      if (element.dataset.lazy === undefined || typeof IntersectionObserver === "undefined") {
+        now.push(draw(element));
+        return;
+      }
+      var observer = new IntersectionObserver(function (entries) {
+        if (!entries.some(function (entry) { return entry.isIntersecting; })) return;
+        observer.disconnect();
+        if (element.dataset.drawn !== "1") draw(element);
+      });
+      observer.observe(element);
+    });
+    Promise.all(now).then(function () {
       setUpRunPage();
       document.querySelectorAll(".plot[data-live-url]").forEach(function (element) {
         followRun(element, element.dataset.liveUrl);

@@ -215,7 +215,10 @@ def test_a_real_run_page_draws_boxes_opens_a_step_panel_and_shows_the_failure(
     panel.locator("[data-close-panel]").click()
     expect(panel.locator("[data-panel-empty]")).to_be_visible()
 
-    # The timeline has a bar for each step that ran, in the run's order
+    # The timeline has a bar for each step that ran, in the run's order (drawn when it
+    # comes into view)
+    page.locator("#pipeline-timeline").scroll_into_view_if_needed()
+    expect(page.locator("#pipeline-timeline .main-svg").first).to_be_visible()
     timeline = _figure(page, "pipeline-timeline")
     bars = {name: trace["name"] for trace in timeline["data"] for name in trace["y"]}
     assert bars == {"prepare": "completed", "train": "completed", "broken": "failed"}
