@@ -46,7 +46,8 @@ def build_pipeline_timeline(
         group = groups.setdefault(
             status, {"y": [], "x": [], "base": [], "hovertext": [], "customdata": []}
         )
-        group["y"].append(name)
+        # The axis draws its categories as Plotly's pseudo-HTML: a name is escaped there.
+        group["y"].append(escape(name))
         group["x"].append(round(length, 3))
         group["base"].append(round(start, 3))
         hover = [
@@ -61,7 +62,7 @@ def build_pipeline_timeline(
             hover.append(escape(used))
         group["hovertext"].append("<br>".join(hover))
         group["customdata"].append([name, info.get("task_id")])
-        names.append(name)
+        names.append(escape(name))
     data = [
         {
             "type": "bar",
