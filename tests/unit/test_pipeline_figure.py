@@ -40,10 +40,10 @@ def node_traces(fig):
 
 def edge_segments(fig) -> list[tuple[tuple[float, float], tuple[float, float]]]:
     """The edges' path (one shape, under the boxes) as ((x0, y0), (x1, y1)) segments."""
-    (edges,) = [s for s in fig["layout"]["shapes"] if s["type"] == "path"]
-    if not edges["visible"]:
-        return []
-    found = re.findall(r"M([-\d.e]+),([-\d.e]+)L([-\d.e]+),([-\d.e]+)", edges["path"])
+    found = []
+    for edges in fig["layout"]["shapes"]:
+        if edges["type"] == "path" and edges["visible"]:
+            found += re.findall(r"M([-\d.e]+),([-\d.e]+)L([-\d.e]+),([-\d.e]+)", edges["path"])
     return [((float(a), float(b)), (float(c), float(d))) for a, b, c, d in found]
 
 
@@ -131,10 +131,11 @@ def test_every_status_gets_its_colour():
 
 def test_edges_drawn_as_one_path_under_the_boxes():
     fig = build_pipeline_figure(STEPS, NODES)
-    (edges,) = [s for s in fig["layout"]["shapes"] if s["type"] == "path"]
+    paths = [s for s in fig["layout"]["shapes"] if s["type"] == "path"]
     assert len(edge_segments(fig)) == 4  # four parent -> child edges
-    assert edges["layer"] == "below"
-    assert fig["layout"]["shapes"][0] is not None and fig["layout"]["shapes"][0]["type"] == "path"
+    assert all(path["layer"] == "below" for path in paths)
+    (drawn,) = [path for path in paths if path["visible"]]
+    assert drawn["opacity"] == 1  # no step here has many edges: none is faint
 
 
 def test_edges_run_from_a_parent_box_right_side_to_its_child_left_side():
@@ -200,6 +201,9 @@ def test_two_hundred_parallel_steps_wrap_into_columns_of_boxes_that_never_overla
         columns[b["x0"]] = columns.get(b["x0"], 0) + 1
     assert max(columns.values()) <= MAX_ROWS
     assert fig["layout"]["width"] >= 170 * len(columns)
+    # the fan's 400 edges are drawn faint, so they do not drown the boxes
+    (faint,) = [s for s in fig["layout"]["shapes"] if s["name"] == "dependencies (many)"]
+    assert faint["visible"] and faint["opacity"] < 1 and faint["path"].count("M") == 400
 
 
 def test_layers_follow_longest_path_from_roots():

@@ -48,6 +48,7 @@ LABEL_CHARS = 22  # of a step's name on its box (the hover and the panel have it
 # A box is BOX_WIDTH x BOX_HEIGHT of its cell (one column by one row, in axis units),
 # drawn COLUMN_PX x ROW_PX when the figure is wider than the card and scrolls.
 MAX_ROWS = 16
+FAN_EDGES = 12  # more parents or children than this: the step's edges are drawn faint
 BOX_WIDTH, BOX_HEIGHT = 0.84, 0.78
 COLUMN_PX, ROW_PX = 170, 64
 FITS_CARD_PX = 1000
@@ -331,7 +332,7 @@ class PipelineLayout:
     order: list[str]
     depth: dict[str, int]
     pos: dict[str, tuple[float, float]]
-    edges: dict[str, Any]
+    edges: list[dict[str, Any]]
     layout: dict[str, Any]
 
 
@@ -343,25 +344,36 @@ def layout_pipeline(steps: Sequence[Mapping[str, Any]]) -> PipelineLayout:
     # Edges leave a box at its right side and enter the next at its left, in one path
     # drawn under the boxes, so a long edge never hides a label.
     half = BOX_WIDTH / 2
-    path: list[str] = []
+    # A step with many parents or children (a fan-out's root, its join) draws its edges
+    # faint: a hundred lines at full strength hide the few that tell the graph's shape.
+    children_of: dict[str, int] = {}
+    for name in order:
+        for parent in parents[name]:
+            children_of[parent] = children_of.get(parent, 0) + 1
+    paths: dict[bool, list[str]] = {False: [], True: []}
     for name in order:
         x1, y1 = pos[name]
         for parent in parents[name]:
             x0, y0 = pos[parent]
+            faint = len(parents[name]) > FAN_EDGES or children_of[parent] > FAN_EDGES
             if x0 < x1:
-                path.append(f"M{x0 + half:g},{y0:g}L{x1 - half:g},{y1:g}")
+                paths[faint].append(f"M{x0 + half:g},{y0:g}L{x1 - half:g},{y1:g}")
             else:  # a cycle's leftovers, or a wrapped layer: centre to centre
-                path.append(f"M{x0:g},{y0:g}L{x1:g},{y1:g}")
-    edges = {
-        "type": "path",
-        "name": "dependencies",
-        "path": "".join(path) or "M0,0",
-        "xref": "x",
-        "yref": "y",
-        "layer": "below",
-        "line": {"color": EDGE_COLOR, "width": 1.2},
-        "visible": bool(path),
-    }
+                paths[faint].append(f"M{x0:g},{y0:g}L{x1:g},{y1:g}")
+    edges = [
+        {
+            "type": "path",
+            "name": "dependencies (many)" if faint else "dependencies",
+            "path": "".join(paths[faint]) or "M0,0",
+            "xref": "x",
+            "yref": "y",
+            "layer": "below",
+            "opacity": 0.35 if faint else 1,
+            "line": {"color": EDGE_COLOR, "width": 0.8 if faint else 1.2},
+            "visible": bool(paths[faint]),
+        }
+        for faint in (True, False)
+    ]
     natural_width = COLUMN_PX * max(columns, 1) + 40
     hidden_axis = {"visible": False, "showgrid": False, "zeroline": False}
     extent = max((tallest - 1) / 2, 0) + 0.5
@@ -477,7 +489,7 @@ def build_pipeline_figure(
             }
         )
     figure_layout = dict(layout.layout)
-    figure_layout["shapes"] = [dict(layout.edges)]
+    figure_layout["shapes"] = [dict(edge) for edge in layout.edges]
     return {"data": data, "layout": figure_layout}
 
 
