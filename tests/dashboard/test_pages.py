@@ -5,7 +5,7 @@ import pytest
 
 from webapp.core import engine, execution, services
 from webapp.core.choices import NodeStatus, PipelineStatus, TaskType
-from webapp.core.models import PipelineNode, PipelineRun, Task
+from webapp.core.models import Artifact, PipelineNode, PipelineRun, Task
 
 
 def test_pages_need_a_login(client, task):
@@ -212,8 +212,13 @@ def test_the_step_panel_shows_one_step_masked_with_its_resources_and_console(adm
         hyperparameters={"General": {"api_token": {"value": "t0psecret", "type": "str"}}},
         resource_cpu_seconds=1.5,
         resource_peak_rss_bytes=64 * 1024 * 1024,
+        last_metrics={"loss/train": {"iteration": 3, "value": 0.5, "raw": "0.5"}},
     )
     execution.append_log(Task.objects.get(pk=node.task_id), [{"text": "epoch 1 done"}])
+    Artifact.objects.create(
+        task_id=node.task_id, name="model_weights", kind="file", filename="w.bin", size=2048,
+        url="http://127.0.0.1/files/x/w.bin", sha256="ab" * 32, state="ready",
+    )  # fmt: skip
     url = f"/pipelines/runs/{run.id}/step/"
     page = admin_client.get(url, {"name": "c"})
     assert page.status_code == 200
@@ -221,6 +226,9 @@ def test_the_step_panel_shows_one_step_masked_with_its_resources_and_console(adm
     assert "t0psecret" not in text and "General/api_token" in text
     assert "epoch 1 done" in text and "General/lr" in text
     assert "ran in this run" in text
+    assert "loss/train" in text and "@ 3" in text  # its last metrics
+    assert "model_weights" in text and "2 KB" in text and "abababababab" in text
+    assert "1.5s" in text and "64.0 MB" in text  # what it used
     # a step that has not run says so; a name the run does not have is not found
     assert "not run yet" in admin_client.get(url, {"name": "d"}).content.decode()
     assert admin_client.get(url, {"name": "nope"}).status_code == 404

@@ -188,15 +188,16 @@ def timing(task, status: str, now) -> dict:
     """When the step's task ran in this run (started, ended, duration in seconds: up to
     now while it runs) and what it used. A cached step reused a task of another run: it
     took no time here, and its resources are that run's, so it shows none."""
-    if task is None or status == NodeStatus.CACHED or task.started is None:
+    if task is None or status == NodeStatus.CACHED:
         return {"started": None, "ended": None, "duration": None, "resources": None}
-    ended = task.completed if status in NODE_TERMINAL else None
+    ended = task.completed if status in NODE_TERMINAL and task.started else None
     if ended is not None and ended < task.started:
         ended = task.started
+    duration = ((ended or now) - task.started).total_seconds() if task.started else None
     return {
         "started": task.started,
         "ended": ended,
-        "duration": ((ended or now) - task.started).total_seconds(),
+        "duration": duration,
         "resources": {
             "cpu_seconds": task.resource_cpu_seconds,
             "peak_rss_bytes": task.resource_peak_rss_bytes,
