@@ -152,9 +152,9 @@ def test_a_real_run_page_draws_boxes_opens_a_step_panel_and_shows_the_failure(
     page.evaluate("() => { window.__sameDocument = true; }")
     assert _box_colors(page)["prepare"] == "#1e88e5"  # running, as the page was rendered
 
-    # when the run moves on before the page's first poll answers
+    # when the run moves on, to its end, before the page's first poll answers
     go.touch()
-    wait_until(lambda: _nodes(cluster, run["id"])[1]["status"] != "running", 90)
+    wait_until(lambda: cluster.get(f"pipelines/{run['id']}/")["status"] != "running", 90)
     for _ in range(200):  # the page's first poll (every 3 s), by count of short waits
         if held:
             break
