@@ -54,7 +54,10 @@ class RunPage:
         """Changes when a step changes (the figure, or a step's start or end): the page skips
         redrawing unchanged figures, since a redraw drops the hover box the user may be
         reading. A running step's bar growing with the clock is not a change."""
-        drawn = json.dumps([self.figure, self.states], sort_keys=True, default=str)
+        # What the figures are drawn from: each step's state, task, times and a fan-out's
+        # item counts, and the definition's revision (an open run adds steps). Cheaper to
+        # hash than the figures' JSON.
+        drawn = json.dumps([self.run.revision, self.states], default=str)
         return hashlib.sha256(drawn.encode()).hexdigest()[:16]
 
 
@@ -75,7 +78,9 @@ def build_run_page(run) -> RunPage:
         duration=duration,
         terminal=run.status in PIPELINE_TERMINAL,
         states=[
-            (name, info["status"], info.get("started"), info.get("ended"))
+            # a fan-out's item counts move while its node stays running
+            (name, info["status"], info["task_id"], info.get("started"), info.get("ended"))
+            + ((info["map"],) if info.get("map") else ())
             for name, info in view.nodes.items()
         ],
     )
