@@ -336,21 +336,17 @@ class PingSerializer(serializers.Serializer):
     lease_seconds = serializers.FloatField()
 
 
+def _measure(high: float, field=serializers.FloatField):
+    return field(required=False, allow_null=True, min_value=0, max_value=high)
+
+
 class StepResourcesSerializer(serializers.Serializer):
     """What a step's process group used, as its worker measured it; each may be null."""
 
-    cpu_seconds = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=limits.RESOURCE_CPU_SECONDS_MAX
-    )
-    peak_rss_bytes = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=limits.RESOURCE_RSS_BYTES_MAX
-    )
-    wall_seconds = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=limits.RESOURCE_WALL_SECONDS_MAX
-    )
-    gpu_seconds = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=limits.RESOURCE_GPU_SECONDS_MAX
-    )
+    cpu_seconds = _measure(limits.RESOURCE_CPU_SECONDS_MAX)
+    peak_rss_bytes = _measure(limits.RESOURCE_RSS_BYTES_MAX, serializers.IntegerField)
+    wall_seconds = _measure(limits.RESOURCE_WALL_SECONDS_MAX)
+    gpu_seconds = _measure(limits.RESOURCE_GPU_SECONDS_MAX)
 
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
