@@ -17,6 +17,7 @@ BENCHMARKS = [
     "engine",
     "scalars",
     "dashboard",
+    "run_page",
     "artifacts",
     "api",
     "idle",

@@ -144,6 +144,8 @@ class StepProcess:
         self.stdout = None
         self.stderr = None
         self.returncode: int | None = None
+        # What the step used, from the supervisor's reap (step_supervisor.step_usage).
+        self.resources: dict = {}
         self._supervisor = supervisor
         self._exited = threading.Event()
         self._owner: socket.socket | None = None  # the connection of the supervisor that forked it
@@ -160,8 +162,9 @@ class StepProcess:
         """Signal the step's whole process group (nothing once it has been reaped)."""
         self._supervisor.signal(self.pid, number)
 
-    def _ended(self, returncode: int) -> None:
+    def _ended(self, returncode: int, resources: dict | None = None) -> None:
         self.returncode = returncode
+        self.resources = dict(resources or {})
         self._exited.set()
 
 
@@ -292,7 +295,7 @@ class StepSupervisor:
                 elif message["op"] == "exited":
                     process = self._steps.pop(message["pid"], None)
                     if process is not None:
-                        process._ended(message["returncode"])
+                        process._ended(message["returncode"], message.get("resources"))
         except (EOFError, OSError, ValueError):
             pass
         # The supervisor died: its steps' leaders died with it; take down what they left.

@@ -19,9 +19,10 @@ worker -> supervisor:
   {"op": "signal", "pid": P, "signal": S}: signal the step's group while it runs.
 supervisor -> worker:
   {"op": "spawned", "id": N, "pid": P} or {"op": "spawned", "id": N, "error": str};
-  {"op": "exited", "pid": P, "returncode": R} (Popen's convention: -S for a signal), sent
-   once the leader has exited, whatever it left in its group has been SIGKILLed, and the
-   leader has been reaped.
+  {"op": "exited", "pid": P, "returncode": R, "resources": {...}} (Popen's convention: -S
+   for a signal), sent once the leader has exited, whatever it left in its group has been
+   SIGKILLed, and the leader has been reaped. `resources` is what the step used (see
+   `step_usage`): cpu_seconds, peak_rss_bytes, wall_seconds.
 """
 
 import json
@@ -32,6 +33,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 
 HEADER = struct.Struct(">I")
 # Exit codes of a child that could not become the step, as a shell reports them.
@@ -89,6 +91,7 @@ class Supervisor:
         self.sock = sock
         self.pid = os.getpid()
         self.live: dict[int, int | None] = {}  # step pid -> its pidfd (None: polled)
+        self.started: dict[int, float] = {}  # step pid -> time.monotonic() at its fork
         self.set_pdeathsig = _pdeathsig()
 
     def run(self) -> None:
@@ -123,6 +126,7 @@ class Supervisor:
         if len(fds) != 2:
             return {**reply, "error": "expected the step's stdout and stderr"}
         report_read, report_write = os.pipe()  # close-on-exec: EOF means the exec worked
+        started = time.monotonic()
         try:
             pid = os.fork()
         except OSError as error:
@@ -142,6 +146,7 @@ class Supervisor:
         except (AttributeError, OSError):
             pidfd = None
         self.live[pid] = pidfd
+        self.started[pid] = started
         return {**reply, "pid": pid}
 
     def _become_step(self, message: dict, fds: list[int], report: int) -> None:
@@ -188,15 +193,45 @@ class Supervisor:
             # Whatever the step left running in its group goes with it, while the leader's
             # unreaped exit still reserves the group id.
             _killpg(pid, signal.SIGKILL)
+            wall = time.monotonic() - self.started.pop(pid, time.monotonic())
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             try:
-                _, status = os.waitpid(pid, 0)
+                _, status, usage = os.wait4(pid, 0)
                 code = os.waitstatus_to_exitcode(status)
             except ChildProcessError:
-                code = -signal.SIGKILL
+                code, usage = -signal.SIGKILL, None
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             del self.live[pid]
             if pidfd is not None:
                 os.close(pidfd)
-            send(self.sock, {"op": "exited", "pid": pid, "returncode": code})
+            send(
+                self.sock,
+                {
+                    "op": "exited",
+                    "pid": pid,
+                    "returncode": code,
+                    "resources": step_usage(usage, before, after, wall),
+                },
+            )
+
+
+def step_usage(usage, before, after, wall: float) -> dict:
+    """What a reaped step used. wait4's rusage covers the leader and every descendant it
+    waited for (a step's pool workers, its subprocesses). RUSAGE_CHILDREN, read around the
+    reap, counts the same exit as seen by this process: both are taken and the larger
+    kept, so whichever of them the platform fills in is used. A descendant left running
+    and killed with the group was never waited for by anyone: its time is not counted."""
+    if usage is None:
+        return {"cpu_seconds": None, "peak_rss_bytes": None, "wall_seconds": round(wall, 3)}
+    cpu = usage.ru_utime + usage.ru_stime
+    counted = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    # ru_maxrss is in KiB on Linux, in bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {
+        "cpu_seconds": round(max(cpu, counted, 0.0), 3),
+        "peak_rss_bytes": int(usage.ru_maxrss) * scale,
+        "wall_seconds": round(max(wall, 0.0), 3),
+    }
 
 
 def _killpg(pgid: int, number: int) -> None:

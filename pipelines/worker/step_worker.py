@@ -31,6 +31,7 @@ from ..launcher.embedded_redis import broker_url as embedded_broker_url
 from ..launcher.embedded_redis import default_data_dir
 from . import broker_watch
 from .step_console import ConsoleStream, pump_lines
+from .step_resources import GpuSampler
 from .step_setup import (
     StepSetupError,
     StepSupervisor,
@@ -171,6 +172,7 @@ class StepRun:
         # before the server hands the task on, whatever this machine's settings say.
         self.lease = min(self.config.lease, lease or self.config.lease)
         self.heartbeat_interval = self.config.heartbeat * self.lease / self.config.lease
+        self.resources: dict = {}  # what the step used, reported with its end
 
     def execute(self) -> None:
         console = ConsoleStream(
@@ -234,8 +236,10 @@ class StepRun:
         ]
         for reader in readers:
             reader.start()
+        gpu = GpuSampler(process.pid).start()
         stop_reason, then = self._supervise(process, heartbeat, console)
         code = process.wait()
+        self.resources = {**process.resources, "gpu_seconds": gpu.stop()}
         for reader in readers:
             reader.join(5)
         console.system(f"step process ended: {describe_exit(code)}")
@@ -322,6 +326,7 @@ class StepRun:
                     "status": status,
                     "reason": reason[:255],
                     "message": message,
+                    "resources": self.resources,
                 },
             )
         except ApiError as error:

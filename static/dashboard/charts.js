@@ -1,5 +1,6 @@
 // Draws every `.plot[data-figure]` from its json_script payload with Plotly, opens a
-// step's task when a DAG node is clicked, and keeps a live pipeline run's DAG current.
+// step (its panel on the run page, else its task) when a DAG node is clicked, and keeps a
+// live pipeline run's DAG, timeline, progress and open step panel current.
 (function () {
   "use strict";
 
@@ -11,15 +12,89 @@
     return script ? JSON.parse(script.textContent) : { data: [], layout: {} };
   }
 
+  // A DAG or timeline point's customdata is [step name, task id] (older stored figures:
+  // the task id alone). On the run page a click opens the step's panel; elsewhere, its task.
+  function clickedIds(point) {
+    var data = point && point.customdata;
+    if (Array.isArray(data)) return { step: data[0], task: data[1] };
+    return { step: null, task: data };
+  }
+
   function openTaskOnClick(element) {
     var template = element.dataset.taskUrl;
-    if (!template) return;
+    if (!template && !element.dataset.stepUrl) return;
     element.on("plotly_click", function (event) {
-      var point = event.points && event.points[0];
-      var taskId = point && point.customdata;
-      if (typeof taskId === "string" && /^[0-9a-f]{32}$/.test(taskId)) {
-        window.location.href = template.replace("__id__", taskId);
+      var ids = clickedIds(event.points && event.points[0]);
+      if (element.dataset.stepUrl && typeof ids.step === "string") {
+        openStep(ids.step);
+        return;
       }
+      if (template && typeof ids.task === "string" && /^[0-9a-f]{32}$/.test(ids.task)) {
+        window.location.href = template.replace("__id__", ids.task);
+      }
+    });
+  }
+
+  // ------------------------------------------------------------ the run page's step panel
+  var openStepName = null;
+
+  function panelUrl(name) {
+    var dag = document.getElementById("pipeline-dag");
+    return dag.dataset.stepUrl + "?name=" + encodeURIComponent(name);
+  }
+
+  function markStep(name) {
+    document.querySelectorAll("#pipeline-nodes tr[data-step]").forEach(function (row) {
+      row.classList.toggle("selected-step", row.dataset.step === name);
+    });
+  }
+
+  function openStep(name) {
+    var panel = document.getElementById("step-panel");
+    if (!panel || !document.getElementById("pipeline-dag")) return Promise.resolve();
+    openStepName = name;
+    panel.setAttribute("aria-busy", "true");
+    return fetch(panelUrl(name), { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (!response.ok) throw new Error("step " + name + ": " + response.status);
+        return response.text();
+      })
+      .then(function (html) {
+        if (openStepName !== name) return;  // another step was clicked meanwhile
+        var first = panel.dataset.step !== name;
+        panel.innerHTML = html;
+        panel.dataset.step = name;
+        markStep(name);
+        // On a narrow screen the panel sits below the graph: bring it into view once.
+        if (first && window.matchMedia("(max-width: 900px)").matches) {
+          panel.scrollIntoView({ block: "start", behavior: "smooth" });
+        }
+      })
+      .catch(function (error) {
+        if (openStepName !== name) return;
+        panel.textContent = "Could not load the step " + name + " (" + error.message + ").";
+      })
+      .then(function () { panel.removeAttribute("aria-busy"); });
+  }
+
+  function closeStep() {
+    var panel = document.getElementById("step-panel");
+    openStepName = null;
+    delete panel.dataset.step;
+    panel.innerHTML = '<p class="muted" data-panel-empty>Click a step to see its details here.</p>';
+    markStep(null);
+  }
+
+  function setUpStepPanel() {
+    var panel = document.getElementById("step-panel");
+    if (!panel) return;
+    document.addEventListener("click", function (event) {
+      var opener = event.target.closest("[data-open-step]");
+      if (opener) {
+        openStep(opener.dataset.openStep);
+        return;
+      }
+      if (event.target.closest("[data-close-panel]")) closeStep();
     });
   }
 
@@ -33,18 +108,32 @@
   }
 
   // A run's DAG changes as its steps move; redraw only when the figure really changed,
-  // because a redraw drops the hover box the user may be reading.
-  function followRun(element, url, onState) {
-    var version = null;
+  // because a redraw drops the hover box the user may be reading. The page says which
+  // version it drew (`initialVersion`), so a change made before the first poll is drawn by
+  // that poll; without one (the Pipeline tab) the first poll draws whatever it gets.
+  function followRun(element, url, onState, initialVersion) {
+    var version = initialVersion || null;
     var dashboard = window.pipelinesDashboard;
     dashboard.every(function () { return RUN_POLL_MS; }, function () {
       return dashboard.getJson(url).then(function (state) {
-        if (version !== null && state.version !== version) {
-          Plotly.react(element, state.figure.data, state.figure.layout, CONFIG);
+        var drawing = [];
+        if (state.version !== version) {
+          drawing.push(Plotly.react(element, state.figure.data, state.figure.layout, CONFIG));
+          var timeline = document.getElementById("pipeline-timeline");
+          if (timeline && state.timeline && timeline.dataset.drawn === "1") {
+            drawing.push(Plotly.react(timeline, state.timeline.data, state.timeline.layout, CONFIG));
+          } else if (timeline && state.timeline) {
+            // Not in view yet: its first draw, when it comes into view, takes this figure.
+            document.getElementById(timeline.dataset.figure).textContent =
+              JSON.stringify(state.timeline);
+          }
         }
         version = state.version;
-        if (onState) onState(state);
-        return state.terminal;  // true stops the polling
+        return Promise.all(drawing).then(function () {
+          element.dataset.version = version;
+          if (onState) onState(state);
+          return state.terminal;  // true stops the polling
+        });
       });
     });
   }
@@ -105,16 +194,20 @@
   function setUpRunPage() {
     var head = document.getElementById("run-head");
     var dag = document.getElementById("pipeline-dag");
-    if (!head || !dag || head.dataset.terminal === "1") return;
+    if (!head || !dag) return;
+    setUpStepPanel();
+    if (head.dataset.terminal === "1") return;
     var dashboard = window.pipelinesDashboard;
     followRun(dag, head.dataset.runStateUrl, function (state) {
       document.getElementById("run-status").innerHTML = dashboard.pill(state.status, state.label);
-      document.getElementById("run-progress").textContent =
-        state.progress.done + "/" + state.progress.total + " steps";
-      document.getElementById("run-progress-bar").style.width = state.progress.percent + "%";
+      document.getElementById("run-progress-wrap").innerHTML = state.progress_html;
+      document.getElementById("run-times").innerHTML = state.times_html;
       document.getElementById("pipeline-nodes-wrap").innerHTML = state.nodes_html;
+      head.dataset.terminal = state.terminal ? "1" : "0";
+      markStep(openStepName);
       dashboard.syncSelection();
-    });
+      if (openStepName !== null) return openStep(openStepName);  // its state moved too
+    }, head.dataset.version);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -124,8 +217,22 @@
       });
       return;
     }
-    var drawing = Array.prototype.map.call(document.querySelectorAll(".plot[data-figure]"), draw);
-    Promise.all(drawing).then(function () {
+    // A `data-lazy` chart (the run page's timeline, below the graph) is drawn when it comes
+    // into view, so a large run's graph is on screen without waiting for it.
+    var now = [];
+    document.querySelectorAll(".plot[data-figure]").forEach(function (element) {
+      if (element.dataset.lazy === undefined || typeof IntersectionObserver === "undefined") {
+        now.push(draw(element));
+        return;
+      }
+      var observer = new IntersectionObserver(function (entries) {
+        if (!entries.some(function (entry) { return entry.isIntersecting; })) return;
+        observer.disconnect();
+        if (element.dataset.drawn !== "1") draw(element);
+      });
+      observer.observe(element);
+    });
+    Promise.all(now).then(function () {
       setUpRunPage();
       document.querySelectorAll(".plot[data-live-url]").forEach(function (element) {
         followRun(element, element.dataset.liveUrl);

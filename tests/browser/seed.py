@@ -138,5 +138,32 @@ def seed() -> dict:
     }
 
 
+def wide_run(count: int) -> dict:
+    """A run of `count` steps shaped as a fan (one root, `count - 2` parallel steps, one
+    join), its rows written as the engine would: a few ended, one running, the rest not
+    reached. It has no server worker to drive it: only its page is read."""
+    admin = get_user_model().objects.get(username="admin")
+    controller = services.create_task(
+        user=admin,
+        project_name="examples",
+        name=f"wide pipeline {count}",
+        task_type=TaskType.CONTROLLER,
+        start_running=True,
+    )
+    names = ["root", *(f"fan_{i:03d}_with_a_longish_name" for i in range(count - 2)), "join"]
+    steps = [{"name": "root", "parents": []}]
+    steps += [{"name": name, "parents": ["root"]} for name in names[1:-1]]
+    steps.append({"name": "join", "parents": names[1:-1]})
+    run = PipelineRun.objects.create(
+        controller=controller, steps=steps, status=PipelineStatus.RUNNING
+    )
+    statuses = [NodeStatus.COMPLETED] * 20 + [NodeStatus.FAILED] + [NodeStatus.RUNNING]
+    for position, name in enumerate(names[: len(statuses)]):
+        PipelineNode.objects.create(
+            run=run, name=name, position=position, status=statuses[position]
+        )
+    return {"run": run.id}
+
+
 def main() -> None:
     print("SEED " + json.dumps(seed()))

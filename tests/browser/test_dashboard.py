@@ -230,7 +230,7 @@ def test_a_failing_plugin_shows_its_own_error_box_and_the_example_plugin_its_tab
     screenshot(page, "plugin-lineage", narrow=False)
 
 
-def test_pipeline_run_page_draws_the_dag_with_hover_and_click_through(page, dashboard_server):
+def test_pipeline_run_page_draws_the_dag_with_hover_and_a_step_panel(page, dashboard_server):
     url, ids = dashboard_server.url, dashboard_server.extra
     page.goto(f"{url}/pipelines/")
     run_row = page.locator(f"a[href='/pipelines/runs/{ids['run']}/']")
@@ -264,7 +264,12 @@ def test_pipeline_run_page_draws_the_dag_with_hover_and_click_through(page, dash
     expect(hover).to_contain_text("http://127.0.0.1/files/abc/iris.pkl")
     screenshot(page, "pipeline-run-hover", narrow=False)
 
+    # a click opens the step's panel beside the DAG; its task is one link away
     page.mouse.click(position["x"], position["y"])
+    panel = page.locator("#step-panel")
+    expect(panel.locator("h2")).to_have_text("stage_process")
+    expect(panel.locator("[data-field=overrides]")).to_contain_text("iris.pkl")
+    panel.locator(f"a[href='/tasks/{ids['process_task']}/']").click()
     page.wait_for_url(f"**/tasks/{ids['process_task']}/")
     expect(page.locator("main h1")).to_have_text("stage_process")
 

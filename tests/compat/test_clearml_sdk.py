@@ -232,10 +232,11 @@ def test_sdk_pipelines_are_mirrored_as_our_pipeline_runs(launched):
     for name, step in steps.items():
         assert name in page.text and step["id"] in page.text
     state = dashboard.get(f"{world.server.url}/pipelines/runs/{run['id']}/state/", timeout=30)
-    drawn = {
-        task_id
+    drawn = {  # each step's marker carries [step name, task id]
+        pair[1]
         for trace in state.json()["figure"]["data"]
-        for task_id in trace.get("customdata") or []
+        if trace.get("mode") == "markers"
+        for pair in trace.get("customdata") or []
     }
     assert drawn == {step["id"] for step in steps.values()}
 

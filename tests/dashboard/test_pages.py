@@ -2,10 +2,11 @@
 
 import plotly
 import pytest
+from django.utils.html import escape
 
 from webapp.core import engine, execution, services
 from webapp.core.choices import NodeStatus, PipelineStatus, TaskType
-from webapp.core.models import PipelineNode, PipelineRun
+from webapp.core.models import Artifact, PipelineNode, PipelineRun, Task
 
 
 def test_pages_need_a_login(client, task):
@@ -90,7 +91,12 @@ def run(admin_user, task):
 def test_pipelines_list_groups_runs_with_progress(admin_client, run):
     groups = admin_client.get("/pipelines/").context["groups"]
     assert [(g["name"], g["count"]) for g in groups] == [("ctl", 1)]
-    assert groups[0]["runs"][0]["progress"] == {"done": 2, "total": 4, "percent": 50}
+    progress = groups[0]["runs"][0]["progress"]
+    assert (progress["done"], progress["total"], progress["percent"]) == (2, 4, 50)
+    # the failed step is counted apart: an ended run with a failure never reads as all done
+    assert progress["counts"] == {"completed": 1, "cached": 0, "failed": 1, "skipped": 0}
+    assert [part["status"] for part in progress["segments"]] == ["completed", "failed"]
+    assert progress["ended"] is None and progress["duration"] >= 0
 
 
 def test_run_state_feed_changes_version_only_when_the_figure_changes(admin_client, run):
@@ -188,7 +194,8 @@ def test_a_function_step_shows_its_call_and_returns_and_a_fan_out_its_items(
     assert "map over x: 3 items, 1 completed, 0 failed" in page
     groups = admin_client.get("/pipelines/").context["groups"]
     progress = next(g for g in groups if g["name"] == "fns")["runs"][0]["progress"]
-    assert progress == {"done": 1, "total": 2, "percent": 50}  # its batches are not steps
+    assert (progress["done"], progress["total"]) == (1, 2)  # its batches are not steps
+    assert progress["counts"]["completed"] == 1
     hover = "".join(
         text
         for trace in admin_client.get(f"/pipelines/runs/{run.id}/state/").json()["figure"]["data"]
@@ -196,3 +203,62 @@ def test_a_function_step_shows_its_call_and_returns_and_a_fan_out_its_items(
     )
     assert "function: square(factor=2, api_token=********)" in hover
     assert "map over x: 3 items, 1 completed, 0 failed (min_success_ratio 0.5)" in hover
+
+
+def test_the_step_panel_shows_one_step_masked_with_its_resources_and_console(admin_client, run):
+    node = PipelineNode.objects.get(run=run, name="c")
+    node.resolved_overrides = {"General/api_token": "t0psecret", "General/lr": "0.1"}
+    node.decision = {
+        "outcome": "ran",
+        "code": "parameter_changed",
+        "reason": "parameter `General/lr` changed from 0.2 to 0.1",
+    }
+    node.save()
+    Task.objects.filter(pk=node.task_id).update(
+        hyperparameters={"General": {"api_token": {"value": "t0psecret", "type": "str"}}},
+        resource_cpu_seconds=1.5,
+        resource_peak_rss_bytes=64 * 1024 * 1024,
+        last_metrics={"loss/train": {"iteration": 3, "value": 0.5, "raw": "0.5"}},
+    )
+    execution.append_log(Task.objects.get(pk=node.task_id), [{"text": "epoch 1 done"}])
+    Artifact.objects.create(
+        task_id=node.task_id, name="model_weights", kind="file", filename="w.bin", size=2048,
+        url="http://127.0.0.1/files/x/w.bin", sha256="ab" * 32, state="ready",
+    )  # fmt: skip
+    url = f"/pipelines/runs/{run.id}/step/"
+    page = admin_client.get(url, {"name": "c"})
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "t0psecret" not in text and "General/api_token" in text
+    assert "epoch 1 done" in text and "General/lr" in text
+    assert "ran in this run" in text
+    assert "loss/train" in text and "@ 3" in text  # its last metrics
+    assert "model_weights" in text and "2 KB" in text and "abababababab" in text
+    assert "1.5s" in text and "64.0 MB" in text  # what it used
+    # and why it ran, as the engine decided when it launched it
+    assert "Why" in text and escape(node.decision["reason"]) in text
+    # a step that has not run says so; a name the run does not have is not found
+    assert "not run yet" in admin_client.get(url, {"name": "d"}).content.decode()
+    assert admin_client.get(url, {"name": "nope"}).status_code == 404
+    assert admin_client.get(url).status_code == 404
+
+
+def test_the_step_panel_and_live_feed_are_not_found_for_who_cannot_see_the_run(
+    stranger_client, run
+):
+    for path in (f"/pipelines/runs/{run.id}/step/?name=c", f"/pipelines/runs/{run.id}/state/"):
+        assert stranger_client.get(path).status_code == 404, path
+
+
+def test_the_run_page_shows_progress_by_kind_of_end_and_what_the_steps_used(admin_client, run):
+    task = PipelineNode.objects.get(run=run, name="c").task
+    Task.objects.filter(pk=task.pk).update(
+        resource_cpu_seconds=2.0, resource_wall_seconds=3.0, started=task.created
+    )
+    page = admin_client.get(f"/pipelines/runs/{run.id}/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert 'data-count="failed"' in text and "1 failed" in text
+    assert "2/4 steps ended" in text
+    assert "cpu 2.0s" in text  # summed over the steps that ran
+    assert page.context["page"].totals["measured_steps"] == 1

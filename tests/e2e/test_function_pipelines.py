@@ -97,7 +97,10 @@ def test_the_functions_example_runs_on_workers_and_shows_each_function(cluster, 
         for p in cluster.get(f"tasks/{controller['id']}/plots/")
     }
     flow = plots[("Pipeline", "Execution Flow")]
-    hover = "\n".join(t for trace in flow["data"] for t in (trace.get("hovertext") or []) if t)
+    # (long entries are broken over lines so the box fits its card)
+    hover = "\n".join(
+        t.replace("<br>", "") for trace in flow["data"] for t in (trace.get("hovertext") or [])
+    )
     assert "function: step_two(data_frame=${step_one.data_frame}" in hover, hover
     assert "returns: processed_data" in hover
 

@@ -24,6 +24,11 @@ def test_the_pipeline_tab_shows_only_on_a_controller_with_a_run(admin_client, ad
     hover = " ".join(text for trace in figure["data"] for text in trace.get("hovertext", []))
     assert "k: v" in hover  # a launched node shows what it resolved
     assert "General/x: ${a.id}" in hover  # one not launched shows what it declared
-    assert task.id in [c for trace in figure["data"] for c in trace.get("customdata", [])]
-    assert page.context["progress"] == {"done": 0, "total": 2, "percent": 0}
+    drawn = [
+        c for trace in figure["data"] if trace.get("mode") == "markers" for c in trace["customdata"]
+    ]
+    assert ["a", task.id] in drawn  # [step name, task id]: a click opens the step's task
+    progress = page.context["progress"]
+    assert (progress["done"], progress["total"], progress["percent"]) == (0, 2, 0)
+    assert progress["counts"] == {"running": 1, "pending": 1}
     assert b"data-live-url" in page.content

@@ -8,7 +8,7 @@ from tests.factories import make_user
 from tests.unit.test_engine_rerun import _complete, _start, _steps, bases  # noqa: F401
 from webapp.core.choices import ApiKeyKind
 from webapp.core.keys import create_api_key
-from webapp.core.models import PipelineRun, Team
+from webapp.core.models import PipelineRun, Task, Team
 
 pytestmark = pytest.mark.django_db
 
@@ -99,10 +99,22 @@ def test_plan_of_a_definition_and_the_diff_with_the_previous_run(user, bases):  
     first = _complete(_start(user, _steps()))
     second = _post(client, f"pipelines/{first.id}/rerun_from/", {"step": "stage_train"}).json()
     assert client.get(f"/api/v1/pipelines/{first.id}/diff/").status_code == 404  # none before
+    # what the steps used, as their worker measured it
+    Task.objects.filter(pk=first.nodes.get(name="stage_data").task_id).update(
+        resource_cpu_seconds=1.25, resource_peak_rss_bytes=64 * 2**20
+    )
     diff = client.get(f"/api/v1/pipelines/{second['id']}/diff/").json()
     assert diff["a"]["id"] == first.id
     steps = {s["name"]: s for s in diff["steps"]}
     assert steps["stage_data"]["same"] and steps["stage_data"]["status"]["same_task"]
     assert steps["stage_train"]["status"]["b"]["status"] == "pending"  # not advanced yet
+    used = steps["stage_data"]["resources"]  # the same task in both runs
+    assert used["cpu_seconds"] == {"a": 1.25, "b": 1.25, "delta": 0.0}
+    assert used["peak_rss_bytes"]["a"] == 64 * 2**20 and used["gpu_seconds"]["a"] is None
+    assert steps["stage_train"]["resources"]["cpu_seconds"]["b"] is None  # not run yet
+    page = Client()
+    page.force_login(user)
+    text = page.get(f"/pipelines/runs/{second['id']}/diff/").content.decode()
+    assert "CPU (s)" in text and "1.25" in text and "64.0 MB" in text
     same = client.get(f"/api/v1/pipelines/{first.id}/diff/", {"other": first.id})
     assert same.status_code == 400

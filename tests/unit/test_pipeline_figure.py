@@ -2,11 +2,14 @@
 
 import copy
 import json
+import re
 import time
 
 import pytest
 
 from webapp.core.pipeline_figure import (
+    BOX_WIDTH,
+    MAX_ROWS,
     STATUS_COLORS,
     TABLE_COLUMNS,
     build_pipeline_figure,
@@ -32,12 +35,36 @@ NODES = {
 
 
 def node_traces(fig):
-    return [t for t in fig["data"] if t.get("mode") == "markers+text"]
+    return [t for t in fig["data"] if t.get("mode") == "markers"]
 
 
-def edge_trace(fig):
-    (edges,) = [t for t in fig["data"] if t.get("mode") == "lines"]
-    return edges
+def edge_segments(fig) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """The edges' path (one shape, under the boxes) as ((x0, y0), (x1, y1)) segments."""
+    found = []
+    for edges in fig["layout"]["shapes"]:
+        if edges["type"] == "path" and edges["visible"]:
+            found += re.findall(r"M([-\d.e]+),([-\d.e]+)L([-\d.e]+),([-\d.e]+)", edges["path"])
+    return [((float(a), float(b)), (float(c), float(d))) for a, b, c, d in found]
+
+
+def boxes(fig) -> dict:
+    """Each step's box, {name, x0, x1, y0, y1, fillcolor}, from the outline traces."""
+    found = {}
+    for trace in fig["data"]:
+        if not trace["name"].startswith("boxes "):
+            continue
+        for i in range(0, len(trace["x"]), 6):
+            xs, ys = trace["x"][i : i + 5], trace["y"][i : i + 5]
+            name = trace["customdata"][i]
+            found[name] = {
+                "name": name,
+                "x0": min(xs),
+                "x1": max(xs),
+                "y0": min(ys),
+                "y1": max(ys),
+                "fillcolor": trace["fillcolor"],
+            }
+    return found
 
 
 def by_name(fig):
@@ -50,7 +77,8 @@ def by_name(fig):
                 "x": trace["x"][i],
                 "y": trace["y"][i],
                 "hover": trace["hovertext"][i],
-                "task_id": trace["customdata"][i],
+                "task_id": trace["customdata"][i][1],
+                "step": trace["customdata"][i][0],
             }
     return found
 
@@ -101,32 +129,81 @@ def test_every_status_gets_its_colour():
         assert found[f"s{i}"]["color"] == STATUS_COLORS[status]
 
 
-def test_edges_drawn_as_one_trace_with_separators():
-    # when
-    edges = edge_trace(build_pipeline_figure(STEPS, NODES))
-    # then: four parent -> child edges, three points each
-    assert len(edges["x"]) == len(edges["y"]) == 4 * 3
-    assert edges["x"][2::3] == [None] * 4
-    assert edges["showlegend"] is False and edges["hoverinfo"] == "skip"
+def test_edges_drawn_as_one_path_under_the_boxes():
+    fig = build_pipeline_figure(STEPS, NODES)
+    paths = [s for s in fig["layout"]["shapes"] if s["type"] == "path"]
+    assert len(edge_segments(fig)) == 4  # four parent -> child edges
+    assert all(path["layer"] == "below" for path in paths)
+    (drawn,) = [path for path in paths if path["visible"]]
+    assert drawn["opacity"] == 1  # no step here has many edges: none is faint
 
 
-def test_edges_run_from_parent_to_child_positions():
+def test_edges_run_from_a_parent_box_right_side_to_its_child_left_side():
     # given
     fig = build_pipeline_figure(STEPS, NODES)
     found = by_name(fig)
-    edges = edge_trace(fig)
-    # when
-    segments = {
-        ((edges["x"][i], edges["y"][i]), (edges["x"][i + 1], edges["y"][i + 1]))
-        for i in range(0, len(edges["x"]), 3)
-    }
     # then
     expected = set()
     for s in STEPS:
         for p in s["parents"]:
             a, b = found[p], found[s["name"]]
-            expected.add(((a["x"], a["y"]), (b["x"], b["y"])))
-    assert segments == expected
+            expected.add(((a["x"] + BOX_WIDTH / 2, a["y"]), (b["x"] - BOX_WIDTH / 2, b["y"])))
+    rounded = {tuple((round(x, 6), round(y, 6)) for x, y in seg) for seg in edge_segments(fig)}
+    assert rounded == {tuple((round(x, 6), round(y, 6)) for x, y in seg) for seg in expected}
+
+
+def test_each_step_is_a_box_in_its_status_colour_with_its_label():
+    fig = build_pipeline_figure(STEPS, NODES)
+    drawn = boxes(fig)
+    assert set(drawn) == {s["name"] for s in STEPS}
+    assert drawn["stage_report"]["fillcolor"] == STATUS_COLORS["failed"]
+    (labels,) = [t for t in fig["data"] if t.get("mode") == "text"]
+    text = dict(zip(labels["customdata"], labels["text"], strict=True))
+    assert "<b>stage_report</b>" in text["stage_report"] and "failed" in text["stage_report"]
+
+
+def test_a_box_shows_the_duration_and_resources_of_an_ended_step():
+    from datetime import UTC, datetime
+
+    nodes = {
+        "a": {
+            "status": "completed",
+            "task_id": "t" * 32,
+            "overrides": {},
+            "duration": 72.0,
+            "started": datetime(2026, 1, 1, tzinfo=UTC),
+            "ended": datetime(2026, 1, 1, 0, 1, 12, tzinfo=UTC),
+            "resources": {"cpu_seconds": 1.25, "peak_rss_bytes": 50 * 1024 * 1024},
+        }
+    }
+    fig = build_pipeline_figure([{"name": "a", "parents": []}], nodes)
+    (labels,) = [t for t in fig["data"] if t.get("mode") == "text"]
+    assert "completed \u00b7 1m 12s" in labels["text"][0]
+    assert "cpu 1.2s \u00b7 50.0 MB" in labels["text"][0]
+    assert "duration: 1m 12s" in by_name(fig)["a"]["hover"]
+
+
+def test_two_hundred_parallel_steps_wrap_into_columns_of_boxes_that_never_overlap():
+    steps = [{"name": "root", "parents": []}]
+    steps += [{"name": f"s{i}", "parents": ["root"]} for i in range(200)]
+    steps.append({"name": "join", "parents": [f"s{i}" for i in range(200)]})
+    fig = build_pipeline_figure(steps, {})
+    drawn = sorted(boxes(fig).values(), key=lambda b: (b["x0"], b["y0"]))
+    assert len(drawn) == 202
+    for i, a in enumerate(drawn):
+        for b in drawn[i + 1 :]:
+            if b["x0"] >= a["x1"]:
+                break
+            assert b["y0"] >= a["y1"] or b["y1"] <= a["y0"], (a["name"], b["name"])
+    # no column is taller than MAX_ROWS boxes, and the figure is drawn at a readable size
+    columns: dict = {}
+    for b in drawn:
+        columns[b["x0"]] = columns.get(b["x0"], 0) + 1
+    assert max(columns.values()) <= MAX_ROWS
+    assert fig["layout"]["width"] >= 170 * len(columns)
+    # the fan's 400 edges are drawn faint, so they do not drown the boxes
+    (faint,) = [s for s in fig["layout"]["shapes"] if s["name"] == "dependencies (many)"]
+    assert faint["visible"] and faint["opacity"] < 1 and faint["path"].count("M") == 400
 
 
 def test_layers_follow_longest_path_from_roots():
@@ -196,13 +273,13 @@ def test_cycle_and_unknown_parent_are_still_drawn():
     fig = build_pipeline_figure(steps, {})
     # then
     assert set(by_name(fig)) == {"a", "b"}
-    assert len(edge_trace(fig)["x"]) == 2 * 3
+    assert len(edge_segments(fig)) == 2
 
 
 def test_empty_pipeline_gives_an_empty_figure():
     fig = build_pipeline_figure([], {})
     assert node_traces(fig) == []
-    assert edge_trace(fig)["x"] == []
+    assert edge_segments(fig) == []
 
 
 def test_thousand_nodes_render_quickly():
@@ -224,7 +301,7 @@ def test_thousand_nodes_render_quickly():
     elapsed = time.perf_counter() - started
     # then
     assert elapsed < 1.0
-    assert len(edge_trace(fig)["x"]) == (10 * 99 + 10) * 3
+    assert len(edge_segments(fig)) == 10 * 99 + 10
     assert by_name(fig)["join"]["x"] == 100
     assert len(table["data"][0]["cells"]["values"][0]) == len(steps)
 
@@ -235,19 +312,29 @@ def test_table_has_one_row_per_step_in_topological_order():
     # then
     (trace,) = table["data"]
     assert trace["type"] == "table"
-    assert TABLE_COLUMNS == ("step", "task id", "status", "parameters")
+    assert TABLE_COLUMNS == ("step", "status", "duration", "task id", "parameters")
     assert [h.replace("<b>", "").replace("</b>", "") for h in trace["header"]["values"]] == list(
         TABLE_COLUMNS
     )
-    names, ids, statuses, params = trace["cells"]["values"]
+    names, statuses, durations, ids, params = trace["cells"]["values"]
     assert names == ["stage_data", "stage_process", "stage_train", "stage_report"]
-    assert ids == ["a" * 32, "b" * 32, "", "c" * 32]
+    # ids cut to 8 characters so the table fits its card
+    assert ids == ["a" * 8, "b" * 8, "", "c" * 8]
+    assert durations == [""] * 4
+    assert len(trace["columnwidth"]) == len(TABLE_COLUMNS)
     assert statuses == ["completed", "running", "pending", "failed"]
-    assert params[1].split("<br>") == [
-        "General/dataset_url: s3://b/&lt;x&gt;&amp;y.csv",
-        "General/test_size: 0.25",
-    ]
-    assert trace["cells"]["fill"]["color"][2][3] == STATUS_COLORS["failed"]
+    # long lines are broken to fit the column (Plotly's table never wraps), never inside
+    # an escaped character
+    lines = params[1].split("<br>")
+    assert (
+        "".join(lines) == "General/dataset_url: s3://b/&lt;x&gt;&amp;y.csvGeneral/test_size: 0.25"
+    )
+    assert lines[-1] == "General/test_size: 0.25"
+    assert all(
+        len(line.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")) <= 30
+        for line in lines
+    )
+    assert trace["cells"]["fill"]["color"][1][3] == STATUS_COLORS["failed"]
 
 
 def test_table_is_deterministic():

@@ -144,6 +144,10 @@ class TaskSerializer(serializers.ModelSerializer):
             "started",
             "completed",
             "last_update",
+            "resource_cpu_seconds",
+            "resource_peak_rss_bytes",
+            "resource_wall_seconds",
+            "resource_gpu_seconds",
         ]
         read_only_fields = fields
 
@@ -332,6 +336,27 @@ class PingSerializer(serializers.Serializer):
     lease_seconds = serializers.FloatField()
 
 
+def _measure(high: float, field=serializers.FloatField):
+    return field(required=False, allow_null=True, min_value=0, max_value=high)
+
+
+class StepResourcesSerializer(serializers.Serializer):
+    """What a step's process group used, as its worker measured it; each may be null."""
+
+    cpu_seconds = _measure(limits.RESOURCE_CPU_SECONDS_MAX)
+    peak_rss_bytes = _measure(limits.RESOURCE_RSS_BYTES_MAX, serializers.IntegerField)
+    wall_seconds = _measure(limits.RESOURCE_WALL_SECONDS_MAX)
+    gpu_seconds = _measure(limits.RESOURCE_GPU_SECONDS_MAX)
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        # FloatField takes "nan" and "inf" as strings; a measurement is never either.
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise serializers.ValidationError({name: "must be a finite number"})
+        return values
+
+
 class FinishSerializer(serializers.Serializer):
     attempt = _attempt()
     status = serializers.ChoiceField(choices=["completed", "failed", "stopped"])
@@ -339,6 +364,7 @@ class FinishSerializer(serializers.Serializer):
     message = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=limits.STATUS_MESSAGE_MAX
     )
+    resources = StepResourcesSerializer(required=False, default=dict)
 
 
 class ReleaseSerializer(serializers.Serializer):

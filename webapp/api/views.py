@@ -380,7 +380,12 @@ class TaskViewSet(
         data = self._input(s.FinishSerializer)
         task = get_object_or_404(Task, pk=pk)
         task = execution.finish_task(
-            task, data["attempt"], data["status"], data["reason"], data["message"]
+            task,
+            data["attempt"],
+            data["status"],
+            data["reason"],
+            data["message"],
+            resources=data["resources"],
         )
         return self._respond(task)
 

@@ -210,11 +210,19 @@ def ping_local_run(task: Task) -> bool:
 
 
 def finish_task(
-    task: Task, attempt: int, outcome: str, reason: str = "", message: str = ""
+    task: Task,
+    attempt: int,
+    outcome: str,
+    reason: str = "",
+    message: str = "",
+    resources: dict | None = None,
 ) -> Task:
-    """A worker reports the end of its attempt: completed, failed or stopped."""
+    """A worker reports the end of its attempt: completed, failed or stopped, with what the
+    step used (limits.step_resources); the fields of a measure not reported become None,
+    so an earlier attempt's numbers never pass for this one's."""
     if outcome not in ENDED_STATES:
         raise InvalidInput("status must be completed, failed or stopped")
+    used = limits.step_resources(resources)
     with transaction.atomic():
         try:
             task = status.change(
@@ -224,6 +232,7 @@ def finish_task(
                 message=message,
                 expected=(TaskStatus.IN_PROGRESS,),
                 attempt=attempt,
+                extra=used,
             )
         except Conflict:
             # The same report again (its answer was lost): it already happened, say so.

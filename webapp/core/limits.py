@@ -37,6 +37,12 @@ SCRIPT_MAX_BYTES = 8 * 1024 * 1024
 OBJECT_MAX_BYTES = 1024 * 1024
 FIGURE_MAX_BYTES = 8 * 1024 * 1024
 TIME_LIMIT_MAX = 366 * 86400.0  # a year: beyond it "no limit" (null) is what is meant
+# What a worker may report a step used: a year of wall time, on up to 4,096 cores for CPU
+# and 64 GPUs, and a TiB of memory. More is a broken measurement, not a big step.
+RESOURCE_WALL_SECONDS_MAX = TIME_LIMIT_MAX
+RESOURCE_CPU_SECONDS_MAX = TIME_LIMIT_MAX * 4096
+RESOURCE_GPU_SECONDS_MAX = TIME_LIMIT_MAX * 64
+RESOURCE_RSS_BYTES_MAX = 2**40
 
 
 class BodyError(InvalidInput):
@@ -165,6 +171,31 @@ def time_limit(field: str, value) -> float | None:
         except ValueError:
             value = None
     return number(field, value, 0.001, TIME_LIMIT_MAX)
+
+
+def step_resources(value) -> dict:
+    """A worker's report of what a step used, as the Task fields it sets (each None when
+    not measured): cpu_seconds, peak_rss_bytes, wall_seconds, gpu_seconds."""
+    value = value or {}
+    if not isinstance(value, dict):
+        raise InvalidInput("resources must be an object", field="resources")
+    bounds = {
+        "cpu_seconds": RESOURCE_CPU_SECONDS_MAX,
+        "peak_rss_bytes": RESOURCE_RSS_BYTES_MAX,
+        "wall_seconds": RESOURCE_WALL_SECONDS_MAX,
+        "gpu_seconds": RESOURCE_GPU_SECONDS_MAX,
+    }
+    unknown = set(value) - set(bounds)
+    if unknown:
+        raise InvalidInput(f"resources: unknown {', '.join(sorted(unknown))}", field="resources")
+    fields = {}
+    for name, high in bounds.items():
+        raw = value.get(name)
+        measured = None if raw is None else number(f"resources.{name}", raw, 0.0, high)
+        if name == "peak_rss_bytes" and measured is not None:
+            measured = int(measured)
+        fields[f"resource_{name}"] = measured
+    return fields
 
 
 def checked_task_field(field: str, value):

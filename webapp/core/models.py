@@ -124,6 +124,12 @@ class Task(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     completed = models.DateTimeField(null=True, blank=True)
     last_update = models.DateTimeField(default=timezone.now, db_index=True)
+    # What the last attempt's step process group used, as its worker measured it when the
+    # step ended (None: not run by a worker that measures, or GPU time without nvidia-smi).
+    resource_cpu_seconds = models.FloatField(null=True, blank=True)
+    resource_peak_rss_bytes = models.BigIntegerField(null=True, blank=True)
+    resource_wall_seconds = models.FloatField(null=True, blank=True)
+    resource_gpu_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

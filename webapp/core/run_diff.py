@@ -29,7 +29,13 @@ TASK_FIELDS = (
     "task__last_metrics",
     "task__started",
     "task__completed",
+    "task__resource_cpu_seconds",
+    "task__resource_peak_rss_bytes",
+    "task__resource_wall_seconds",
+    "task__resource_gpu_seconds",
 )
+# What a step used, as its worker measured it (the Task's resource_* fields).
+RESOURCES = ("cpu_seconds", "peak_rss_bytes", "wall_seconds", "gpu_seconds")
 
 
 def previous_run(run: PipelineRun, user, key=None) -> PipelineRun | None:
@@ -150,6 +156,29 @@ def duration(a, b, _artifacts) -> dict:
     return {"a": first, "b": second, "delta": delta}
 
 
+def resources(a, b, _artifacts) -> dict:
+    """CPU, peak memory, wall and GPU time of each run's task, and how they changed; None
+    where a step did not run (or was reused) or its worker measured nothing."""
+
+    def used(node):
+        task = node.task if node is not None else None
+        if task is None:
+            return {name: None for name in RESOURCES}
+        return {name: getattr(task, f"resource_{name}") for name in RESOURCES}
+
+    first, second = used(a), used(b)
+    return {
+        name: {
+            "a": first[name],
+            "b": second[name],
+            "delta": None
+            if first[name] is None or second[name] is None
+            else round(second[name] - first[name], 3),
+        }
+        for name in RESOURCES
+    }
+
+
 def parameters(a, b, _artifacts) -> list:
     def flat(node):
         if node is None or node.task is None:
@@ -241,7 +270,7 @@ def metrics(a, b, _artifacts) -> list:
 
 # Each step's comparison, in order; a column is a function (node a, node b, artifacts by
 # task) whose name is its key in the answer.
-COLUMNS = [status, duration, parameters, script, artifacts, metrics]
+COLUMNS = [status, duration, resources, parameters, script, artifacts, metrics]
 
 
 def _same(entry: dict) -> bool:

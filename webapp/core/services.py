@@ -462,6 +462,14 @@ def abort_task(task: Task, reason: str = "aborted by user") -> Task:
     return task
 
 
+RESOURCES_UNMEASURED = {
+    "resource_cpu_seconds": None,
+    "resource_peak_rss_bytes": None,
+    "resource_wall_seconds": None,
+    "resource_gpu_seconds": None,
+}
+
+
 def reset_task(task: Task) -> Task:
     """Back to draft with every output cleared (console, results, artifacts)."""
     if task.status == TaskStatus.IN_PROGRESS:
@@ -480,6 +488,7 @@ def reset_task(task: Task) -> Task:
                 "last_metrics": {},
                 "status_message": "",
                 "runtime": {},
+                **RESOURCES_UNMEASURED,
             },
         )
         delete_task_outputs(task)

@@ -1,21 +1,20 @@
 """Pipelines: the runs of each pipeline with progress, and one run's live DAG."""
 
-import hashlib
-import json
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.core import access, engine
-from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL, PipelineDriver
+from webapp.core.choices import PIPELINE_TERMINAL, PipelineDriver
 from webapp.core.errors import DomainError
 from webapp.core.models import PipelineRun
+
+from . import run_page
 
 RUNS_PER_PIPELINE = 10
 PIPELINES_PER_PAGE = 20
@@ -27,18 +26,10 @@ def visible_runs(user):
     ).select_related("controller", "controller__project")
 
 
-def _progress(run) -> dict:
-    total = max(len(run.steps or []), 0)
-    done = min(getattr(run, "n_done", 0), total)
-    return {"done": done, "total": total, "percent": round(100 * done / total) if total else 0}
-
-
 @login_required
 def pipelines(request):
     """Pipelines are named by their controller task's project and name (as in ClearML)."""
-    # A fan-out's batches are nodes too, but not steps of the run.
-    done = Q(nodes__status__in=NODE_TERMINAL, nodes__map_step="")
-    runs = visible_runs(request.user).annotate(n_done=Count("nodes", filter=done))
+    runs = run_page.with_progress(visible_runs(request.user))
     q = request.GET.get("q", "").strip()
     if q:
         runs = runs.filter(
@@ -61,24 +52,19 @@ def pipelines(request):
                 "project": entry["controller__project__name"],
                 "name": entry["controller__name"],
                 "count": entry["n_runs"],
-                "runs": [{"run": run, "progress": _progress(run)} for run in latest],
+                "runs": [{"run": run, "progress": run_page.run_summary(run)} for run in latest],
             }
         )
     return render(request, "dashboard/pipelines.html", {"groups": groups, "page": page, "q": q})
 
 
-def run_view(run) -> dict:
-    """Everything the run page shows, for the page and for its live feed."""
-    view = engine.run_view(run)
-    return {"figure": view.figure(), "rows": view.rows(), "progress": view.progress()}
-
-
 @login_required
 def pipeline_run(request, run_id: str):
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    page = run_page.build_run_page(run)
     context = {
         "run": run,
-        **run_view(run),
+        "page": page,
         "can_abort": run.status not in PIPELINE_TERMINAL,
         # Callbacks live in the user's script, and ClearML runs in their controller: only
         # runs the server drove can be run again from here.
@@ -91,25 +77,30 @@ def pipeline_run(request, run_id: str):
 @login_required
 @require_GET
 def pipeline_run_state(request, run_id: str):
-    """The live feed of the run page: its status, progress, figure and node table."""
+    """The live feed of the run page: its status, progress, figures and node table."""
     run = get_object_or_404(visible_runs(request.user), pk=run_id)
-    data = run_view(run)
-    figure_json = json.dumps(data["figure"], sort_keys=True, default=str)
-    nodes_html = render_to_string(
-        "dashboard/_pipeline_nodes.html", {"rows": data["rows"]}, request=request
-    )
-    return JsonResponse(
-        {
-            "status": run.status,
-            "label": run.get_status_display(),
-            "progress": data["progress"],
-            "figure": data["figure"],
-            # Lets the page skip redrawing an unchanged figure (it would reset the hover).
-            "version": hashlib.sha256(figure_json.encode()).hexdigest()[:16],
-            "nodes_html": nodes_html,
-            "terminal": run.status in PIPELINE_TERMINAL,
-        }
-    )
+    page = run_page.build_run_page(run)
+    context = {"run": run, "page": page, "rows": page.rows}
+    fragments = {
+        f"{part}_html": render_to_string(f"dashboard/{template}", context, request=request)
+        for part, template in (
+            ("nodes", "_pipeline_nodes.html"),
+            ("progress", "_run_progress.html"),
+            ("times", "_run_times.html"),
+        )
+    }
+    return JsonResponse(run_page.state_payload(page, **fragments))
+
+
+@login_required
+@require_GET
+def pipeline_run_step(request, run_id: str):
+    """The step panel beside the DAG (an HTML fragment), for the step named in `?name=`."""
+    run = get_object_or_404(visible_runs(request.user), pk=run_id)
+    panel = run_page.step_panel(run, request.GET.get("name", "")[:255])
+    if panel is None:
+        raise Http404("no such step in this run")
+    return render(request, "dashboard/_step_panel.html", {"run": run, "panel": panel})
 
 
 @login_required

@@ -55,6 +55,11 @@ urlpatterns = [
         name="pipeline_run_state",
     ),
     path(
+        "pipelines/runs/<str:run_id>/step/",
+        pipeline_views.pipeline_run_step,
+        name="pipeline_run_step",
+    ),
+    path(
         "pipelines/runs/<str:run_id>/abort/",
         pipeline_views.pipeline_run_abort,
         name="pipeline_run_abort",

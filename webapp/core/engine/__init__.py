@@ -41,7 +41,7 @@ from ._runs import (
     start_run,
     stop_run,
 )
-from ._view import RunView, run_view
+from ._view import RunView, run_view, step_view
 
 __all__ = [
     "RunView",
@@ -60,6 +60,7 @@ __all__ = [
     "rerun_from",
     "resolve_step",
     "run_view",
+    "step_view",
     "skip_step",
     "start_again",
     "start_run",

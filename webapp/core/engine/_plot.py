@@ -16,10 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from ..choices import PipelineDriver, PipelineStatus
-from ..models import PipelineRun, Plot
+from ..models import PipelineRun, Plot, Task
 from . import _jobs
 from ._shape import shape_of
-from ._view import summaries, view_of
+from ._view import RESOURCE_FIELDS, summaries, timing, view_of
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,13 @@ def write_final(run: PipelineRun, shape, nodes: dict, now) -> None:
 
 def _figures(shape, nodes: dict, maps: dict | None = None) -> list:
     view = view_of(shape.steps, nodes, shape.layout, maps)
+    # Durations and resources of the steps' tasks, in one query, for the boxes and table.
+    ids = {info["task_id"] for info in view.nodes.values() if info["task_id"]}
+    tasks = Task.objects.filter(pk__in=ids).only("id", "started", "completed", *RESOURCE_FIELDS)
+    found = {task.pk: task for task in tasks} if ids else {}
+    now = timezone.now()
+    for info in view.nodes.values():
+        info.update(timing(found.get(info["task_id"]), info["status"], now))
     figures = view.figures()
     shape.layout = view.layout  # laid out once per process
     return figures

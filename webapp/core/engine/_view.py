@@ -4,14 +4,19 @@ tab and the plots the engine keeps on the controller task."""
 
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from ..choices import NODE_TERMINAL, NodeStatus
 from ..models import PipelineNode, PipelineRun
 from ..pipeline_figure import (
+    STATUS_COLORS,
+    UNKNOWN_STATUS_COLOR,
     PipelineLayout,
     build_pipeline_figure,
     build_pipeline_table,
     function_call,
     layout_pipeline,
+    status_rank,
 )
 from ..presenters import read_overrides
 
@@ -36,6 +41,10 @@ class RunView:
         """(series, figure) of the plots kept on the controller task."""
         return [("Execution Flow", self.figure()), ("Execution Details", self.table())]
 
+    def order(self) -> list[str]:
+        """The steps' names in the DAG's topological order (the figures' and timeline's)."""
+        return self._layout().order
+
     def rows(self) -> list[dict]:
         """One row per step, in the definition's order, for the run page's table."""
         return [
@@ -44,12 +53,30 @@ class RunView:
         ]
 
     def progress(self) -> dict:
-        done = sum(1 for node in self.nodes.values() if node["status"] in NODE_TERMINAL)
+        """How far the run is: `done` of `total` steps ended, and `counts` of each status
+        (completed, cached, failed, skipped, ...), so an ended run with a failure never
+        reads as all done and green; `segments` are the bar's parts, in STATUS_ORDER."""
+        counts: dict[str, int] = {}
+        for node in self.nodes.values():
+            counts[node["status"]] = counts.get(node["status"], 0) + 1
+        done = sum(n for status, n in counts.items() if status in NODE_TERMINAL)
         total = len(self.nodes)
+        segments = [
+            {
+                "status": status,
+                "count": counts[status],
+                "percent": round(100 * counts[status] / total, 2),
+                "color": STATUS_COLORS.get(status, UNKNOWN_STATUS_COLOR),
+            }
+            for status in sorted(counts, key=status_rank)
+        ]
         return {
             "done": done,
             "total": total,
             "percent": round(100 * done / total) if total else 0,
+            "counts": counts,
+            "segments": segments,
+            "failed": counts.get(NodeStatus.FAILED, 0) + counts.get(NodeStatus.ABORTED, 0),
         }
 
     def _steps(self):
@@ -112,12 +139,72 @@ def run_view(run: PipelineRun) -> RunView:
     nodes = {node.name: node for node in run.nodes.filter(map_step="").select_related("task")}
     maps = summaries(run) if any(step.get("map") for step in run.steps or []) else None
     view = view_of(run.steps or [], nodes, maps=maps)
+    now = timezone.now()
     for name, info in view.nodes.items():
         node = nodes.get(name)
-        info["task"] = node.task if node else None
+        task = node.task if node else None
+        info["task"] = task
         info["attempts"] = node.attempts if node else 0
         info["message"] = node.message if node else ""
+        info.update(timing(task, info["status"], now))
     return view
+
+
+def step_view(run: PipelineRun, name: str) -> dict | None:
+    """One step of `run` as its page's panel shows it: run_view's node for that step alone
+    (plus `node`, its row, and `step`, its definition), or None for a name not in the run."""
+    step = next((s for s in run.steps or [] if str(s.get("name")) == name), None)
+    node = run.nodes.filter(name=name, map_step="").select_related("task").first()
+    if step is None:
+        return None
+    maps = summaries(run) if step.get("map") else None
+    view = view_of([step], {name: node} if node else {}, maps=maps)
+    info = view.nodes[name]
+    task = node.task if node else None
+    info.update(
+        {
+            "name": name,
+            "parents": list(step.get("parents") or []),
+            "step": step,
+            "node": node,
+            "task": task,
+            "attempts": node.attempts if node else 0,
+            "message": node.message if node else "",
+        }
+    )
+    info.update(timing(task, info["status"], timezone.now()))
+    return info
+
+
+RESOURCE_FIELDS = (
+    "resource_cpu_seconds",
+    "resource_peak_rss_bytes",
+    "resource_wall_seconds",
+    "resource_gpu_seconds",
+)
+
+
+def timing(task, status: str, now) -> dict:
+    """When the step's task ran in this run (started, ended, duration in seconds: up to
+    now while it runs) and what it used. A cached step reused a task of another run: it
+    took no time here, and its resources are that run's, so it shows none."""
+    if task is None or status == NodeStatus.CACHED:
+        return {"started": None, "ended": None, "duration": None, "resources": None}
+    ended = task.completed if status in NODE_TERMINAL and task.started else None
+    if ended is not None and ended < task.started:
+        ended = task.started
+    duration = ((ended or now) - task.started).total_seconds() if task.started else None
+    return {
+        "started": task.started,
+        "ended": ended,
+        "duration": duration,
+        "resources": {
+            "cpu_seconds": task.resource_cpu_seconds,
+            "peak_rss_bytes": task.resource_peak_rss_bytes,
+            "wall_seconds": task.resource_wall_seconds,
+            "gpu_seconds": task.resource_gpu_seconds,
+        },
+    }
 
 
 def summaries(run) -> dict:

@@ -137,3 +137,19 @@ def duration(start, end=None):
         return f"{hours} h {minutes:02d} min"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h"
+
+
+@register.filter
+def seconds(value):
+    """A length in seconds as a step's box shows it: "1.2s", "3m 04s", "2h 05m"."""
+    from webapp.core.pipeline_figure import format_seconds
+
+    return "" if value is None else format_seconds(value)
+
+
+@register.filter
+def bytes_size(value):
+    """A size in bytes: "512 B", "45.0 MB"."""
+    from webapp.core.pipeline_figure import format_bytes
+
+    return "" if value is None else format_bytes(value)
