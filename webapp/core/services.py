@@ -462,8 +462,9 @@ def abort_task(task: Task, reason: str = "aborted by user") -> Task:
     return task
 
 
-def reset_task(task: Task) -> Task:
-    """Back to draft with every output cleared (console, results, artifacts)."""
+def reset_task(task: Task, *, draft_too: bool = False) -> Task:
+    """Back to draft with every output cleared (console, results, artifacts). `draft_too`
+    (ClearML's tasks.reset) also clears a draft's outputs, where our API refuses."""
     if task.status == TaskStatus.IN_PROGRESS:
         raise Conflict(f"task {task.id} is running: abort it before resetting", status=task.status)
     with transaction.atomic():
@@ -472,6 +473,8 @@ def reset_task(task: Task) -> Task:
             TaskStatus.CREATED,
             reason="reset",
             expected=tuple(s for s in TaskStatus.values if s != TaskStatus.PUBLISHED),
+            # A same-status change: only from the status the row was read with (a draft).
+            force=draft_too and task.status == TaskStatus.CREATED,
             extra={
                 "started": None,
                 "completed": None,

@@ -8,7 +8,7 @@ from django.utils import timezone
 from webapp.core import execution
 from webapp.core.models import Queue, Worker
 
-from ..documents import iso, visible_tasks
+from ..documents import iso, record_runner, visible_tasks
 from ..query import as_list
 from ..registry import endpoint
 
@@ -44,12 +44,18 @@ def status_report(call):
     queues = _queue_names(call.get("queues") or call.get("queue"))
     if not queues and existing is not None:
         queues = existing.queues
+    task_id = call.get("task") or None
     execution.worker_heartbeat(
         name,
         queues,
         hostname=existing.hostname if existing else "",
-        current_task_id=call.get("task") or None,
+        current_task_id=task_id,
     )
+    task = visible_tasks(call).filter(pk=str(task_id)).first() if task_id else None
+    if task is not None:
+        # As clearml-server: the reporting worker is the task's last worker, whom a
+        # tasks.stop asks to stop it (the two-phase stop in task_status.py).
+        record_runner(task, name)
     return {}
 
 
