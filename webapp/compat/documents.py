@@ -7,6 +7,7 @@ from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
 from .convert import (
+    CLEARML_SYSTEM_TAG,
     OUR_KIND_TO_CLEARML,
     configuration_to_clearml,
     hyperparams_to_clearml,
@@ -180,8 +181,10 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "models": {"input": models.get("input", []), "output": models.get("output", [])},
         "script": script_to_clearml(task.script, extra.script or {}),
         "tags": list(task.tags or []),
-        # Our `archived` flag is ClearML's `archived` system tag (filtered as `-archived`).
-        "system_tags": list(task.system_tags or []) + (["archived"] if task.archived else []),
+        # Our `archived` flag is ClearML's `archived` system tag (filtered as `-archived`);
+        # our own `clearml` mark is not ClearML's and is kept through edits (tasks.py).
+        "system_tags": [t for t in task.system_tags or [] if t != CLEARML_SYSTEM_TAG]
+        + (["archived"] if task.archived else []),
         "last_iteration": extra.last_iteration,
         "last_metrics": last_metrics_to_clearml(task.last_metrics),
         "hyperparams": hyperparams_to_clearml(reading.hyperparameters),

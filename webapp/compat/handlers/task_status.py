@@ -124,6 +124,7 @@ def reset(call):
     task = get_task(call, call.require("task"))
     if task.status == S.PUBLISHED:
         raise ApiError(400, f"Invalid task status: task {task.id} is published", 110)
+    removed = int(task.status == S.QUEUED)
     if task.status == S.IN_PROGRESS:
         # clearml-server resets a running task as it is; whoever runs it sees it leave
         # `in_progress` (our worker on its heartbeat, an agent on its status poll).
@@ -140,7 +141,7 @@ def reset(call):
             extra.script = {}
             task = services.edit_task(task, {"script": {}}, force=True)
         extra.save()
-    return _result(task, dequeued={}, events={}, deleted_models=0, urls={})
+    return _result(task, dequeued={"removed": removed}, events={}, deleted_models=0, urls={})
 
 
 @endpoint("tasks.enqueue", verb="task.queue")
