@@ -1,0 +1,117 @@
+"""The behaviours clearml-server's own API tests showed missing (bench/clearml_conformance.py
+measures those; these are ours, so CI covers them without that suite): who the caller is,
+the two-phase stop, `published` in tasks.completed, what tasks.reset takes, and our own
+`clearml` mark kept out of the protocol's system tags."""
+
+import time
+import uuid
+
+import pytest
+
+from tests.compat.test_protocol import Api
+
+pytestmark = [pytest.mark.compat, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def api(compat_server):
+    return Api(compat_server)
+
+
+def _running(api, **fields) -> str:
+    task_id = api.new_task(**fields)
+    api("tasks.started", task=task_id)
+    return task_id
+
+
+def _status(api, task_id: str) -> tuple[str, str]:
+    document = api("tasks.get_by_id", task=task_id)["task"]
+    return document["status"], document["status_message"]
+
+
+def test_current_user_is_the_keys_owner(api):
+    user = api("users.get_current_user")["user"]
+    assert user["name"] == "admin" and user["role"] == "admin"
+    assert user["id"] and user["company"]["id"]
+    assert api.raw("users.get_current_user", headers={"Authorization": "Bearer x"}).status_code == (
+        401
+    )
+
+
+def test_stop_waits_for_a_live_agent_and_force_stops_at_once(api):
+    task_id = _running(api)
+    worker = f"agent-{uuid.uuid4().hex[:6]}"
+    api("workers.register", worker=worker)
+    api("workers.status_report", worker=worker, task=task_id, timestamp=int(time.time()))
+    fields = api("tasks.stop", task=task_id)["fields"]
+    assert (fields["status"], fields["status_message"]) == ("in_progress", "stopping")
+    assert _status(api, task_id) == ("in_progress", "stopping")
+    # The agent sees `stopping`, kills its process and reports the end itself.
+    api("tasks.stopped", task=task_id, force=True)
+    assert _status(api, task_id)[0] == "stopped"
+
+    forced = _running(api)
+    api("workers.status_report", worker=worker, task=forced, timestamp=int(time.time()))
+    assert api("tasks.stop", task=forced, force=True)["fields"]["status"] == "stopped"
+
+
+def test_stop_is_immediate_without_an_agent_or_for_a_dev_machine_run(api):
+    alone = _running(api)
+    assert api("tasks.stop", task=alone)["fields"]["status"] == "stopped"
+    # A worker that reported the task once and then another one is not its runner any more.
+    worker = f"agent-{uuid.uuid4().hex[:6]}"
+    moved = _running(api)
+    api("workers.status_report", worker=worker, task=moved, timestamp=int(time.time()))
+    api("workers.status_report", worker=worker, task=_running(api), timestamp=int(time.time()))
+    assert api("tasks.stop", task=moved)["fields"]["status"] == "stopped"
+    development = _running(api, system_tags=["development"])
+    api("workers.status_report", worker=worker, task=development, timestamp=int(time.time()))
+    assert api("tasks.stop", task=development)["fields"]["status"] == "stopped"
+
+
+def test_completed_says_whether_it_published(api):
+    task_id = _running(api)
+    answer = api("tasks.completed", task=task_id)
+    assert (answer["fields"]["status"], answer["updated"], answer["published"]) == (
+        "completed",
+        1,
+        0,
+    )
+    answer = api("tasks.completed", task=task_id, publish=True)
+    assert (answer["fields"]["status"], answer["published"]) == ("published", 1)
+
+
+def test_reset_takes_drafts_queued_and_running_tasks_but_not_published(api):
+    draft = api.new_task()
+    line = {"type": "log", "task": draft, "msg": "before reset", "level": "info", "timestamp": 1}
+    assert api.raw("events.add_batch", [line]).status_code == 200
+    assert api("events.get_task_log", task=draft)["returned"] == 1
+    assert api("tasks.reset", task=draft)["fields"]["status"] == "created"
+    assert api("events.get_task_log", task=draft)["returned"] == 0
+
+    queue = api("queues.get_all", name="^default$")["queues"][0]["id"]
+    queued = api.new_task()
+    api("tasks.enqueue", task=queued, queue=queue)
+    assert api("tasks.reset", task=queued)["dequeued"] == {"removed": 1}
+    entries = api("queues.get_by_id", queue=queue)["queue"]["entries"]
+    assert queued not in [entry["task"] for entry in entries]
+
+    running = _running(api)
+    assert api("tasks.reset", task=running)["fields"]["status"] == "created"
+    assert _status(api, running)[0] == "created"
+
+    published = _running(api)
+    api("tasks.completed", task=published, publish=True)
+    for force in (False, True):
+        code, _ = api.error("tasks.reset", task=published, force=force)
+        assert code == 400
+    assert _status(api, published)[0] == "published"
+
+
+def test_our_clearml_mark_is_hidden_from_the_protocol_and_kept_through_edits(compat_server, api):
+    task_id = api.new_task(system_tags=["development"])
+    assert api("tasks.get_by_id", task=task_id)["task"]["system_tags"] == ["development"]
+    api("tasks.edit", task=task_id, system_tags=["mine"], force=True)
+    assert api("tasks.get_by_id", task=task_id)["task"]["system_tags"] == ["mine"]
+    ours = compat_server.api().get(f"{compat_server.url}/api/v1/tasks/{task_id}/").json()
+    assert set(ours["system_tags"]) == {"mine", "clearml"}
