@@ -36,14 +36,21 @@ def name_filter(queryset, field: str, pattern):
 def split_tags(wanted) -> tuple[list, list]:
     """ClearML tag filters: plain tags are required (any of them), `-tag` excludes a tag."""
     include, exclude = [], []
+    negate = False
     for tag in as_list(wanted):
         tag = str(tag)
+        if tag == "__$not":
+            negate = True  # the web UI's operator: the next tag is excluded
+            continue
         if tag.startswith("-"):
             exclude.append(tag[1:])
         elif tag.startswith("__$"):
-            continue  # operators (__$all, __$not...) of the web UI; not used by clients
+            continue  # the other operators (__$all, __$and...) are not used by clients
+        elif negate:
+            exclude.append(tag)
         else:
             include.append(tag)
+        negate = False
     return include, exclude
 
 

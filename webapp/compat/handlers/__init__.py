@@ -1,6 +1,7 @@
 """Endpoint handlers, one module per ClearML service; importing them registers them."""
 
 from . import (  # noqa: F401
+    aggregates,
     auth,
     events,
     models,

@@ -26,19 +26,20 @@ def server_info(call):
 COMPANY = {"id": "pipelines", "name": "pipelines"}
 
 
+def user_doc(user) -> dict:
+    return {
+        "id": str(user.pk),
+        "name": user.get_username(),
+        "given_name": getattr(user, "first_name", ""),
+        "family_name": getattr(user, "last_name", ""),
+        "email": getattr(user, "email", ""),
+        "avatar": "",
+        "company": COMPANY,
+        "role": "admin" if user.is_staff else "user",
+        "created": user.date_joined.isoformat() if getattr(user, "date_joined", None) else None,
+    }
+
+
 @endpoint("users.get_current_user", verb="identity.read")
 def get_current_user(call):
-    user = call.user
-    return {
-        "user": {
-            "id": str(user.pk),
-            "name": user.get_username(),
-            "given_name": getattr(user, "first_name", ""),
-            "family_name": getattr(user, "last_name", ""),
-            "email": getattr(user, "email", ""),
-            "company": COMPANY,
-            "role": "admin" if user.is_staff else "user",
-            "created": user.date_joined.isoformat() if getattr(user, "date_joined", None) else None,
-            "getting_started": {},
-        }
-    }
+    return {"user": {**user_doc(call.user), "getting_started": {}}}
