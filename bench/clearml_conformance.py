@@ -70,8 +70,9 @@ def _run_suite(suite: Path, python: Path, url: str, api_key: str, args: list[str
         "CONFORMANCE_ACCESS_KEY": access,
         "CONFORMANCE_SECRET_KEY": secret,
     }
-    targets = [a for a in args if not a.startswith("-")] or ["tests/automated"]
-    options = [a for a in args if a.startswith("-")]
+    # Arguments go to pytest as they are; without a test path of the suite, all of it.
+    named = any((suite / a.split("::")[0]).exists() for a in args if not a.startswith("-"))
+    targets = [] if named else ["tests/automated"]
     process = subprocess.Popen(
         [
             str(python),
@@ -84,8 +85,8 @@ def _run_suite(suite: Path, python: Path, url: str, api_key: str, args: list[str
             "-q",
             "--tb=line",
             f"--junitxml={report}",
-            *options,
-            *[str(suite / t) for t in targets],
+            *args,
+            *targets,
         ],
         cwd=suite,
         env=env,

@@ -115,3 +115,72 @@ def test_our_clearml_mark_is_hidden_from_the_protocol_and_kept_through_edits(com
     assert api("tasks.get_by_id", task=task_id)["task"]["system_tags"] == ["mine"]
     ours = compat_server.api().get(f"{compat_server.url}/api/v1/tasks/{task_id}/").json()
     assert set(ours["system_tags"]) == {"mine", "clearml"}
+
+
+def test_queue_names_may_hold_spaces_and_their_tasks_are_pulled(api):
+    name = f"Test queue {uuid.uuid4().hex[:6]}"
+    queue = api("queues.create", name=name)["id"]
+    assert api("queues.get_all", name=f"^{name}$")["queues"][0]["id"] == queue
+    task_id = api.new_task()
+    api("tasks.enqueue", task=task_id, queue=queue)
+    pulled = api.raw("queues.get_next_task", {"queue": queue}, headers={"X-ClearML-Worker": "w"})
+    assert pulled.json()["data"]["entry"]["task"] == task_id
+    # Still refused: what is not a letter, digit, space, '-', '_' or '.'.
+    for bad in ("a/b", "bad name!", "tab\tname"):
+        assert api.error("queues.create", name=bad)[0] == 400
+
+
+def test_tags_in_use_and_task_parents_are_read_from_what_the_caller_sees(api):
+    project = api("projects.create", name=f"tags/{uuid.uuid4().hex[:8]}")["id"]
+    parent = api("tasks.create", name="parent", project=project, type="training")["id"]
+    child = api(
+        "tasks.create",
+        name="child",
+        project=project,
+        type="training",
+        parent=parent,
+        tags=["a"],
+        system_tags=["s"],
+    )["id"]
+    assert api("projects.get_task_tags", projects=[project]) == {"tags": ["a"]}
+    api("tasks.update_tags", ids=[child], add_tags=["b"], remove_tags=["a"])
+    assert api("projects.get_task_tags", projects=[project])["tags"] == ["b"]
+    answer = api("projects.get_task_tags", projects=[project], include_system=True)
+    assert answer["system_tags"] == ["s"]  # our own `clearml` mark is not among them
+    excluded = api(
+        "projects.get_task_tags", projects=[project], filter={"system_tags": ["__$not", "s"]}
+    )
+    assert excluded["tags"] == []
+    parents = api("projects.get_task_parents", projects=[project])["parents"]
+    assert [p["id"] for p in parents] == [parent]
+    assert api("projects.get_task_parents", projects=[project], tasks_state="archived") == {
+        "parents": []
+    }
+
+
+_OUTSIDER = """
+from django.contrib.auth import get_user_model
+from webapp.core.keys import create_api_key
+outsider, _ = get_user_model().objects.get_or_create(username="outsider")
+print(create_api_key(outsider)[1])
+"""
+
+
+def test_another_users_key_neither_reads_nor_changes_these(compat_server, api):
+    project = api("projects.create", name=f"private/{uuid.uuid4().hex[:8]}")["id"]
+    parent = api("tasks.create", name="parent", project=project, type="training")["id"]
+    child = api(
+        "tasks.create", name="child", project=project, type="training", parent=parent, tags=["x"]
+    )["id"]
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    me = outsider("users.get_current_user")["user"]
+    assert (me["name"], me["role"]) == ("outsider", "user")
+    assert outsider("projects.get_task_tags", projects=[project]) == {"tags": []}
+    assert "x" not in outsider("organization.get_tags")["tags"]
+    assert outsider("projects.get_task_parents", projects=[project]) == {"parents": []}
+    assert outsider.error("tasks.update_tags", ids=[child], add_tags=["y"])[0] == 400
+    api("tasks.started", task=child)
+    assert outsider.error("tasks.stop", task=child)[0] == 400
+    assert outsider.error("tasks.reset", task=child)[0] == 400
+    assert api("tasks.get_by_id", task=child)["task"]["tags"] == ["x"]
+    assert api("tasks.get_by_id", task=child)["task"]["status"] == "in_progress"

@@ -89,9 +89,11 @@ def checked_queue_name(name, field: str = "queue") -> str:
         raise InvalidInput(
             f"queue name is longer than {limits.QUEUE_NAME_MAX} characters", field=field
         )
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
+    # Spaces too (ClearML's names have them): a broker queue name may hold any of these.
+    if not name or not all(c.isalnum() or c in "-_. " for c in name):
         raise InvalidInput(
-            f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'", field=field
+            f"invalid queue name {name!r}: use letters, digits, spaces, '-', '_', '.'",
+            field=field,
         )
     return name
 
