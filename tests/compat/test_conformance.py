@@ -184,3 +184,57 @@ def test_another_users_key_neither_reads_nor_changes_these(compat_server, api):
     assert outsider.error("tasks.reset", task=child)[0] == 400
     assert api("tasks.get_by_id", task=child)["task"]["tags"] == ["x"]
     assert api("tasks.get_by_id", task=child)["task"]["status"] == "in_progress"
+
+
+def _entries(api, queue: str) -> list[str]:
+    return [e["task"] for e in api("queues.get_by_id", queue=queue)["queue"]["entries"]]
+
+
+def test_queues_keep_tags_and_metadata_and_their_entries_can_be_reordered(api):
+    name = f"managed {uuid.uuid4().hex[:6]}"
+    queue = api("queues.create", name=name, tags=["a"], system_tags=["k8s-glue"])["id"]
+    listed = {q["id"] for q in api("queues.get_all_ex")["queues"]}
+    assert queue not in listed  # hidden as clearml-server hides its Kubernetes glue queues
+    assert queue in {q["id"] for q in api("queues.get_all_ex", search_hidden=True)["queues"]}
+    assert api("queues.update", queue=queue, tags=["b"], system_tags=[])["fields"]["tags"] == ["b"]
+    api("queues.add_or_update_metadata", queue=queue, metadata=[{"key": "k", "value": "v"}])
+    document = api("queues.get_by_id", queue=queue)["queue"]
+    assert document["tags"] == ["b"] and document["metadata"]["k"]["value"] == "v"
+
+    tasks = [api.new_task(name=f"entry {i}") for i in range(3)]
+    for task_id in tasks:
+        api("tasks.enqueue", task=task_id, queue=queue)
+    assert api("queues.peek_task", queue=queue)["task"] == tasks[0]
+    assert api("queues.move_task_backward", queue=queue, task=tasks[0], count=5)["position"] == 2
+    assert _entries(api, queue) == [tasks[1], tasks[2], tasks[0]]
+    assert api("queues.move_task_to_front", queue=queue, task=tasks[0])["position"] == 0
+    assert _entries(api, queue) == tasks
+    api("queues.remove_task", queue=queue, task=tasks[2])
+    assert api("tasks.get_by_id", task=tasks[2])["task"]["status"] == "created"
+
+    # Deleting a queue with waiting tasks needs force, and puts them back to drafts.
+    assert api.error("queues.delete", queue=queue)[0] == 400
+    api("queues.delete", queue=queue, force=True)
+    assert {api("tasks.get_by_id", task=t)["task"]["status"] for t in tasks} == {"created"}
+    assert api.error("queues.get_by_id", queue=queue)[0] == 400
+    default = api("queues.get_default")["id"]
+    assert api.error("queues.delete", queue=default, force=True)[0] == 400
+
+
+def test_only_staff_manage_queues(compat_server, api):
+    queue = api("queues.create", name=f"staff only {uuid.uuid4().hex[:6]}")["id"]
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    for endpoint in ("queues.update", "queues.delete", "queues.clear_queue"):
+        assert outsider.error(endpoint, queue=queue, tags=["x"], force=True)[0] == 403
+    assert (
+        outsider.error(
+            "queues.create", name=api("queues.get_by_id", queue=queue)["queue"]["name"], tags=["x"]
+        )[0]
+        == 403
+    )
+    assert api("queues.get_by_id", queue=queue)["queue"]["tags"] == []
+    # A queue of one's own may be created with tags all the same.
+    mine = outsider("queues.create", name=f"mine {uuid.uuid4().hex[:6]}", tags=["t"])["id"]
+    assert outsider("queues.get_by_id", queue=mine)["queue"]["tags"] == ["t"]
+    worker = Api(compat_server, compat_server.worker_key)
+    assert worker.error("queues.delete", queue=queue, force=True)[0] == 403

@@ -15,7 +15,7 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
-from .models import ProjectExtra, TaskExtra
+from .models import ProjectExtra, QueueExtra, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
 
@@ -219,22 +219,37 @@ def project_doc(project: Project) -> dict:
     }
 
 
-def queue_doc(queue: Queue, visible=None) -> dict:
+def queue_extra_of(queue: Queue) -> QueueExtra:
+    try:
+        return queue.clearml
+    except QueueExtra.DoesNotExist:
+        return QueueExtra(queue=queue)
+
+
+def queue_doc(queue: Queue, visible=None, max_entries: int | None = None) -> dict:
     """The queue; its entries only for the tasks in `visible` (a caller's visible_tasks)."""
-    entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added")
+    entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added", "pk")
     if visible is not None:
         entries = entries.filter(task__in=visible.values("pk"))
+    if max_entries is not None:
+        entries = entries[: max(0, max_entries)]
+    extra = queue_extra_of(queue)
+    system_tags = list(extra.system_tags or [])
+    # The SDK and agent look for the queue tagged `default` when given no queue.
+    if queue.name == "default" and "default" not in system_tags and extra._state.adding:
+        system_tags.append("default")
     return {
         "id": queue.id,
         "name": queue.name,
+        "display_name": extra.display_name or None,
         "user": "",
         "company": "pipelines",
         "created": iso(queue.created),
-        "tags": [],
-        # The SDK and agent look for the queue tagged `default` when given no queue.
-        "system_tags": ["default"] if queue.name == "default" else [],
+        "last_update": iso(extra.last_update if not extra._state.adding else queue.created),
+        "tags": list(extra.tags or []),
+        "system_tags": system_tags,
         "entries": [{"task": e.task_id, "added": iso(e.added)} for e in entries],
-        "metadata": {},
+        "metadata": dict(extra.metadata or {}),
     }
 
 

@@ -181,6 +181,11 @@ VERBS: dict[str, Verb] = {
         ),
         Verb("queue.create", "create a queue", **_EVERYONE),
         Verb(
+            "queue.manage",
+            "rename, tag or delete a queue, or clear it (its tasks go back to drafts)",
+            staff=ANY,
+        ),
+        Verb(
             "worker.read",
             "list workers (their current task only when the caller sees it)",
             **_EVERYONE,
