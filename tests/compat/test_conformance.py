@@ -238,3 +238,23 @@ def test_only_staff_manage_queues(compat_server, api):
     assert outsider("queues.get_by_id", queue=mine)["queue"]["tags"] == ["t"]
     worker = Api(compat_server, compat_server.worker_key)
     assert worker.error("queues.delete", queue=queue, force=True)[0] == 403
+
+
+def test_a_project_is_deleted_with_its_subprojects_only_once_it_holds_nothing(compat_server, api):
+    name = f"doomed {uuid.uuid4().hex[:6]}"
+    project = api("projects.create", name=name)["id"]
+    dataset = api("projects.create", name=f"{name}/.datasets/d", system_tags=["dataset"])["id"]
+    task_id = api("tasks.create", name="data", project=dataset, type="data_processing")["id"]
+    counts = api("projects.validate_delete", project=project)
+    assert (counts["tasks"], counts["datasets"]) == (1, 1)
+    # Neither force nor delete_contents deletes work here.
+    for force in (False, True):
+        code, message = api.error("projects.delete", project=project, force=force)
+        assert code == 400 and "datasets" in message
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    api("tasks.delete", task=task_id)
+    assert outsider.error("projects.delete", project=project)[0] == 400  # not visible to it
+    assert api("projects.validate_delete", project=project)["tasks"] == 0
+    assert api("projects.delete", project=project)["deleted"] == 1
+    for gone in (project, dataset):
+        assert api.error("projects.get_by_id", project=gone)[0] == 400

@@ -164,6 +164,12 @@ VERBS: dict[str, Verb] = {
             task=TEAM,
         ),
         Verb(
+            "project.delete",
+            "delete a project that holds nothing (no task, model, schedule or trigger)",
+            user=TEAM,
+            staff=ANY,
+        ),
+        Verb(
             "model.read",
             "list and read registered models",
             user=VISIBLE,

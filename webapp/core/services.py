@@ -8,6 +8,7 @@ import copy
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import CASCADE
 from django.utils import timezone
 
 from . import access, broker, hooks, limits, secrets, status
@@ -111,6 +112,26 @@ def get_or_create_queue(name: str) -> Queue:
     except IntegrityError:
         queue = Queue.objects.get(name=name)
     return queue
+
+
+def delete_empty_projects(projects: list[Project], keep_related=("clearml",)) -> int:
+    """Delete projects that hold nothing: a project any row would be deleted with (a task, a
+    model, a schedule...; `keep_related` names the one-to-one extras that go with it) is
+    refused, so deleting a project never deletes work. Returns how many it deleted."""
+    cascading = [
+        relation
+        for relation in Project._meta.related_objects
+        if relation.on_delete is CASCADE and relation.get_accessor_name() not in keep_related
+    ]
+    ids = [project.pk for project in projects]
+    with transaction.atomic():
+        for relation in cascading:
+            field = relation.field.name
+            if relation.related_model.objects.filter(**{f"{field}__in": ids}).exists():
+                name = relation.related_model._meta.verbose_name_plural
+                raise Conflict(f"the project still holds {name}: delete or move them first")
+        deleted, _ = Project.objects.filter(pk__in=ids).delete()
+    return len(ids) if deleted else 0
 
 
 def ensure_default_queues() -> None:
