@@ -258,3 +258,16 @@ def test_a_project_is_deleted_with_its_subprojects_only_once_it_holds_nothing(co
     assert api("projects.delete", project=project)["deleted"] == 1
     for gone in (project, dataset):
         assert api.error("projects.get_by_id", project=gone)[0] == 400
+
+
+def test_model_metadata_is_deleted_by_key_and_its_keys_are_listed(compat_server, api):
+    model = api("models.create", name="meta model", uri="file:///m", labels={})["id"]
+    items = [{"key": k, "type": "str", "value": v} for k, v in (("a1", "x"), ("a2", "y"))]
+    api("models.add_or_update_metadata", model=model, metadata=items)
+    assert {"a1", "a2"} <= set(api("projects.get_model_metadata_keys")["keys"])
+    assert api("projects.get_model_metadata_values", key="a1")["values"] == ["x"]
+    assert api("models.delete_metadata", model=model, keys=["a2"])["updated"] == 1
+    assert set(api("models.get_by_id", model=model)["model"]["metadata"]) == {"a1"}
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    assert "a1" not in outsider("projects.get_model_metadata_keys")["keys"]
+    assert outsider.error("models.delete_metadata", model=model, keys=["a1"])[0] == 400

@@ -2,9 +2,11 @@
 (projects.get_task_tags, organization.get_tags ...), the parents of tasks, and adding or
 removing tags on many tasks or models at once."""
 
+from django.db.models import Q
 from django.utils import timezone
 
 from webapp.core import access, limits, services
+from webapp.core.models import Project
 
 from ..documents import get_task, project_extra_of, visible_tasks
 from ..query import as_list, checked_regex, tags_match
@@ -126,3 +128,37 @@ def update_model_tags(call):
         model.last_update = timezone.now()
         model.save(update_fields=["tags", "last_update"])
     return {"updated": len(ids)}
+
+
+@endpoint("projects.get_model_metadata_keys", verb="model.read")
+def model_metadata_keys(call):
+    models = visible_models(call)
+    if call.get("project"):
+        project = str(call.body["project"])
+        if call.flag("include_subprojects", True):
+            names = Project.objects.filter(pk=project).values_list("name", flat=True)
+            prefix = f"{names[0]}/" if names else "\0"
+            models = models.filter(Q(project_id=project) | Q(project__name__startswith=prefix))
+        else:
+            models = models.filter(project_id=project)
+    keys = sorted({key for row in models.values_list("metadata", flat=True) for key in row or {}})
+    return {"keys": keys, "total": len(keys), "remaining": 0}
+
+
+@endpoint("projects.get_model_metadata_values", verb="model.read")
+def model_metadata_values(call):
+    key = str(call.require("key"))
+    values = sorted(
+        {
+            str((row or {})[key].get("value"))
+            for row in visible_models(call).values_list("metadata", flat=True)
+            if isinstance((row or {}).get(key), dict)
+        }
+    )
+    return {"values": values, "total": len(values), "remaining": 0}
+
+
+@endpoint("models.get_frameworks", verb="model.read")
+def model_frameworks(call):
+    models = _in_projects(visible_models(call), call).exclude(framework="")
+    return {"frameworks": sorted(set(models.values_list("framework", flat=True)))}
