@@ -205,6 +205,10 @@ def test_queues_keep_tags_and_metadata_and_their_entries_can_be_reordered(api):
     for task_id in tasks:
         api("tasks.enqueue", task=task_id, queue=queue)
     assert api("queues.peek_task", queue=queue)["task"] == tasks[0]
+    listed = api("queues.get_all_ex", id=[queue], max_task_entries=2)["queues"][0]["entries"]
+    assert [e["task"] for e in listed] == [
+        {"id": t, "name": f"entry {i}"} for i, t in enumerate(tasks[:2])
+    ]
     assert api("queues.move_task_backward", queue=queue, task=tasks[0], count=5)["position"] == 2
     assert _entries(api, queue) == [tasks[1], tasks[2], tasks[0]]
     assert api("queues.move_task_to_front", queue=queue, task=tasks[0])["position"] == 0
@@ -271,3 +275,10 @@ def test_model_metadata_is_deleted_by_key_and_its_keys_are_listed(compat_server,
     outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
     assert "a1" not in outsider("projects.get_model_metadata_keys")["keys"]
     assert outsider.error("models.delete_metadata", model=model, keys=["a1"])[0] == 400
+
+
+def test_a_task_created_archived_is_archived(compat_server, api):
+    task_id = api.new_task(system_tags=["archived", "x"])
+    assert set(api("tasks.get_by_id", task=task_id)["task"]["system_tags"]) == {"archived", "x"}
+    ours = compat_server.api().get(f"{compat_server.url}/api/v1/tasks/{task_id}/").json()
+    assert ours["archived"] is True and "archived" not in ours["system_tags"]

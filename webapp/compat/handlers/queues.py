@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from webapp.core import execution, limits, policy, queue_verbs, services
 from webapp.core.choices import TaskStatus
-from webapp.core.models import Queue, QueueEntry
+from webapp.core.models import Queue, QueueEntry, Task
 
 from ..documents import (
     get_queue,
@@ -47,6 +47,16 @@ def get_all(call):
     if body.get("tags"):
         docs = [d for d in docs if tags_match(d["tags"], body["tags"])]
     docs = docs[page_slice(body)]
+    if call.name == "queues.get_all_ex":
+        # As clearml-server's: get_all_ex names each entry's task, get_all only its id.
+        names = dict(
+            Task.objects.filter(pk__in={e["task"] for d in docs for e in d["entries"]}).values_list(
+                "pk", "name"
+            )
+        )
+        for doc in docs:
+            for entry in doc["entries"]:
+                entry["task"] = {"id": entry["task"], "name": names.get(entry["task"], "")}
     return {"queues": [project(doc, body.get("only_fields")) for doc in docs]}
 
 

@@ -177,6 +177,8 @@ def create(call):
             parent=parent,
         )
         changes.pop("name", None)
+        # Created with the `archived` system tag: created archived, as on clearml-server.
+        task = apply_archived(task, changes)
         if changes:
             task = services.edit_task(task, changes, force=True)
         save_extra(task, body, leftovers)
