@@ -282,3 +282,38 @@ def test_a_task_created_archived_is_archived(compat_server, api):
     assert set(api("tasks.get_by_id", task=task_id)["task"]["system_tags"]) == {"archived", "x"}
     ours = compat_server.api().get(f"{compat_server.url}/api/v1/tasks/{task_id}/").json()
     assert ours["archived"] is True and "archived" not in ours["system_tags"]
+
+
+def test_date_ranges_and_parameter_values_filter_what_the_caller_sees(compat_server, api):
+    project = api("projects.create", name=f"dates/{uuid.uuid4().hex[:8]}")["id"]
+    before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
+    tasks = [
+        api("tasks.create", name=f"dated {i}", project=project, type="training")["id"]
+        for i in range(2)
+    ]
+    api("tasks.started", task=tasks[0])
+    for i, task_id in enumerate(tasks):
+        api(
+            "tasks.edit_hyper_params",
+            task=task_id,
+            hyperparams=[{"section": "S", "name": "p", "value": str(i), "type": "str"}],
+        )
+    started = api("tasks.get_all_ex", project=[project], started=[before, None])["tasks"]
+    assert [t["id"] for t in started] == [tasks[0]]
+    assert api("tasks.get_all_ex", project=[project], created=f"<{before}")["tasks"] == []
+    created = api(
+        "tasks.get_all_ex",
+        project=[project],
+        _any_={"datetime": f">={before}", "fields": ["created", "started"]},
+    )["tasks"]
+    assert {t["id"] for t in created} == set(tasks)
+    assert api.error("tasks.get_all_ex", created="yesterday")[0] == 400
+    values = api("projects.get_hyperparam_values", projects=[project], section="S", name="p")
+    assert values == {"total": 2, "values": ["0", "1"]}
+    one = api(
+        "projects.get_hyperparam_values", projects=[project], section="S", name="p", pattern="^1"
+    )
+    assert one["values"] == ["1"]
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    hidden = outsider("projects.get_hyperparam_values", projects=[project], section="S", name="p")
+    assert hidden == {"total": 0, "values": []}

@@ -2,6 +2,9 @@
 ordering and pages, as ClearML's server applies them."""
 
 import re
+from datetime import UTC, datetime
+
+from django.db.models import Q
 
 from .envelope import bad_request
 
@@ -137,3 +140,66 @@ def matches_all_any(doc: dict, body: dict) -> bool:
         if not results or not combine(results):
             return False
     return True
+
+
+DATE_COLUMNS = {
+    "created": "created",
+    "started": "started",
+    "completed": "completed",
+    "last_update": "last_update",
+    "last_change": "last_update",
+    "status_changed": "last_update",
+}
+_COMPARISONS = ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt"))
+
+
+def _moment(text: str):
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise bad_request(f"invalid date {text!r}: use ISO 8601") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def date_conditions(value) -> dict:
+    """ClearML's date filters as lookups: `">=2024-01-01T00:00"` (or a list of such), or
+    the range form `[from, to]` where either end may be None."""
+    values = value if isinstance(value, list) else [value]
+    plain = [v for v in values if v is None or str(v)[:1] not in ("<", ">")]
+    if isinstance(value, list) and len(value) == 2 and len(plain) == 2:
+        ends = zip(("gte", "lte"), value, strict=True)
+        return {lookup: _moment(end) for lookup, end in ends if end not in (None, "")}
+    lookups = {}
+    for item in values:
+        text = str(item or "")
+        for prefix, lookup in _COMPARISONS:
+            if text.startswith(prefix):
+                lookups[lookup] = _moment(text[len(prefix) :])
+                break
+        else:
+            if text:
+                raise bad_request(f"invalid date condition {text!r}: start it with >=, <=, > or <")
+    return lookups
+
+
+def date_filter(queryset, body: dict):
+    """The date fields' conditions, and `_any_`/`_all_` with a `datetime` over them."""
+    for field, column in DATE_COLUMNS.items():
+        if body.get(field) not in (None, "", []):
+            lookups = date_conditions(body[field])
+            queryset = queryset.filter(**{f"{column}__{k}": v for k, v in lookups.items()})
+    for key in ("_any_", "_all_"):
+        spec = body.get(key)
+        if not isinstance(spec, dict) or spec.get("datetime") in (None, ""):
+            continue
+        lookups = date_conditions(spec["datetime"])
+        columns = {DATE_COLUMNS[f] for f in as_list(spec.get("fields")) if f in DATE_COLUMNS}
+        conditions = [
+            Q(**{f"{column}__{k}": v for k, v in lookups.items()}) for column in sorted(columns)
+        ]
+        if conditions:
+            combined = conditions[0]
+            for condition in conditions[1:]:
+                combined = combined | condition if key == "_any_" else combined & condition
+            queryset = queryset.filter(combined)
+    return queryset

@@ -1,6 +1,9 @@
-"""Tags and parents across tasks: the tags in use among what the caller sees
-(projects.get_task_tags, organization.get_tags ...), the parents of tasks, and adding or
-removing tags on many tasks or models at once."""
+"""Reads across many tasks or models, over what the caller sees: the tags in use
+(projects.get_task_tags, organization.get_tags ...), the parents of tasks, the values of a
+parameter, models' metadata keys and frameworks; and adding or removing tags on many tasks
+or models at once."""
+
+import re
 
 from django.db.models import Q
 from django.utils import timezone
@@ -162,3 +165,21 @@ def model_metadata_values(call):
 def model_frameworks(call):
     models = _in_projects(visible_models(call), call).exclude(framework="")
     return {"frameworks": sorted(set(models.values_list("framework", flat=True)))}
+
+
+@endpoint("projects.get_hyperparam_values", verb="task.read")
+def hyperparam_values(call):
+    """The distinct values one parameter has among the caller's tasks of these projects."""
+    section, name = str(call.require("section")), str(call.require("name"))
+    pattern = call.get("pattern")
+    matcher = re.compile(checked_regex(str(pattern)), re.IGNORECASE) if pattern else None
+    values = set()
+    rows = _in_projects(visible_tasks(call), call).values_list("hyperparameters", flat=True)
+    for parameters in rows:
+        entry = ((parameters or {}).get(section) or {}).get(name)
+        if isinstance(entry, dict) and entry.get("value") is not None:
+            value = str(entry["value"])
+            if matcher is None or matcher.search(value):
+                values.add(value)
+    ordered = sorted(values)
+    return {"total": len(ordered), "values": ordered}

@@ -31,6 +31,7 @@ from ..documents import (
 from ..envelope import ApiError, bad_request
 from ..query import (
     as_list,
+    date_filter,
     matches_all_any,
     name_filter,
     order_fields,
@@ -354,6 +355,7 @@ def get_all(call):
             queryset = queryset.exclude(**{f"{field}__in": exclude})
     if body.get("search_text"):
         queryset = queryset.filter(name__icontains=str(body["search_text"]))
+    queryset = date_filter(queryset, body)
     queryset = queryset.order_by(*order_fields(body.get("order_by"), ORDER, ["-created"]))
     only = as_list(body.get("only_fields"))
     # Tags and `_all_` patterns are matched in Python (JSON lists are not portably
