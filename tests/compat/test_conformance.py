@@ -317,3 +317,32 @@ def test_date_ranges_and_parameter_values_filter_what_the_caller_sees(compat_ser
     outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
     hidden = outsider("projects.get_hyperparam_values", projects=[project], section="S", name="p")
     assert hidden == {"total": 0, "values": []}
+
+
+def test_batch_forms_apply_each_task_on_its_own_and_pipeline_steps_follow(compat_server, api):
+    controller = api.new_task(name="controller")
+    steps = [
+        api("tasks.create", name=f"step {i}", type="training", parent=controller)["id"]
+        for i in range(2)
+    ]
+    missing = uuid.uuid4().hex
+    answer = api("tasks.enqueue_many", ids=[*steps, missing], queue_name="batch queue")
+    assert {s["id"] for s in answer["succeeded"]} == set(steps)
+    assert [f["id"] for f in answer["failed"]] == [missing]
+    assert answer["failed"][0]["error"]["codes"][0] == 400
+    stopped = api("tasks.stop_many", ids=steps)["succeeded"]
+    assert {s["fields"]["status"] for s in stopped} == {"stopped"}
+
+    api("tasks.archive", tasks=[controller], include_pipeline_steps=True)
+    listed = api("tasks.get_all_ex", id=[controller, *steps], system_tags=["-archived"])
+    assert listed["tasks"] == []
+    api("tasks.unarchive_many", ids=[controller], include_pipeline_steps=True)
+    listed = api("tasks.get_all_ex", id=[controller, *steps], system_tags=["-archived"])
+    assert len(listed["tasks"]) == 3
+
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    refused = outsider("tasks.delete_many", ids=[controller])
+    assert refused["succeeded"] == [] and [f["id"] for f in refused["failed"]] == [controller]
+    assert outsider.error("tasks.archive", tasks=[controller])[0] == 400
+    api("tasks.delete", task=controller, force=True, include_pipeline_steps=True)
+    assert api("tasks.get_all_ex", id=[controller, *steps])["tasks"] == []

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     models,
     projects,
     queues,
+    task_batches,
     task_outputs,
     task_status,
     tasks,

@@ -467,18 +467,20 @@ def delete(call):
         if not call.flag("force"):
             raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
         task = services.abort_task(task, "deleted")
+    steps = list(pipeline_steps(call, task)) if call.flag("include_pipeline_steps") else []
+    for step in steps:
+        if step.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
+            step = services.abort_task(step, "pipeline deleted")
+        services.delete_task(step)
     services.delete_task(task)
     return {"deleted": 1, "updated_children": 0, "updated_models": 0, "events": {}, "urls": {}}
 
 
-@endpoint("tasks.archive", "tasks.archive_many", verb="task.edit")
-def archive(call):
-    ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))
-    count = 0
-    for task_id in ids:
-        services.archive_task(get_task(call, str(task_id)))
-        count += 1
-    return {"archived": count, "succeeded": [{"id": i} for i in ids]}
+def pipeline_steps(call, controller: Task):
+    """The controller's children that this caller sees and may act on as this endpoint."""
+    for child in visible_tasks(call).filter(parent=controller):
+        if access.permits(call.rule, call.user, call.key, child):
+            yield child
 
 
 @endpoint("tasks.get_types", verb="task.read")
