@@ -346,3 +346,13 @@ def test_batch_forms_apply_each_task_on_its_own_and_pipeline_steps_follow(compat
     assert outsider.error("tasks.archive", tasks=[controller])[0] == 400
     api("tasks.delete", task=controller, force=True, include_pipeline_steps=True)
     assert api("tasks.get_all_ex", id=[controller, *steps])["tasks"] == []
+
+
+def test_task_types_of_projects_and_an_unknown_type_is_a_validation_error(api):
+    project = api("projects.create", name=f"types/{uuid.uuid4().hex[:8]}")["id"]
+    api("tasks.create", name="ctl", project=project, type="controller")
+    assert api("tasks.get_types", projects=[project]) == {"types": ["controller"]}
+    assert "optimizer" in api("tasks.get_types")["types"]
+    response = api.raw("tasks.create", {"name": "bad type", "project": project, "type": "nope"})
+    meta = response.json()["meta"]
+    assert (meta["result_code"], meta["result_subcode"]) == (400, 12)

@@ -101,7 +101,8 @@ def definition_changes(task: Task | None, body: dict) -> tuple[dict, dict]:
             changes[field] = str(body[field])
     if body.get("type") is not None:
         if body["type"] not in TaskType.values:
-            raise bad_request(f"invalid task type {body['type']!r}")
+            # clearml-server's schema refusal: 400/12 "validation error".
+            raise bad_request(f"invalid task type {body['type']!r}", subcode=12)
         changes["type"] = body["type"]
     for field in ("tags", "system_tags"):
         if body.get(field) is not None:
@@ -485,4 +486,9 @@ def pipeline_steps(call, controller: Task):
 
 @endpoint("tasks.get_types", verb="task.read")
 def get_types(call):
-    return {"types": sorted(TaskType.values)}
+    projects = [str(p) for p in as_list(call.get("projects"))]
+    if not projects:
+        return {"types": sorted(TaskType.values)}
+    # Of given projects: the types their tasks (that the caller sees) have.
+    used = visible_tasks(call).filter(project_id__in=projects).values_list("type", flat=True)
+    return {"types": sorted(set(used))}
