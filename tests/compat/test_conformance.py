@@ -270,6 +270,12 @@ def test_model_metadata_is_deleted_by_key_and_its_keys_are_listed(compat_server,
     api("models.add_or_update_metadata", model=model, metadata=items)
     assert {"a1", "a2"} <= set(api("projects.get_model_metadata_keys")["keys"])
     assert api("projects.get_model_metadata_values", key="a1")["values"] == ["x"]
+    project = api("projects.create", name=f"models/{uuid.uuid4().hex[:8]}")["id"]
+    placed = [{"key": "in_project", "type": "str", "value": "z"}]
+    api("models.create", name="placed", uri="file:///p", project=project, metadata=placed)
+    root = api("projects.get_model_metadata_keys", include_subprojects=False)["keys"]
+    assert "a1" in root and "in_project" not in root
+    assert "in_project" in api("projects.get_model_metadata_keys", project=project)["keys"]
     assert api("models.delete_metadata", model=model, keys=["a2"])["updated"] == 1
     assert set(api("models.get_by_id", model=model)["model"]["metadata"]) == {"a1"}
     outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())

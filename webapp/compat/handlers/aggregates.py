@@ -144,6 +144,8 @@ def model_metadata_keys(call):
             models = models.filter(Q(project_id=project) | Q(project__name__startswith=prefix))
         else:
             models = models.filter(project_id=project)
+    elif not call.flag("include_subprojects", True):
+        models = models.filter(project=None)  # the root: models in no project
     keys = sorted({key for row in models.values_list("metadata", flat=True) for key in row or {}})
     return {"keys": keys, "total": len(keys), "remaining": 0}
 
