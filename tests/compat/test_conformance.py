@@ -362,3 +362,28 @@ def test_task_types_of_projects_and_an_unknown_type_is_a_validation_error(api):
     response = api.raw("tasks.create", {"name": "bad type", "project": project, "type": "nope"})
     meta = response.json()["meta"]
     assert (meta["result_code"], meta["result_subcode"]) == (400, 12)
+
+
+def test_list_filters_take_any_all_include_exclude_and_none_for_no_tags(api):
+    tagged, bare = api.new_task(tags=["t1", "t2"]), api.new_task()
+    ids = [tagged, bare]
+
+    def found(**condition):
+        listed = api("tasks.get_all_ex", id=ids, filters={"tags": condition})["tasks"]
+        return {t["id"] for t in listed}
+
+    assert found(any={"include": [None]}) == {bare}
+    assert found(any={"include": ["t1", None]}) == {tagged, bare}
+    assert found(all={"include": ["t1", "t2"]}) == {tagged}
+    assert found(all={"include": ["t1", None]}) == set()
+    assert found(all={"exclude": [None]}) == {tagged}
+    assert found(any={"include": ["t1"]}, all={"exclude": ["t2"]}) == set()
+    for bad in ({"tags": {"some": {"include": ["x"]}}}, {"name": {"any": {}}}, "x"):
+        response = api.raw("tasks.get_all_ex", {"filters": bad})
+        assert (
+            response.json()["meta"]["result_code"],
+            response.json()["meta"]["result_subcode"],
+        ) == (
+            400,
+            12,
+        )

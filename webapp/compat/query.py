@@ -203,3 +203,39 @@ def date_filter(queryset, body: dict):
                 combined = combined | condition if key == "_any_" else combined & condition
             queryset = queryset.filter(combined)
     return queryset
+
+
+LIST_FILTER_FIELDS = ("tags", "system_tags")
+
+
+def checked_list_filters(filters) -> dict:
+    """clearml-server's `filters`: {field: {any|all: {include|exclude: [tag or None]}}}, where
+    None stands for "no tags at all"; anything else is its validation error (400/12)."""
+    if filters in (None, {}):
+        return {}
+    if not isinstance(filters, dict):
+        raise bad_request("filters must be an object", subcode=12)
+    for field, conditions in filters.items():
+        if field not in LIST_FILTER_FIELDS or not isinstance(conditions, dict):
+            raise bad_request(f"filters on {field!r} are not supported", subcode=12)
+        for combine, parts in conditions.items():
+            if combine not in ("any", "all") or not isinstance(parts, dict):
+                raise bad_request(f"filters.{field}: use 'any' or 'all'", subcode=12)
+            if set(parts) - {"include", "exclude"}:
+                raise bad_request(f"filters.{field}.{combine}: use include/exclude", subcode=12)
+    return filters
+
+
+def matches_list_filters(doc: dict, filters: dict) -> bool:
+    for field, conditions in filters.items():
+        values = set(doc.get(field) or [])
+        for combine, parts in conditions.items():
+            results = []
+            for op in ("include", "exclude"):
+                wanted = parts.get(op) or []
+                for tag in wanted if isinstance(wanted, list) else [wanted]:
+                    present = not values if tag is None else str(tag) in values
+                    results.append(present if op == "include" else not present)
+            if results and not (any(results) if combine == "any" else all(results)):
+                return False
+    return True

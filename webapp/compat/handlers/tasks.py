@@ -31,8 +31,10 @@ from ..documents import (
 from ..envelope import ApiError, bad_request
 from ..query import (
     as_list,
+    checked_list_filters,
     date_filter,
     matches_all_any,
+    matches_list_filters,
     name_filter,
     order_fields,
     page_slice,
@@ -361,7 +363,8 @@ def get_all(call):
     only = as_list(body.get("only_fields"))
     # Tags and `_all_` patterns are matched in Python (JSON lists are not portably
     # queryable), so those queries page after filtering; the others page in the database.
-    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_"))
+    checked_list_filters(body.get("filters"))
+    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_", "filters"))
     if not only or any(str(f).split(".")[0] in NEEDS_ARTIFACTS for f in only):
         queryset = queryset.prefetch_related("artifacts")
         with_artifacts = True
@@ -386,6 +389,8 @@ def _wanted(doc: dict, body: dict, search_hidden: bool) -> bool:
     if body.get("system_tags") and not tags_match(doc["system_tags"], body["system_tags"]):
         return False
     if body.get("tags") and not tags_match(doc["tags"], body["tags"]):
+        return False
+    if body.get("filters") and not matches_list_filters(doc, body["filters"]):
         return False
     return matches_all_any(doc, body)
 
