@@ -387,3 +387,16 @@ def test_list_filters_take_any_all_include_exclude_and_none_for_no_tags(api):
             400,
             12,
         )
+
+
+def test_ordering_puts_empty_values_last_both_ways_and_comment_filters(api):
+    comment = f"ordering {uuid.uuid4().hex[:6]}"
+    tasks = [api.new_task(name=f"ordered {i}", comment=comment) for i in range(3)]
+    api("tasks.started", task=tasks[1])
+    api("tasks.started", task=tasks[2])
+    for order in ("started", "-started"):
+        listed = api("tasks.get_all_ex", comment=comment, order_by=[order])["tasks"]
+        assert {t["id"] for t in listed} == set(tasks)
+        assert listed[-1]["id"] == tasks[0]  # never started: last either way
+    newest_first = api("tasks.get_all_ex", comment=comment, order_by=["-started"])["tasks"]
+    assert [t["id"] for t in newest_first[:2]] == [tasks[2], tasks[1]]

@@ -4,7 +4,7 @@ ordering and pages, as ClearML's server applies them."""
 import re
 from datetime import UTC, datetime
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from .envelope import bad_request
 
@@ -81,15 +81,19 @@ def page_slice(body: dict) -> slice:
     return slice(page * size, (page + 1) * size)
 
 
-def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list[str]:
-    """ClearML's order_by (`-created`, `name`) as ORM fields; unknown fields are ignored."""
+def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list:
+    """ClearML's order_by (`-created`, `name`) as ORM orderings, empty values last either
+    way (as clearml-server sorts them); unknown fields are ignored."""
     fields = []
     for item in as_list(order_by):
         item = str(item)
         descending = item.startswith("-")
         name = allowed.get(item.lstrip("-"))
         if name:
-            fields.append(f"-{name}" if descending else name)
+            column = F(name)
+            fields.append(
+                column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
+            )
     return fields or default
 
 

@@ -54,6 +54,7 @@ ORDER = {
     "name": "name",
     "status": "status",
     "type": "type",
+    "comment": "comment",
     "id": "id",
 }
 # Sub-documents that need the task's artifacts: computed only when asked for.
@@ -356,6 +357,8 @@ def get_all(call):
             queryset = queryset.filter(**{f"{field}__in": include})
         if exclude:
             queryset = queryset.exclude(**{f"{field}__in": exclude})
+    if isinstance(body.get("comment"), str):
+        queryset = queryset.filter(comment=body["comment"])
     if body.get("search_text"):
         queryset = queryset.filter(name__icontains=str(body["search_text"]))
     queryset = date_filter(queryset, body)
