@@ -400,3 +400,12 @@ def test_ordering_puts_empty_values_last_both_ways_and_comment_filters(api):
         assert listed[-1]["id"] == tasks[0]  # never started: last either way
     newest_first = api("tasks.get_all_ex", comment=comment, order_by=["-started"])["tasks"]
     assert [t["id"] for t in newest_first[:2]] == [tasks[2], tasks[1]]
+
+
+def test_a_task_model_updated_by_name_keeps_its_place(api):
+    task_id = api.new_task()
+    for name in ("first", "second"):
+        api("tasks.add_or_update_model", task=task_id, name=name, type="input", model=name)
+    api("tasks.add_or_update_model", task=task_id, name="first", type="input", model="new")
+    inputs = api("tasks.get_by_id", task=task_id)["task"]["models"]["input"]
+    assert [(m["name"], m["model"]) for m in inputs] == [("first", "new"), ("second", "second")]
