@@ -409,3 +409,22 @@ def test_a_task_model_updated_by_name_keeps_its_place(api):
     api("tasks.add_or_update_model", task=task_id, name="first", type="input", model="new")
     inputs = api("tasks.get_by_id", task=task_id)["task"]["models"]["input"]
     assert [(m["name"], m["model"]) for m in inputs] == [("first", "new"), ("second", "second")]
+
+
+def test_get_all_ex_names_the_project_and_types_exclude_with_not(api):
+    project = api("projects.create", name=f"projection/{uuid.uuid4().hex[:8]}")["id"]
+    task_id = api("tasks.create", name="projected", project=project, type="testing")["id"]
+    listed = api(
+        "tasks.get_all_ex",
+        project=[project],
+        only_fields=["id", "project.name"],
+        type=["__$not", "training", "-inference"],
+    )["tasks"]
+    assert listed == [
+        {
+            "id": task_id,
+            "project": {"name": api("projects.get_by_id", project=project)["project"]["name"]},
+        }
+    ]
+    assert api("tasks.get_all_ex", project=[project], type=["__$not", "testing"])["tasks"] == []
+    assert api("tasks.get_all", project=[project])["tasks"][0]["project"] == project

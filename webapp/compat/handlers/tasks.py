@@ -10,7 +10,7 @@ from django.db import transaction
 
 from webapp.core import access, limits, presenters, services
 from webapp.core.choices import TaskStatus, TaskType
-from webapp.core.models import Task
+from webapp.core.models import Project, Task
 
 from .. import mirror
 from ..convert import (
@@ -39,6 +39,7 @@ from ..query import (
     order_fields,
     page_slice,
     project,
+    split_tags,
     tags_match,
 )
 from ..registry import endpoint
@@ -351,8 +352,8 @@ def get_all(call):
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     for field in ("status", "type"):
-        include = [v for v in as_list(body.get(field)) if not str(v).startswith("-")]
-        exclude = [v[1:] for v in as_list(body.get(field)) if str(v).startswith("-")]
+        # The same syntax as tags: `-value` and `__$not value` exclude.
+        include, exclude = split_tags(body.get(field))
         if include:
             queryset = queryset.filter(**{f"{field}__in": include})
         if exclude:
@@ -383,6 +384,13 @@ def get_all(call):
         docs.append(doc)
     if python_filters:
         docs = docs[window]
+    if call.name == "tasks.get_all_ex":
+        # As clearml-server's get_all_ex: the project as {id, name}, get_all only its id.
+        names = dict(
+            Project.objects.filter(pk__in={d["project"] for d in docs}).values_list("pk", "name")
+        )
+        for doc in docs:
+            doc["project"] = {"id": doc["project"], "name": names.get(doc["project"], "")}
     return {"tasks": [project(doc, only) for doc in docs]}
 
 
