@@ -428,3 +428,19 @@ def test_get_all_ex_names_the_project_and_types_exclude_with_not(api):
     ]
     assert api("tasks.get_all_ex", project=[project], type=["__$not", "testing"])["tasks"] == []
     assert api("tasks.get_all", project=[project])["tasks"][0]["project"] == project
+
+
+def test_archiving_a_queued_task_takes_it_out_of_its_queue_with_the_callers_message(api):
+    queue = api("queues.get_default")["id"]
+    waiting, draft = api.new_task(name="waiting"), api.new_task(name="draft")
+    api("tasks.enqueue", task=waiting, queue=queue)
+    listed = api("tasks.get_all_ex", id=[waiting])["tasks"][0]
+    assert listed["execution"]["queue"] == {"id": queue, "name": "default"}
+    api("tasks.archive", tasks=[waiting, draft], status_message="gone", status_reason="tidy")
+    for task_id in (waiting, draft):
+        document = api("tasks.get_by_id", task=task_id)["task"]
+        assert "archived" in document["system_tags"] and document["status"] == "created"
+        assert (document["status_message"], document["status_reason"]) == ("gone", "tidy")
+    assert waiting not in [
+        e["task"] for e in api("queues.get_by_id", queue=queue)["queue"]["entries"]
+    ]

@@ -7,12 +7,14 @@ from dataclasses import replace
 from django.db import transaction
 
 from webapp.core import policy, services
+from webapp.core.choices import TaskStatus
 from webapp.core.errors import Conflict, DomainError, NotFound
 
 from ..documents import get_task
 from ..envelope import ApiError
 from ..query import as_list
 from ..registry import endpoint
+from ..status import change_status
 from . import task_status, tasks
 
 
@@ -79,7 +81,18 @@ def _archiving(call, archive: bool) -> dict:
         if single.flag("include_pipeline_steps"):
             targets += list(tasks.pipeline_steps(single, task))
         for target in targets:
+            if archive and target.status == TaskStatus.QUEUED:
+                # As clearml-server: an archived task leaves its queue.
+                target = services.dequeue_task(target)
             (services.archive_task if archive else services.restore_task)(target)
+            if single.body.get("status_message") or single.body.get("status_reason"):
+                target.refresh_from_db()
+                change_status(
+                    target,
+                    target.status,
+                    reason=str(single.get("status_reason", target.status_reason)),
+                    message=str(single.get("status_message", "")),
+                )
         return {}
 
     ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from webapp.core import access, limits, presenters, services
 from webapp.core.choices import TaskStatus, TaskType
-from webapp.core.models import Project, Task
+from webapp.core.models import Project, Queue, Task
 
 from .. import mirror
 from ..convert import (
@@ -385,12 +385,17 @@ def get_all(call):
     if python_filters:
         docs = docs[window]
     if call.name == "tasks.get_all_ex":
-        # As clearml-server's get_all_ex: the project as {id, name}, get_all only its id.
+        # As clearml-server's get_all_ex: the project and queue as {id, name}, get_all only
+        # their ids.
         names = dict(
             Project.objects.filter(pk__in={d["project"] for d in docs}).values_list("pk", "name")
         )
+        queues = dict(Queue.objects.values_list("pk", "name"))
         for doc in docs:
             doc["project"] = {"id": doc["project"], "name": names.get(doc["project"], "")}
+            queue = (doc.get("execution") or {}).get("queue")
+            if isinstance(queue, str) and queue:
+                doc["execution"]["queue"] = {"id": queue, "name": queues.get(queue, "")}
     return {"tasks": [project(doc, only) for doc in docs]}
 
 
