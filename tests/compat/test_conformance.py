@@ -444,3 +444,23 @@ def test_archiving_a_queued_task_takes_it_out_of_its_queue_with_the_callers_mess
     assert waiting not in [
         e["task"] for e in api("queues.get_by_id", queue=queue)["queue"]["entries"]
     ]
+
+
+def test_a_worker_key_reporting_a_task_it_does_not_run_does_not_delay_its_stop(compat_server, api):
+    task_id = _running(api)
+    worker = Api(compat_server, compat_server.worker_key)
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    worker("workers.register", worker=name)
+    worker("workers.status_report", worker=name, task=task_id, timestamp=int(time.time()))
+    assert api("tasks.stop", task=task_id)["fields"]["status"] == "stopped"
+
+    # The same key, once it has pulled the task, is its agent: the stop waits for it.
+    queue = api("queues.create", name=f"agent queue {uuid.uuid4().hex[:6]}")["id"]
+    pulled = api.new_task()
+    api("tasks.enqueue", task=pulled, queue=queue)
+    entry = worker.raw("queues.get_next_task", {"queue": queue}, headers={"X-ClearML-Worker": name})
+    assert entry.json()["data"]["entry"]["task"] == pulled
+    worker("workers.status_report", worker=name, task=pulled, timestamp=int(time.time()))
+    assert api("tasks.stop", task=pulled)["fields"]["status_message"] == "stopping"
+    worker("tasks.stopped", task=pulled, force=True)
+    assert _status(api, pulled)[0] == "stopped"

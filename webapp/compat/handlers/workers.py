@@ -5,7 +5,7 @@ import socket
 from django.conf import settings
 from django.utils import timezone
 
-from webapp.core import execution
+from webapp.core import access, execution, policy
 from webapp.core.models import Queue, Worker
 
 from ..documents import iso, record_runner, visible_tasks
@@ -52,9 +52,13 @@ def status_report(call):
         current_task_id=task_id,
     )
     task = visible_tasks(call).filter(pk=str(task_id)).first() if task_id else None
-    if task is not None:
+    if task is not None and access.permits(
+        policy.rule_for("task.report", call.user, call.key), call.user, call.key, task
+    ):
         # As clearml-server: the reporting worker is the task's last worker, whom a
-        # tasks.stop asks to stop it (the two-phase stop in task_status.py).
+        # tasks.stop asks to stop it (the two-phase stop in task_status.py). Only for a
+        # task it may report on (a worker key: one it pulled or started), so no key can
+        # slow down the stop of a task it does not run.
         record_runner(task, name)
     return {}
 
