@@ -464,3 +464,28 @@ def test_a_worker_key_reporting_a_task_it_does_not_run_does_not_delay_its_stop(c
     assert api("tasks.stop", task=pulled)["fields"]["status_message"] == "stopping"
     worker("tasks.stopped", task=pulled, force=True)
     assert _status(api, pulled)[0] == "stopped"
+
+
+_AGE_WORKERS = """
+from datetime import timedelta
+from django.utils import timezone
+from webapp.core.models import Worker
+Worker.objects.filter(name__in={names!r}).update(last_seen=timezone.now() - timedelta(seconds=60))
+"""
+
+
+def test_workers_keep_tags_and_their_own_timeout(compat_server, api):
+    worker = Api(compat_server, compat_server.worker_key)
+    short, plain = (f"w-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    tag = uuid.uuid4().hex[:8]
+    worker("workers.register", worker=short, tags=[tag], system_tags=["gpu"], timeout=30)
+    worker("workers.register", worker=plain, tags=[tag])
+    listed = api("workers.get_all", tags=[tag], system_tags=["gpu"])["workers"]
+    assert [(w["id"], w["tags"], w["system_tags"]) for w in listed] == [(short, [tag], ["gpu"])]
+    assert api("workers.get_all", tags=[tag], system_tags=["-gpu"])["workers"][0]["id"] == plain
+    assert api("workers.get_count", tags=[tag])["count"] == 2
+    compat_server.manage("shell", "-c", _AGE_WORKERS.format(names=[short, plain]))
+    # Past its own 30 s timeout the first is gone; the other has the server's (600 s).
+    assert [w["id"] for w in api("workers.get_all", tags=[tag])["workers"]] == [plain]
+    assert api("workers.get_count", tags=[tag], last_seen=10)["count"] == 0
+    assert api.error("workers.register", worker=short, timeout=0)[0] == 400
