@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 HOST = 127.0.0.1
 PORT = 8000
 
-.PHONY: run up test test-unit test-e2e lint format bench bench-peers clean venv browser
+.PHONY: run up test test-unit test-e2e lint format bench bench-peers clean venv browser conformance
 
 venv: $(STAMP)
 
@@ -54,6 +54,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## clearml-server's own API tests against a fresh server of ours (docs/clearml.md):
+## `make conformance CLEARML_SERVER_TESTS=/path/to/clearml-server/apiserver`.
+conformance: $(STAMP)
+	CLEARML_SERVER_TESTS=$(CLEARML_SERVER_TESTS) $(BIN)/python -m bench.clearml_conformance
 
 ## Prefect and MLflow in their own venv, so `make bench` compares against them too.
 bench-peers: .venv-peers/.installed

@@ -38,7 +38,10 @@ class Api:
     def __call__(self, endpoint: str, **body) -> dict:
         response = self.raw(endpoint, body)
         payload = response.json()
-        assert response.status_code == payload["meta"]["result_code"] == 200, payload["meta"]
+        assert response.status_code == payload["meta"]["result_code"] == 200, (
+            payload["meta"].get("result_msg"),
+            payload["meta"],
+        )
         return payload["data"]
 
     def error(self, endpoint: str, **body) -> tuple[int, str]:

@@ -7,6 +7,7 @@ from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
 from .convert import (
+    CLEARML_SYSTEM_TAG,
     OUR_KIND_TO_CLEARML,
     configuration_to_clearml,
     hyperparams_to_clearml,
@@ -14,7 +15,7 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
-from .models import ProjectExtra, TaskExtra
+from .models import ProjectExtra, QueueExtra, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
 
@@ -180,8 +181,10 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "models": {"input": models.get("input", []), "output": models.get("output", [])},
         "script": script_to_clearml(task.script, extra.script or {}),
         "tags": list(task.tags or []),
-        # Our `archived` flag is ClearML's `archived` system tag (filtered as `-archived`).
-        "system_tags": list(task.system_tags or []) + (["archived"] if task.archived else []),
+        # Our `archived` flag is ClearML's `archived` system tag (filtered as `-archived`);
+        # our own `clearml` mark is not ClearML's and is kept through edits (tasks.py).
+        "system_tags": [t for t in task.system_tags or [] if t != CLEARML_SYSTEM_TAG]
+        + (["archived"] if task.archived else []),
         "last_iteration": extra.last_iteration,
         "last_metrics": last_metrics_to_clearml(task.last_metrics),
         "hyperparams": hyperparams_to_clearml(reading.hyperparameters),
@@ -216,22 +219,37 @@ def project_doc(project: Project) -> dict:
     }
 
 
-def queue_doc(queue: Queue, visible=None) -> dict:
+def queue_extra_of(queue: Queue) -> QueueExtra:
+    try:
+        return queue.clearml
+    except QueueExtra.DoesNotExist:
+        return QueueExtra(queue=queue)
+
+
+def queue_doc(queue: Queue, visible=None, max_entries: int | None = None) -> dict:
     """The queue; its entries only for the tasks in `visible` (a caller's visible_tasks)."""
-    entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added")
+    entries = QueueEntry.objects.filter(queue=queue).order_by("position", "added", "pk")
     if visible is not None:
         entries = entries.filter(task__in=visible.values("pk"))
+    if max_entries is not None:
+        entries = entries[: max(0, max_entries)]
+    extra = queue_extra_of(queue)
+    system_tags = list(extra.system_tags or [])
+    # The SDK and agent look for the queue tagged `default` when given no queue.
+    if queue.name == "default" and "default" not in system_tags and extra._state.adding:
+        system_tags.append("default")
     return {
         "id": queue.id,
         "name": queue.name,
+        "display_name": extra.display_name or None,
         "user": "",
         "company": "pipelines",
         "created": iso(queue.created),
-        "tags": [],
-        # The SDK and agent look for the queue tagged `default` when given no queue.
-        "system_tags": ["default"] if queue.name == "default" else [],
+        "last_update": iso(extra.last_update if not extra._state.adding else queue.created),
+        "tags": list(extra.tags or []),
+        "system_tags": system_tags,
         "entries": [{"task": e.task_id, "added": iso(e.added)} for e in entries],
-        "metadata": {},
+        "metadata": dict(extra.metadata or {}),
     }
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from webapp.core.models import ApiKey, Project, Task, new_id
+from webapp.core.models import ApiKey, Project, Queue, Task, Worker, new_id
 
 
 class TaskExtra(models.Model):
@@ -103,3 +103,35 @@ class StoredFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class QueueExtra(models.Model):
+    """A queue's ClearML-only fields: display name, tags, system tags and metadata."""
+
+    queue = models.OneToOneField(
+        Queue, primary_key=True, on_delete=models.CASCADE, related_name="clearml"
+    )
+    display_name = models.CharField(max_length=255, blank=True, default="")
+    tags = models.JSONField(default=list, blank=True)
+    system_tags = models.JSONField(default=list, blank=True)
+    # {key: {key, type, value}}
+    metadata = models.JSONField(default=dict, blank=True)
+    last_update = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"ClearML fields of queue {self.queue_id}"
+
+
+class WorkerExtra(models.Model):
+    """A worker's ClearML-only fields: its tags, system tags and the timeout it registered
+    with (after which clearml-server stops listing it)."""
+
+    worker = models.OneToOneField(
+        Worker, primary_key=True, on_delete=models.CASCADE, related_name="clearml"
+    )
+    tags = models.JSONField(default=list, blank=True)
+    system_tags = models.JSONField(default=list, blank=True)
+    timeout = models.IntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ClearML fields of worker {self.worker_id}"

@@ -2,6 +2,9 @@
 ordering and pages, as ClearML's server applies them."""
 
 import re
+from datetime import UTC, datetime
+
+from django.db.models import F, Q
 
 from .envelope import bad_request
 
@@ -36,14 +39,21 @@ def name_filter(queryset, field: str, pattern):
 def split_tags(wanted) -> tuple[list, list]:
     """ClearML tag filters: plain tags are required (any of them), `-tag` excludes a tag."""
     include, exclude = [], []
+    negate = False
     for tag in as_list(wanted):
         tag = str(tag)
+        if tag == "__$not":
+            negate = True  # the web UI's operator: the next tag is excluded
+            continue
         if tag.startswith("-"):
             exclude.append(tag[1:])
         elif tag.startswith("__$"):
-            continue  # operators (__$all, __$not...) of the web UI; not used by clients
+            continue  # the other operators (__$all, __$and...) are not used by clients
+        elif negate:
+            exclude.append(tag)
         else:
             include.append(tag)
+        negate = False
     return include, exclude
 
 
@@ -71,15 +81,19 @@ def page_slice(body: dict) -> slice:
     return slice(page * size, (page + 1) * size)
 
 
-def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list[str]:
-    """ClearML's order_by (`-created`, `name`) as ORM fields; unknown fields are ignored."""
+def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list:
+    """ClearML's order_by (`-created`, `name`) as ORM orderings, empty values last either
+    way (as clearml-server sorts them); unknown fields are ignored."""
     fields = []
     for item in as_list(order_by):
         item = str(item)
         descending = item.startswith("-")
         name = allowed.get(item.lstrip("-"))
         if name:
-            fields.append(f"-{name}" if descending else name)
+            column = F(name)
+            fields.append(
+                column.desc(nulls_last=True) if descending else column.asc(nulls_last=True)
+            )
     return fields or default
 
 
@@ -129,4 +143,103 @@ def matches_all_any(doc: dict, body: dict) -> bool:
         ]
         if not results or not combine(results):
             return False
+    return True
+
+
+DATE_COLUMNS = {
+    "created": "created",
+    "started": "started",
+    "completed": "completed",
+    "last_update": "last_update",
+    "last_change": "last_update",
+    "status_changed": "last_update",
+}
+_COMPARISONS = ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt"))
+
+
+def _moment(text: str):
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise bad_request(f"invalid date {text!r}: use ISO 8601") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def date_conditions(value) -> dict:
+    """ClearML's date filters as lookups: `">=2024-01-01T00:00"` (or a list of such), or
+    the range form `[from, to]` where either end may be None."""
+    values = value if isinstance(value, list) else [value]
+    plain = [v for v in values if v is None or str(v)[:1] not in ("<", ">")]
+    if isinstance(value, list) and len(value) == 2 and len(plain) == 2:
+        ends = zip(("gte", "lte"), value, strict=True)
+        return {lookup: _moment(end) for lookup, end in ends if end not in (None, "")}
+    lookups = {}
+    for item in values:
+        text = str(item or "")
+        for prefix, lookup in _COMPARISONS:
+            if text.startswith(prefix):
+                lookups[lookup] = _moment(text[len(prefix) :])
+                break
+        else:
+            if text:
+                raise bad_request(f"invalid date condition {text!r}: start it with >=, <=, > or <")
+    return lookups
+
+
+def date_filter(queryset, body: dict):
+    """The date fields' conditions, and `_any_`/`_all_` with a `datetime` over them."""
+    for field, column in DATE_COLUMNS.items():
+        if body.get(field) not in (None, "", []):
+            lookups = date_conditions(body[field])
+            queryset = queryset.filter(**{f"{column}__{k}": v for k, v in lookups.items()})
+    for key in ("_any_", "_all_"):
+        spec = body.get(key)
+        if not isinstance(spec, dict) or spec.get("datetime") in (None, ""):
+            continue
+        lookups = date_conditions(spec["datetime"])
+        columns = {DATE_COLUMNS[f] for f in as_list(spec.get("fields")) if f in DATE_COLUMNS}
+        conditions = [
+            Q(**{f"{column}__{k}": v for k, v in lookups.items()}) for column in sorted(columns)
+        ]
+        if conditions:
+            combined = conditions[0]
+            for condition in conditions[1:]:
+                combined = combined | condition if key == "_any_" else combined & condition
+            queryset = queryset.filter(combined)
+    return queryset
+
+
+LIST_FILTER_FIELDS = ("tags", "system_tags")
+
+
+def checked_list_filters(filters) -> dict:
+    """clearml-server's `filters`: {field: {any|all: {include|exclude: [tag or None]}}}, where
+    None stands for "no tags at all"; anything else is its validation error (400/12)."""
+    if filters in (None, {}):
+        return {}
+    if not isinstance(filters, dict):
+        raise bad_request("filters must be an object", subcode=12)
+    for field, conditions in filters.items():
+        if field not in LIST_FILTER_FIELDS or not isinstance(conditions, dict):
+            raise bad_request(f"filters on {field!r} are not supported", subcode=12)
+        for combine, parts in conditions.items():
+            if combine not in ("any", "all") or not isinstance(parts, dict):
+                raise bad_request(f"filters.{field}: use 'any' or 'all'", subcode=12)
+            if set(parts) - {"include", "exclude"}:
+                raise bad_request(f"filters.{field}.{combine}: use include/exclude", subcode=12)
+    return filters
+
+
+def matches_list_filters(doc: dict, filters: dict) -> bool:
+    for field, conditions in filters.items():
+        values = set(doc.get(field) or [])
+        for combine, parts in conditions.items():
+            results = []
+            for op in ("include", "exclude"):
+                wanted = parts.get(op) or []
+                for tag in wanted if isinstance(wanted, list) else [wanted]:
+                    present = not values if tag is None else str(tag) in values
+                    results.append(present if op == "include" else not present)
+            if results and not (any(results) if combine == "any" else all(results)):
+                return False
     return True

@@ -170,6 +170,12 @@ VERBS: dict[str, Verb] = {
             task=TEAM,
         ),
         Verb(
+            "project.delete",
+            "delete a project that holds nothing (no task, model, schedule or trigger)",
+            user=TEAM,
+            staff=ANY,
+        ),
+        Verb(
             "model.read",
             "list and read registered models",
             user=VISIBLE,
@@ -186,6 +192,11 @@ VERBS: dict[str, Verb] = {
             "queue.read", "list and read queues (entries: only tasks the caller sees)", **_EVERYONE
         ),
         Verb("queue.create", "create a queue", **_EVERYONE),
+        Verb(
+            "queue.manage",
+            "rename, tag or delete a queue, or clear it (its tasks go back to drafts)",
+            staff=ANY,
+        ),
         Verb(
             "worker.read",
             "list workers (their current task only when the caller sees it)",

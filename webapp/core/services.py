@@ -8,6 +8,7 @@ import copy
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import CASCADE
 from django.utils import timezone
 
 from . import access, broker, hooks, limits, secrets, status
@@ -89,9 +90,11 @@ def checked_queue_name(name, field: str = "queue") -> str:
         raise InvalidInput(
             f"queue name is longer than {limits.QUEUE_NAME_MAX} characters", field=field
         )
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
+    # Spaces too (ClearML's names have them): a broker queue name may hold any of these.
+    if not name or not all(c.isalnum() or c in "-_. " for c in name):
         raise InvalidInput(
-            f"invalid queue name {name!r}: use letters, digits, '-', '_', '.'", field=field
+            f"invalid queue name {name!r}: use letters, digits, spaces, '-', '_', '.'",
+            field=field,
         )
     return name
 
@@ -109,6 +112,26 @@ def get_or_create_queue(name: str) -> Queue:
     except IntegrityError:
         queue = Queue.objects.get(name=name)
     return queue
+
+
+def delete_empty_projects(projects: list[Project], keep_related=("clearml",)) -> int:
+    """Delete projects that hold nothing: a project any row would be deleted with (a task, a
+    model, a schedule...; `keep_related` names the one-to-one extras that go with it) is
+    refused, so deleting a project never deletes work. Returns how many it deleted."""
+    cascading = [
+        relation
+        for relation in Project._meta.related_objects
+        if relation.on_delete is CASCADE and relation.get_accessor_name() not in keep_related
+    ]
+    ids = [project.pk for project in projects]
+    with transaction.atomic():
+        for relation in cascading:
+            field = relation.field.name
+            if relation.related_model.objects.filter(**{f"{field}__in": ids}).exists():
+                name = relation.related_model._meta.verbose_name_plural
+                raise Conflict(f"the project still holds {name}: delete or move them first")
+        deleted, _ = Project.objects.filter(pk__in=ids).delete()
+    return len(ids) if deleted else 0
 
 
 def ensure_default_queues() -> None:
@@ -470,8 +493,9 @@ RESOURCES_UNMEASURED = {
 }
 
 
-def reset_task(task: Task) -> Task:
-    """Back to draft with every output cleared (console, results, artifacts)."""
+def reset_task(task: Task, *, draft_too: bool = False) -> Task:
+    """Back to draft with every output cleared (console, results, artifacts). `draft_too`
+    (ClearML's tasks.reset) also clears a draft's outputs, where our API refuses."""
     if task.status == TaskStatus.IN_PROGRESS:
         raise Conflict(f"task {task.id} is running: abort it before resetting", status=task.status)
     with transaction.atomic():
@@ -480,6 +504,8 @@ def reset_task(task: Task) -> Task:
             TaskStatus.CREATED,
             reason="reset",
             expected=tuple(s for s in TaskStatus.values if s != TaskStatus.PUBLISHED),
+            # A same-status change: only from the status the row was read with (a draft).
+            force=draft_too and task.status == TaskStatus.CREATED,
             extra={
                 "started": None,
                 "completed": None,

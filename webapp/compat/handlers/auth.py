@@ -20,3 +20,26 @@ def login(call):
 @endpoint("server.info", verb="identity.read")
 def server_info(call):
     return {"version": SERVER_VERSION, "api_version": API_VERSION, "build": "pipelines"}
+
+
+# clearml-server is multi-company; this server is one installation, answered as one company.
+COMPANY = {"id": "pipelines", "name": "pipelines"}
+
+
+def user_doc(user) -> dict:
+    return {
+        "id": str(user.pk),
+        "name": user.get_username(),
+        "given_name": getattr(user, "first_name", ""),
+        "family_name": getattr(user, "last_name", ""),
+        "email": getattr(user, "email", ""),
+        "avatar": "",
+        "company": COMPANY,
+        "role": "admin" if user.is_staff else "user",
+        "created": user.date_joined.isoformat() if getattr(user, "date_joined", None) else None,
+    }
+
+
+@endpoint("users.get_current_user", verb="identity.read")
+def get_current_user(call):
+    return {"user": {**user_doc(call.user), "getting_started": {}}}

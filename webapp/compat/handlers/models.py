@@ -153,6 +153,15 @@ def add_or_update_metadata(call):
     return {"updated": 1}
 
 
+@endpoint("models.delete_metadata", verb="model.write")
+def delete_metadata(call):
+    model = get_model(call, call.require("model"))
+    keys = {str(k) for k in as_list(call.require("keys"))}
+    metadata = {k: v for k, v in (model.metadata or {}).items() if k not in keys}
+    apply(call, model, {"metadata": metadata})
+    return {"updated": 1}
+
+
 @endpoint("models.update_for_task", verb="model.write")
 def update_for_task(call):
     """Create (or update) the output model of a task in one call (older SDK flows)."""

@@ -3,9 +3,11 @@
 from django.db import transaction
 
 from webapp.core import access, limits, services
+from webapp.core.models import Task
 
 from ..documents import check_project, get_project, project_doc, project_extra_of
-from ..envelope import bad_request
+from ..envelope import ApiError, bad_request
+from ..models import RegisteredModel
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
 from ..registry import endpoint
 
@@ -105,3 +107,68 @@ def update(call):
         if call.body.get(field) is not None:
             fields[field] = call.body[field]
     return {"updated": 1, "fields": fields}
+
+
+def _subtree(call, project):
+    """The project and its subprojects (`a` and `a/...`) that the caller sees."""
+    visible = access.visible_projects(call.user, call.key).select_related("clearml")
+    return [project, *visible.filter(name__startswith=f"{project.name}/")]
+
+
+def _contents(call, projects) -> dict:
+    """clearml-server's counts of what would stop a project's deletion."""
+    ids = [p.pk for p in projects]
+    tasks = Task.objects.filter(project_id__in=ids)
+    models = RegisteredModel.objects.filter(project_id__in=ids)
+    tagged = {p.pk: set(project_doc(p)["system_tags"]) for p in projects}
+    datasets = [pk for pk, tags in tagged.items() if "dataset" in tags]
+    pipelines = [pk for pk, tags in tagged.items() if "pipeline" in tags]
+    return {
+        "tasks": tasks.count(),
+        "non_archived_tasks": tasks.filter(archived=False).count(),
+        "models": models.count(),
+        "non_archived_models": sum(
+            "archived" not in (m.system_tags or []) for m in models.only("system_tags")
+        ),
+        "reports": 0,
+        "non_archived_reports": 0,
+        "datasets": len(set(tasks.filter(project_id__in=datasets).values_list("project_id"))),
+        "pipelines": len(
+            set(tasks.filter(project_id__in=pipelines, archived=False).values_list("project_id"))
+        ),
+    }
+
+
+@endpoint("projects.validate_delete", verb="project.read")
+def validate_delete(call):
+    return _contents(call, _subtree(call, get_project(call, call.require("project"))))
+
+
+@endpoint("projects.delete", verb="project.delete")
+def delete(call):
+    """Delete a project and its subprojects once they hold nothing. clearml-server can also
+    leave a project's tasks without one or delete them with it (`force`, `delete_contents`);
+    here a task always has a project, and deleting a project never deletes work."""
+    projects = _subtree(call, get_project(call, call.require("project")))
+    for row in projects:
+        check_project(call, row)
+    counts = _contents(call, projects)
+    for field, subcode, what in (
+        ("pipelines", 413, "pipelines with active controllers"),
+        ("datasets", 406, "non-empty datasets"),
+        ("tasks", 402, "tasks"),
+        # Archived models are left without a project, as clearml-server leaves them.
+        ("non_archived_models", 405, "models"),
+    ):
+        if counts[field]:
+            raise ApiError(
+                400, f"project has associated {what}: delete or move them first", subcode
+            )
+    deleted = services.delete_empty_projects(projects)
+    return {
+        "deleted": int(bool(deleted)),
+        "disassociated_tasks": 0,
+        "deleted_tasks": 0,
+        "deleted_models": 0,
+        "urls": {"model_urls": [], "event_urls": [], "artifact_urls": []},
+    }

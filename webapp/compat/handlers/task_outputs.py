@@ -87,8 +87,14 @@ def add_or_update_model(call):
     model_id = str(call.require("model"))
     extra = extra_of(task)
     models = dict(extra.task_models or {})
-    entries = [m for m in models.get(kind, []) if m.get("name") != name]
-    entries.append({"name": name, "model": model_id, "updated": timezone.now().isoformat()})
+    entry = {"name": name, "model": model_id, "updated": timezone.now().isoformat()}
+    entries = list(models.get(kind, []))
+    # Updated where it stands (clearml-server keeps the list's order), else added last.
+    at = next((i for i, m in enumerate(entries) if m.get("name") == name), None)
+    if at is None:
+        entries.append(entry)
+    else:
+        entries[at] = entry
     models[kind] = entries
     extra.task_models = models
     extra.save()

@@ -1,11 +1,15 @@
 """tasks.started/stopped/completed/failed/..., enqueue/dequeue/reset/stop: status changes with
 ClearML's rules (status.py) carried out by our services."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from webapp.core import access, services, status
 from webapp.core.choices import TaskStatus
-from webapp.core.models import Task
+from webapp.core.models import Task, Worker
 
 from ..documents import extra_of, get_task, iso, record_runner
 from ..envelope import ApiError
@@ -51,8 +55,8 @@ def completed(call):
     result = _set_status(call, S.COMPLETED, "completed")
     if call.flag("publish"):
         task = get_task(call, call.body["task"], verb="task.publish")
-        result = _result(change_status(task, S.PUBLISHED, reason="published"))
-    return result
+        return _result(change_status(task, S.PUBLISHED, reason="published"), published=1)
+    return {**result, "published": 0}
 
 
 @endpoint("tasks.failed", verb="task.report")
@@ -82,7 +86,11 @@ def stop(call):
     ClearML runner) on its next status poll, and kills the process either way."""
     task = get_task(call, call.require("task"))
     reason = str(call.get("status_reason", "stopped by user"))
-    if task.status in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
+    if not call.flag("force") and _runner_alive(task):
+        # ClearML's two-phase stop: the agent running it sees `stopping`, kills the
+        # process and reports `stopped` itself (so its last console lines still arrive).
+        task = change_status(task, S.IN_PROGRESS, reason=reason, message="stopping")
+    elif task.status in (S.QUEUED, S.IN_PROGRESS, S.CREATED):
         task = services.abort_task(task, reason)
     elif task.status != S.STOPPED and not call.flag("force"):
         raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
@@ -96,18 +104,34 @@ def stop(call):
     return _result(task)
 
 
+def _runner_alive(task: Task) -> bool:
+    """A running task (not a dev-machine run) whose ClearML agent reports it as its task
+    and is still alive: clearml-server's condition for stopping in two phases."""
+    extra = extra_of(task)
+    if task.status != S.IN_PROGRESS or "development" in (task.system_tags or []):
+        return False
+    if not extra.last_worker:
+        return False
+    alive_after = timezone.now() - timedelta(seconds=settings.CLEARML_WORKER_TIMEOUT_SECONDS)
+    return Worker.objects.filter(
+        name=extra.last_worker, current_task=task, last_seen__gte=alive_after
+    ).exists()
+
+
 @endpoint("tasks.reset", verb="task.reset")
 def reset(call):
     """Back to draft with outputs cleared (our reset_task), plus ClearML's own fields."""
     task = get_task(call, call.require("task"))
     if task.status == S.PUBLISHED:
         raise ApiError(400, f"Invalid task status: task {task.id} is published", 110)
+    removed = int(task.status == S.QUEUED)
     if task.status == S.IN_PROGRESS:
-        if not call.flag("force"):
-            raise ApiError(400, f"Invalid task status: task {task.id} is running", 110)
-        task = status.change(task, S.STOPPED, reason="reset", force=True)
+        # clearml-server resets a running task as it is; whoever runs it sees it leave
+        # `in_progress` (our worker on its heartbeat, an agent on its status poll).
+        task = services.abort_task(task, "reset")
     with transaction.atomic():
-        task = services.reset_task(task)
+        # ClearML resets a draft too (clearing what it reported).
+        task = services.reset_task(task, draft_too=True)
         extra = extra_of(task)
         extra.task_models = {"input": (extra.task_models or {}).get("input", []), "output": []}
         extra.last_worker = ""
@@ -117,7 +141,7 @@ def reset(call):
             extra.script = {}
             task = services.edit_task(task, {"script": {}}, force=True)
         extra.save()
-    return _result(task, dequeued={}, events={}, deleted_models=0, urls={})
+    return _result(task, dequeued={"removed": removed}, events={}, deleted_models=0, urls={})
 
 
 @endpoint("tasks.enqueue", verb="task.queue")

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from webapp.core import access, limits, presenters, services
 from webapp.core.choices import TaskStatus, TaskType
-from webapp.core.models import Task
+from webapp.core.models import Project, Queue, Task
 
 from .. import mirror
 from ..convert import (
@@ -31,11 +31,15 @@ from ..documents import (
 from ..envelope import ApiError, bad_request
 from ..query import (
     as_list,
+    checked_list_filters,
+    date_filter,
     matches_all_any,
+    matches_list_filters,
     name_filter,
     order_fields,
     page_slice,
     project,
+    split_tags,
     tags_match,
 )
 from ..registry import endpoint
@@ -51,6 +55,7 @@ ORDER = {
     "name": "name",
     "status": "status",
     "type": "type",
+    "comment": "comment",
     "id": "id",
 }
 # Sub-documents that need the task's artifacts: computed only when asked for.
@@ -100,7 +105,8 @@ def definition_changes(task: Task | None, body: dict) -> tuple[dict, dict]:
             changes[field] = str(body[field])
     if body.get("type") is not None:
         if body["type"] not in TaskType.values:
-            raise bad_request(f"invalid task type {body['type']!r}")
+            # clearml-server's schema refusal: 400/12 "validation error".
+            raise bad_request(f"invalid task type {body['type']!r}", subcode=12)
         changes["type"] = body["type"]
     for field in ("tags", "system_tags"):
         if body.get(field) is not None:
@@ -177,6 +183,8 @@ def create(call):
             parent=parent,
         )
         changes.pop("name", None)
+        # Created with the `archived` system tag: created archived, as on clearml-server.
+        task = apply_archived(task, changes)
         if changes:
             task = services.edit_task(task, changes, force=True)
         save_extra(task, body, leftovers)
@@ -344,19 +352,23 @@ def get_all(call):
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     for field in ("status", "type"):
-        include = [v for v in as_list(body.get(field)) if not str(v).startswith("-")]
-        exclude = [v[1:] for v in as_list(body.get(field)) if str(v).startswith("-")]
+        # The same syntax as tags: `-value` and `__$not value` exclude.
+        include, exclude = split_tags(body.get(field))
         if include:
             queryset = queryset.filter(**{f"{field}__in": include})
         if exclude:
             queryset = queryset.exclude(**{f"{field}__in": exclude})
+    if isinstance(body.get("comment"), str):
+        queryset = queryset.filter(comment=body["comment"])
     if body.get("search_text"):
         queryset = queryset.filter(name__icontains=str(body["search_text"]))
+    queryset = date_filter(queryset, body)
     queryset = queryset.order_by(*order_fields(body.get("order_by"), ORDER, ["-created"]))
     only = as_list(body.get("only_fields"))
     # Tags and `_all_` patterns are matched in Python (JSON lists are not portably
     # queryable), so those queries page after filtering; the others page in the database.
-    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_"))
+    checked_list_filters(body.get("filters"))
+    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_", "filters"))
     if not only or any(str(f).split(".")[0] in NEEDS_ARTIFACTS for f in only):
         queryset = queryset.prefetch_related("artifacts")
         with_artifacts = True
@@ -372,6 +384,18 @@ def get_all(call):
         docs.append(doc)
     if python_filters:
         docs = docs[window]
+    if call.name == "tasks.get_all_ex":
+        # As clearml-server's get_all_ex: the project and queue as {id, name}, get_all only
+        # their ids.
+        names = dict(
+            Project.objects.filter(pk__in={d["project"] for d in docs}).values_list("pk", "name")
+        )
+        queues = dict(Queue.objects.values_list("pk", "name"))
+        for doc in docs:
+            doc["project"] = {"id": doc["project"], "name": names.get(doc["project"], "")}
+            queue = (doc.get("execution") or {}).get("queue")
+            if isinstance(queue, str) and queue:
+                doc["execution"]["queue"] = {"id": queue, "name": queues.get(queue, "")}
     return {"tasks": [project(doc, only) for doc in docs]}
 
 
@@ -381,6 +405,8 @@ def _wanted(doc: dict, body: dict, search_hidden: bool) -> bool:
     if body.get("system_tags") and not tags_match(doc["system_tags"], body["system_tags"]):
         return False
     if body.get("tags") and not tags_match(doc["tags"], body["tags"]):
+        return False
+    if body.get("filters") and not matches_list_filters(doc, body["filters"]):
         return False
     return matches_all_any(doc, body)
 
@@ -463,20 +489,27 @@ def delete(call):
         if not call.flag("force"):
             raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
         task = services.abort_task(task, "deleted")
+    steps = list(pipeline_steps(call, task)) if call.flag("include_pipeline_steps") else []
+    for step in steps:
+        if step.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
+            step = services.abort_task(step, "pipeline deleted")
+        services.delete_task(step)
     services.delete_task(task)
     return {"deleted": 1, "updated_children": 0, "updated_models": 0, "events": {}, "urls": {}}
 
 
-@endpoint("tasks.archive", "tasks.archive_many", verb="task.edit")
-def archive(call):
-    ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))
-    count = 0
-    for task_id in ids:
-        services.archive_task(get_task(call, str(task_id)))
-        count += 1
-    return {"archived": count, "succeeded": [{"id": i} for i in ids]}
+def pipeline_steps(call, controller: Task):
+    """The controller's children that this caller sees and may act on as this endpoint."""
+    for child in visible_tasks(call).filter(parent=controller):
+        if access.permits(call.rule, call.user, call.key, child):
+            yield child
 
 
 @endpoint("tasks.get_types", verb="task.read")
 def get_types(call):
-    return {"types": sorted(TaskType.values)}
+    projects = [str(p) for p in as_list(call.get("projects"))]
+    if not projects:
+        return {"types": sorted(TaskType.values)}
+    # Of given projects: the types their tasks (that the caller sees) have.
+    used = visible_tasks(call).filter(project_id__in=projects).values_list("type", flat=True)
+    return {"types": sorted(set(used))}

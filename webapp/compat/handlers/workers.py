@@ -5,11 +5,12 @@ import socket
 from django.conf import settings
 from django.utils import timezone
 
-from webapp.core import execution
+from webapp.core import access, execution, limits, policy
 from webapp.core.models import Queue, Worker
 
-from ..documents import iso, visible_tasks
-from ..query import as_list
+from ..documents import iso, record_runner, visible_tasks
+from ..models import WorkerExtra
+from ..query import as_list, tags_match
 from ..registry import endpoint
 
 
@@ -33,8 +34,57 @@ def _worker_name(call) -> str:
 def register(call):
     name = _worker_name(call)
     host = name.split(":", 1)[0] if ":" in name else socket.gethostname()
-    execution.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
+    worker = execution.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
+    _save_extra(worker, call.body)
     return {}
+
+
+def _save_extra(worker: Worker, body: dict) -> None:
+    if not any(body.get(f) is not None for f in ("tags", "system_tags", "timeout")):
+        return
+    extra = WorkerExtra.objects.filter(worker=worker).first() or WorkerExtra(worker=worker)
+    for field in ("tags", "system_tags"):
+        if body.get(field) is not None:
+            setattr(extra, field, limits.tags(field, [str(t) for t in as_list(body[field])]))
+    if body.get("timeout") is not None:
+        extra.timeout = limits.integer("timeout", int(body["timeout"]), 1, limits.INT32_MAX)
+    extra.save()
+
+
+def live_workers(call) -> list[Worker]:
+    """Workers still alive by their own registered timeout (else the server's), seen within
+    `last_seen` seconds when asked, with the tags asked for."""
+    now = timezone.now().timestamp()
+    last_seen = call.get("last_seen")
+    rows = []
+    for worker in Worker.objects.select_related("current_task", "clearml"):
+        extra = getattr(worker, "clearml", None) if _has_extra(worker) else None
+        timeout = (extra.timeout if extra else None) or settings.CLEARML_WORKER_TIMEOUT_SECONDS
+        age = now - worker.last_seen.timestamp()
+        if age > timeout or (last_seen is not None and age > float(last_seen)):
+            continue
+        tags = list(extra.tags) if extra else []
+        system_tags = list(extra.system_tags) if extra else []
+        if call.body.get("tags") and not tags_match(tags, call.body["tags"]):
+            continue
+        if call.body.get("system_tags") and not tags_match(system_tags, call.body["system_tags"]):
+            continue
+        worker.clearml_tags, worker.clearml_system_tags = tags, system_tags
+        rows.append(worker)
+    return rows
+
+
+def _has_extra(worker: Worker) -> bool:
+    try:
+        worker.clearml  # noqa: B018 - the reverse one-to-one raises when there is none
+    except WorkerExtra.DoesNotExist:
+        return False
+    return True
+
+
+@endpoint("workers.get_count", verb="worker.read")
+def get_count(call):
+    return {"count": len(live_workers(call))}
 
 
 @endpoint("workers.status_report", verb="worker.report")
@@ -44,12 +94,22 @@ def status_report(call):
     queues = _queue_names(call.get("queues") or call.get("queue"))
     if not queues and existing is not None:
         queues = existing.queues
+    task_id = call.get("task") or None
     execution.worker_heartbeat(
         name,
         queues,
         hostname=existing.hostname if existing else "",
-        current_task_id=call.get("task") or None,
+        current_task_id=task_id,
     )
+    task = visible_tasks(call).filter(pk=str(task_id)).first() if task_id else None
+    if task is not None and access.permits(
+        policy.rule_for("task.report", call.user, call.key), call.user, call.key, task
+    ):
+        # As clearml-server: the reporting worker is the task's last worker, whom a
+        # tasks.stop asks to stop it (the two-phase stop in task_status.py). Only for a
+        # task it may report on (a worker key: one it pulled or started), so no key can
+        # slow down the stop of a task it does not run.
+        record_runner(task, name)
     return {}
 
 
@@ -61,7 +121,6 @@ def unregister(call):
 
 @endpoint("workers.get_all", verb="worker.read")
 def get_all(call):
-    alive_after = timezone.now().timestamp() - settings.CLEARML_WORKER_TIMEOUT_SECONDS
     rows = []
     queues = {q.name: q.id for q in Queue.objects.all()}
     visible = set(
@@ -69,14 +128,13 @@ def get_all(call):
         .filter(pk__in=Worker.objects.exclude(current_task=None).values("current_task"))
         .values_list("pk", flat=True)
     )
-    for worker in Worker.objects.select_related("current_task"):
-        if worker.last_seen.timestamp() < alive_after:
-            continue
+    for worker in live_workers(call):
         # Another team's task is not named, as everywhere else.
         task = worker.current_task if worker.current_task_id in visible else None
         rows.append(
             {
                 "id": worker.name,
+                "key": worker.name,
                 "user": {},
                 "company": {"id": "pipelines", "name": "pipelines"},
                 "ip": "",
@@ -85,6 +143,8 @@ def get_all(call):
                 "last_report_time": iso(worker.last_seen),
                 "task": {"id": task.id, "name": task.name} if task else None,
                 "queues": [{"id": queues.get(n), "name": n} for n in worker.queues],
+                "tags": worker.clearml_tags,
+                "system_tags": worker.clearml_system_tags,
             }
         )
     return {"workers": rows}
