@@ -297,4 +297,33 @@ def build_doors(server) -> Doors:
         "events.add_batch",
         **{"type": "plot", "task": shared, "metric": "m", "variant": "v", "plot_str": "{}"},
     )
+    # What the reads across many rows (tags in use, parents, frameworks, metadata keys and
+    # values, a parameter's values) would show of team red: MARKERS says which is which.
+    doors.ok("user_a", "tasks.update_tags", ids=[shared], add_tags=[MARKERS["tag"]])
+    doors.ok("user_a", "models.update_tags", ids=[doors.shared["model"]], add_tags=[MARKERS["tag"]])
+    doors.ok(
+        "user_a",
+        "models.edit",
+        model=doors.shared["model"],
+        framework=MARKERS["framework"],
+        metadata=[{"key": MARKERS["metadata_key"], "value": MARKERS["metadata_value"]}],
+    )
+    doors.ok("user_a", "projects.update", project=doors.red_project, tags=[MARKERS["tag"]])
+    doors.ok(
+        "user_a",
+        "tasks.edit_hyper_params",
+        task=shared,
+        force=True,
+        hyperparams=[{"section": "General", "name": "doors", "value": MARKERS["parameter"]}],
+    )
+    doors.new_task(name="shared child", parent=shared)
     return doors
+
+
+MARKERS = {
+    "tag": "doors-red-tag",
+    "framework": "DoorsFramework",
+    "metadata_key": "doors_key",
+    "metadata_value": "doors-value",
+    "parameter": "doors-parameter-value",
+}

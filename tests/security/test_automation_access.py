@@ -63,7 +63,7 @@ def test_bad_bodies_are_400_naming_the_field_and_store_nothing(world):
         (_schedule_body(base, overlap="sometimes"), "overlap"),
         (_schedule_body(base, task_parameters={"x": {"nested": 1}}), "task_parameters"),
         (_schedule_body(base, task_parameters={"x": "${trigger.id}"}), "task_parameters"),
-        (_schedule_body(base, queue="no spaces allowed"), None),
+        (_schedule_body(base, queue="no/slashes/allowed"), None),
         (
             {"name": "p", "pipeline_name": "nope", "pipeline_project": "x", "cron": "* * * * *"},
             "pipeline_name",

@@ -255,7 +255,7 @@ def _rest_cases(server):
         ("PUT", f"/api/v1/tasks/{draft}/runtime/", {"values": {"r": "x" * (1 << 20)}}, "runtime"),
         ("POST", f"/api/v1/tasks/{running}/failed/", {"message": "m" * 20_001}, "message"),
         ("POST", f"/api/v1/tasks/{draft}/enqueue/", {"queue": "q" * 101}, "queue"),
-        ("POST", f"/api/v1/tasks/{draft}/enqueue/", {"queue": "no spaces"}, "queue"),
+        ("POST", f"/api/v1/tasks/{draft}/enqueue/", {"queue": "no/slashes"}, "queue"),
         ("POST", f"/api/v1/tasks/{draft}/clone/", {"name": long}, "name"),
         ("POST", f"/api/v1/tasks/{draft}/clone/", {"tags": ["a"] * 101}, "tags"),
         (

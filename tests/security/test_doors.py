@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from tests.security.doors import KINDS, changed_tables, db_state, expected
+from tests.security.doors import KINDS, MARKERS, changed_tables, db_state, expected
 from webapp.compat.registry import HANDLERS, PUBLIC, VERBS
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +101,48 @@ BODIES = {
     },
     "tasks.set_requirements": lambda d, t: {"task": t["task"], "requirements": {"pip": "x"}},
     "tasks.update": lambda d, t: {"task": t["task"], "comment": "edited"},
+    "models.delete_metadata": lambda d, t: {"model": t["model"], "keys": ["k"]},
+    "models.update_tags": lambda d, t: {"ids": [t["model"]], "add_tags": ["doors"]},
+    "tasks.update_tags": lambda d, t: {"ids": [t["task"]], "add_tags": ["doors"]},
+    **{
+        f"tasks.{verb}_many": lambda d, t: {"ids": [t["task"]], "force": True}
+        for verb in ("enqueue", "dequeue", "stop", "reset", "publish", "delete")
+    },
+    "tasks.unarchive_many": lambda d, t: {"ids": [t["task"]]},
+    "projects.delete": lambda d, t: {"project": t.get("project", d.red_project)},
+    "projects.validate_delete": lambda d, t: {"project": d.red_project},
+    "projects.get_hyperparam_values": lambda d, t: {
+        "projects": [d.red_project],
+        "section": "General",
+        "name": "doors",
+    },
+    "projects.get_model_metadata_values": lambda d, t: {"key": MARKERS["metadata_key"]},
+    **{
+        f"queues.{name}": lambda d, t: {"queue": t.get("queue", d.shared["queue"])}
+        for name in ("update", "delete", "clear_queue", "peek_task")
+    },
+    "queues.add_or_update_metadata": lambda d, t: {
+        "queue": t.get("queue", d.shared["queue"]),
+        "metadata": [{"key": "k", "value": "v"}],
+    },
+    "queues.delete_metadata": lambda d, t: {
+        "queue": t.get("queue", d.shared["queue"]),
+        "keys": ["k"],
+    },
+    **{
+        f"queues.{name}": lambda d, t: {
+            "queue": t.get("queue", d.shared["queue"]),
+            "task": t["task"],
+        }
+        for name in (
+            "add_task",
+            "remove_task",
+            "move_task_to_front",
+            "move_task_to_back",
+            "move_task_forward",
+            "move_task_backward",
+        )
+    },
     "workers.register": lambda d, t: {"worker": "doors-worker", "queues": []},
     "workers.status_report": lambda d, t: {"worker": "doors-worker", "task": t["task"]},
     "workers.unregister": lambda d, t: {"worker": "doors-worker"},
@@ -159,10 +201,25 @@ def _answer(name: str, response, object_id: str) -> str:
         return "hidden"
     if response.status_code == 400 and "no access" in meta["result_msg"]:
         return "hidden"  # a project name of another team: "taken", nothing more
+    if name in ON_QUEUE_ENTRY | {"queues.add_task"} and meta["result_subcode"] in (702, 110):
+        # Past the door: the task it may queue or move runs, so it waits in no queue and
+        # cannot be put in one (a runner's and a task key's targets).
+        return "ok"
     if response.status_code != 200:
         return f"error {response.status_code}/{meta['result_subcode']} {meta['result_msg']}"
-    if name in LISTS and object_id not in str(payload["data"]):
+    data = payload["data"]
+    if name in LISTS and object_id not in str(data):
         return "hidden"  # a list leaves out what the caller may not see
+    if name in ACROSS_ROWS and ACROSS_ROWS[name](data) not in str(data):
+        return "hidden"  # what it gathers leaves out what the caller may not see
+    if isinstance(data, dict) and data.get("failed"):
+        # A batch answers 200 and says, task by task, which it refused and why.
+        codes = data["failed"][0]["error"]["codes"]
+        if codes[0] == 403:
+            return "forbidden"
+        if codes == [400, 101]:
+            return "hidden"
+        return f"error in batch {codes} {data['failed'][0]['error']['msg']}"
     return "ok"
 
 
@@ -182,6 +239,30 @@ LISTS = {
 }
 
 
+# Reads across many rows (tags in use, parents, ...): the marker of team red's rows each
+# shows when it may be seen (doors.MARKERS, set on the shared target).
+ACROSS_ROWS = {
+    "projects.get_task_tags": lambda data: MARKERS["tag"],
+    "projects.get_model_tags": lambda data: MARKERS["tag"],
+    "projects.get_project_tags": lambda data: MARKERS["tag"],
+    "organization.get_tags": lambda data: MARKERS["tag"],
+    "models.get_frameworks": lambda data: MARKERS["framework"],
+    "projects.get_model_metadata_keys": lambda data: MARKERS["metadata_key"],
+    "projects.get_model_metadata_values": lambda data: MARKERS["metadata_value"],
+    "projects.get_hyperparam_values": lambda data: MARKERS["parameter"],
+    "projects.get_task_parents": lambda data: "shared target",
+}
+# Queue endpoints that act on a task in the queue: an allowed call gets a queue of its own
+# with its target waiting in it.
+ON_QUEUE_ENTRY = {
+    "queues.remove_task",
+    "queues.move_task_to_front",
+    "queues.move_task_to_back",
+    "queues.move_task_forward",
+    "queues.move_task_backward",
+}
+
+
 def _target(d, name: str, kind: str, verdict: str) -> dict:
     """The object a case acts on: a fresh one in the kind's relation when the call will
     change it, the shared one otherwise (refused calls and reads change nothing)."""
@@ -190,7 +271,14 @@ def _target(d, name: str, kind: str, verdict: str) -> dict:
     target = d.target_for(kind)
     if name.startswith("models."):
         target["model"] = d.model_of(target["task"])
-    if name == "tasks.reset" and kind not in ("runner", "task_own"):
+    if name.startswith("queues.") and VERBS[name] in ("queue.manage", "task.queue"):
+        target["queue"] = d.ok("staff", "queues.create", name=d.unique("queue"))["id"]
+        if name in ON_QUEUE_ENTRY and kind not in ("runner", "task_own"):
+            # (a runner's and a task key's targets run: they wait in no queue)
+            d.ok("staff", "queues.add_task", queue=target["queue"], task=target["task"])
+    if name == "projects.delete":
+        target["project"] = d.ok("user_a", "projects.create", name=f"red/{d.unique('gone')}")["id"]
+    if name in ("tasks.reset", "tasks.reset_many") and kind not in ("runner", "task_own"):
         # A draft has nothing to reset: give it an ended run first.
         d.ok("staff", "tasks.stopped", task=target["task"], force=True)
     return target
@@ -199,7 +287,7 @@ def _target(d, name: str, kind: str, verdict: str) -> dict:
 def _object_id(d, name: str, target: dict) -> str:
     verb = VERBS[name]
     if verb.startswith("project."):
-        return d.red_project
+        return target.get("project", d.red_project)
     if verb.startswith("model."):
         return target["model"]
     return target["task"]
