@@ -1,0 +1,195 @@
+"""ClearML's own example pipelines (tests/compat/clearml_examples/, unmodified) run by the
+official SDK against our server, their controller and steps executed by our own step workers
+(`pipelines worker` on `services` and on `default`, with the SDK's interpreter), and shown on
+our pipeline run page as the controller ran them."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.compat.conftest import clearml_keys, seed_iris_cache
+from tests.support import start_cluster, start_process, wait_until
+
+pytestmark = [pytest.mark.compat, pytest.mark.e2e]
+
+EXAMPLES = Path(__file__).parent / "clearml_examples"
+TERMINAL = ("completed", "failed", "stopped")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, clearml_python):
+    """A cluster with its own broker (the examples use the queues `services` and `default`
+    by name) and one step worker per queue, so a controller never waits for its own slot."""
+    from pipelines.launcher.embedded_redis import EmbeddedRedis
+
+    root = tmp_path_factory.mktemp("clearml-examples")
+    broker = EmbeddedRedis(root / "broker", log_path=root / "redis.log").start()
+    cluster = start_cluster(root / "cluster", broker=broker)
+    try:
+        home = root / "home"
+        seed_iris_cache(home)
+        workers = [
+            cluster.start_worker(
+                queue, PIPELINES_CLEARML_PYTHON=str(clearml_python), HOME=str(home)
+            )
+            for queue in ("services", "default")
+        ]
+        scripts = root / "scripts"
+        shutil.copytree(EXAMPLES, scripts)
+        access, secret = clearml_keys(cluster.server.api_key)
+        env = {
+            **cluster.worker_env(),
+            "HOME": str(home),
+            "CLEARML_API_HOST": f"{cluster.server.url}/clearml-api",
+            "CLEARML_FILES_HOST": f"{cluster.server.url}/clearml-files",
+            "CLEARML_WEB_HOST": cluster.server.url,
+            "CLEARML_API_ACCESS_KEY": access,
+            "CLEARML_API_SECRET_KEY": secret,
+        }
+        for name in ("PIPELINES_API_KEY", "PIPELINES_API_URL", "CELERY_BROKER_URL"):
+            env.pop(name)
+        yield cluster, clearml_python, scripts, env, workers
+    finally:
+        cluster.stop()
+
+
+def _run_example(world, script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    cluster, python, scripts, env, _ = world
+    return subprocess.run(
+        [str(python), script],
+        cwd=scripts,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _tasks(cluster, **params) -> list[dict]:
+    return cluster.get("tasks/", page_size=500, **params)["results"]
+
+
+def _overview(cluster) -> list:
+    return [(t["name"], t["status"], t["status_reason"]) for t in _tasks(cluster)]
+
+
+def _finished_controller(cluster, name: str, timeout: float = 300) -> dict:
+    def done():
+        rows = [t for t in _tasks(cluster, type="controller") if t["name"] == name]
+        return rows[0] if rows and rows[0]["status"] in TERMINAL else None
+
+    try:
+        return wait_until(done, timeout=timeout, interval=1.0)
+    except AssertionError as error:
+        logs = "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted((cluster.data_dir / "logs").glob("*.log"))
+        )
+        raise AssertionError(f"{name} did not finish: {_overview(cluster)}\n{logs}") from error
+
+
+def _mirrored_run(cluster, controller_id: str) -> dict:
+    def ended():
+        rows = cluster.get("pipelines/", page_size=100)["results"]
+        rows = [r for r in rows if r["controller"] == controller_id]
+        return rows[0] if rows and rows[0]["status"] in TERMINAL else None
+
+    run = wait_until(ended, timeout=30, interval=0.2, message="the mirrored run to end")
+    return cluster.get(f"pipelines/{run['id']}/")
+
+
+def test_pipeline_from_functions_runs_on_our_workers_and_is_shown_as_run(world):
+    cluster = world[0]
+    # given ClearML's function pipeline example, started from a dev machine (`pipe.start()`
+    # enqueues its controller on `services` and exits)
+    result = _run_example(world, "pipeline_from_functions.py")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    # when our step workers run the controller and the steps it creates
+    controller = _finished_controller(cluster, "Pipeline demo")
+    console = cluster.console_text(controller["id"])
+    # then the controller completed, having created each step as its own child
+    assert controller["status"] == "completed", (controller["status_reason"], console[-4000:])
+    steps = {t["name"]: t for t in _tasks(cluster, parent=controller["id"])}
+    assert sorted(steps) == ["step_one", "step_three", "step_two"], (_overview(cluster), console)
+    assert {name: t["status"] for name, t in steps.items()} == dict.fromkeys(steps, "completed")
+    assert "403" not in console, console[-4000:]
+    # and the run page shows each freshly run step as run, not as reused from a cache
+    run = _mirrored_run(cluster, controller["id"])
+    assert (run["driver"], run["status"]) == ("clearml", "completed"), run
+    nodes = {node["name"]: node for node in run["nodes"]}
+    assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
+        name: (steps[name]["id"], "completed") for name in steps
+    }
+    # a second run of the same pipeline reuses the cached steps (cache_executed_step=True),
+    # and only then are they shown as cached
+    result = _run_example(world, "pipeline_from_functions.py")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    second = _finished_controller(cluster, "Pipeline demo #2")
+    assert second["status"] == "completed", cluster.console_text(second["id"])[-4000:]
+    nodes = {node["name"]: node for node in _mirrored_run(cluster, second["id"])["nodes"]}
+    assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
+        name: (steps[name]["id"], "cached") for name in steps
+    }
+
+
+def _archive_steps(cluster, controller_id: str) -> None:
+    """Archived tasks are never reused from the cache: the next run runs its steps afresh."""
+    steps = [step["id"] for step in _tasks(cluster, parent=controller_id)]
+    response = requests.post(
+        f"{cluster.server.url}/clearml-api/v2.23/tasks.archive",
+        json={"tasks": steps},
+        headers={"Authorization": f"Bearer {cluster.server.api_key}"},
+        timeout=30,
+    )
+    assert response.json()["meta"]["result_code"] == 200, response.text
+
+
+def test_pipeline_from_functions_under_clearml_agent_is_shown_as_run(world, clearml_agent):
+    cluster, python, _, env, workers = world
+    # given the first run's steps archived (so none is reused) and our step workers replaced by
+    # two clearml-agent daemons sharing one worker key (offline: the prepared interpreter)
+    first = _finished_controller(cluster, "Pipeline demo")
+    _archive_steps(cluster, first["id"])
+    for worker in workers:
+        worker.stop()
+    access, secret = clearml_keys(cluster.server.worker_key)
+    agent_env = {
+        **env,
+        "CLEARML_API_ACCESS_KEY": access,
+        "CLEARML_API_SECRET_KEY": secret,
+        "CLEARML_AGENT_SKIP_PYTHON_ENV_INSTALL": "1",
+        "CLEARML_AGENT_SKIP_PIP_VENV_INSTALL": str(python),
+    }
+    agents = [
+        start_process(
+            f"agent-{queue}",
+            [str(clearml_agent), "daemon", "--queue", queue, "--foreground"],
+            {**agent_env, "CLEARML_WORKER_ID": f"{cluster.prefix}-agent-{queue}"},
+            cluster.data_dir / "logs" / f"agent-{queue}.log",
+            cwd=cluster.data_dir,
+        )
+        for queue in ("services", "default")
+    ]
+    try:
+        # when the example runs again, its controller and steps run by the agents
+        result = _run_example(world, "pipeline_from_functions.py")
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        controller = _finished_controller(cluster, "Pipeline demo #3")
+    finally:
+        for agent in agents:
+            agent.stop()
+    console = cluster.console_text(controller["id"])
+    assert controller["status"] == "completed", (controller["status_reason"], console[-4000:])
+    # then each step the controller created was moved under it (Task.set_parent), whichever
+    # task the shared agent key was running when it created the step
+    steps = {t["name"]: t for t in _tasks(cluster, parent=controller["id"])}
+    assert sorted(steps) == ["step_one", "step_three", "step_two"], _overview(cluster)
+    assert {name: t["status"] for name, t in steps.items()} == dict.fromkeys(steps, "completed")
+    # and our run page shows them as run afresh, not as cached
+    nodes = {node["name"]: node for node in _mirrored_run(cluster, controller["id"])["nodes"]}
+    assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
+        name: (steps[name]["id"], "completed") for name in steps
+    }
