@@ -3,6 +3,8 @@ official SDK against our server, their controller and steps executed by our own 
 (`pipelines worker` on `services` and on `default`, with the SDK's interpreter), and shown on
 our pipeline run page as the controller ran them."""
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -123,6 +125,11 @@ def test_pipeline_from_functions_runs_on_our_workers_and_is_shown_as_run(world):
     assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
         name: (steps[name]["id"], "completed") for name in steps
     }
+    # and the pipeline link the SDK printed opens that run's page
+    link = re.search(r"ClearML pipeline page: (\S+)", console).group(1)
+    page = _dashboard(cluster).get(link, timeout=30)
+    assert page.status_code == 200, (link, page.status_code)
+    assert page.url.rstrip("/").endswith(f"/pipelines/runs/{run['id']}"), page.url
     # a second run of the same pipeline reuses the cached steps (cache_executed_step=True),
     # and only then are they shown as cached
     result = _run_example(world, "pipeline_from_functions.py")
@@ -133,6 +140,44 @@ def test_pipeline_from_functions_runs_on_our_workers_and_is_shown_as_run(world):
     assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
         name: (steps[name]["id"], "cached") for name in steps
     }
+
+
+def test_pipeline_from_decorator_runs_remotely_on_our_workers(world):
+    cluster, _, scripts, _, _ = world
+    # given ClearML's decorator example with its one local-run line swapped for the queue
+    # its own comment names (the remote variant: controller on `services`, steps on `default`)
+    source = (scripts / "pipeline_from_decorator.py").read_text()
+    local = "    PipelineDecorator.run_locally()\n"
+    assert source.count(local) == 1
+    remote = source.replace(local, "    PipelineDecorator.set_default_execution_queue('default')\n")
+    (scripts / "pipeline_from_decorator_remote.py").write_text(remote)
+    result = _run_example(world, "pipeline_from_decorator_remote.py")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    controller = _finished_controller(cluster, "custom pipeline logic")
+    console = cluster.console_text(controller["id"])
+    assert controller["status"] == "completed", (controller["status_reason"], console[-4000:])
+    assert "Accuracy=" in console, console[-4000:]
+    steps = {t["name"]: t for t in _tasks(cluster, parent=controller["id"])}
+    assert sorted(steps) == ["step_four", "step_one", "step_three", "step_two"], _overview(cluster)
+    nodes = {node["name"]: node for node in _mirrored_run(cluster, controller["id"])["nodes"]}
+    assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
+        name: (steps[name]["id"], "completed") for name in steps
+    }
+
+
+def test_pipeline_from_decorator_run_locally(world):
+    cluster = world[0]
+    # given ClearML's decorator example as it is: PipelineDecorator.run_locally()
+    result = _run_example(world, "pipeline_from_decorator.py")
+    # then the controller and its steps ran on this machine and completed
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert "Accuracy=" in result.stdout, result.stdout[-4000:]
+    controller = _finished_controller(cluster, "custom pipeline logic #2")
+    assert controller["status"] == "completed", controller["status_reason"]
+    # (its steps reused from the remote run's cache: cache=True on every component)
+    run = _mirrored_run(cluster, controller["id"])
+    assert run["status"] == "completed", run
+    assert {n["status"] for n in run["nodes"]} <= {"completed", "cached"}, run["nodes"]
 
 
 def _archive_steps(cluster, controller_id: str) -> None:
@@ -193,3 +238,52 @@ def test_pipeline_from_functions_under_clearml_agent_is_shown_as_run(world, clea
     assert {name: (n["task"], n["status"]) for name, n in nodes.items()} == {
         name: (steps[name]["id"], "completed") for name in steps
     }
+
+
+def _dashboard(cluster) -> requests.Session:
+    session = requests.Session()
+    login = session.get(f"{cluster.server.url}/login/", timeout=30)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)
+    response = session.post(
+        f"{cluster.server.url}/login/",
+        data={
+            "username": "admin",
+            "password": cluster.server.password,
+            "csrfmiddlewaretoken": token,
+        },
+        headers={"Referer": f"{cluster.server.url}/login/"},
+        timeout=30,
+    )
+    assert response.ok and "/login/" not in response.url, response.url
+    return session
+
+
+def test_reported_results_read_back_through_the_sdk(world):
+    cluster = world[0]
+    # given a script that reports through the SDK and reads its results back
+    result = _run_example(world, "reporting_check.py")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    got = json.loads(line.removeprefix("RESULT "))
+    # then the last metrics carry the real lowest and highest values, not the last one
+    assert (got["last"]["last"], got["last"]["min"], got["last"]["max"]) == (3.0, 1.0, 9.0)
+    # the reported series, single values and debug samples come back
+    assert got["scalars"] == {"name": "train", "x": [0, 1, 2, 3], "y": [5.0, 1.0, 9.0, 3.0]}
+    assert got["single"] == {"accuracy": 0.75}
+    assert len(got["image"]) == 1
+    image = requests.get(
+        got["image"][0],
+        headers={"Authorization": f"Bearer {cluster.server.api_key}"},
+        timeout=30,
+    )
+    assert image.status_code == 200 and image.content, image.status_code
+    # media reported only by URL is kept, every one of them
+    assert got["pages"] == [f"https://example.com/p{n}.html" for n in range(3)]
+    assert got["clips"] == [f"https://example.com/c{n}.mp4" for n in range(3)]
+    # and our Debug samples tab lists all seven
+    samples = cluster.get(f"tasks/{got['id']}/samples/since/", seq=0)["samples"]
+    assert len(samples) == 7, samples
+    # and the results page link the SDK prints opens our task page
+    page = _dashboard(cluster).get(got["results_page"], timeout=30)
+    assert page.status_code == 200 and got["id"] in page.text, (page.url, samples)
+    assert page.url.rstrip("/").endswith(f"/tasks/{got['id']}"), page.url
