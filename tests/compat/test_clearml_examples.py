@@ -78,9 +78,13 @@ def _overview(cluster) -> list:
     return [(t["name"], t["status"], t["status_reason"]) for t in _tasks(cluster)]
 
 
-def _finished_controller(cluster, name: str, timeout: float = 300) -> dict:
+def _finished_controller(cluster, name: str, timeout: float = 300, exclude=()) -> dict:
     def done():
-        rows = [t for t in _tasks(cluster, type="controller") if t["name"] == name]
+        rows = [
+            t
+            for t in _tasks(cluster, type="controller")
+            if t["name"] == name and t["id"] not in exclude
+        ]
         return rows[0] if rows and rows[0]["status"] in TERMINAL else None
 
     try:
@@ -180,6 +184,32 @@ def test_pipeline_from_decorator_run_locally(world):
     assert {n["status"] for n in run["nodes"]} <= {"completed", "cached"}, run["nodes"]
 
 
+def test_pipeline_from_tasks_runs_on_our_workers(world):
+    cluster = world[0]
+    # given ClearML's "pipeline from tasks" example: three scripts register draft base tasks
+    # (execute_remotely), then the controller clones and enqueues them
+    for script in ("step1_dataset_artifact.py", "step2_data_processing.py", "step3_train_model.py"):
+        result = _run_example(world, script)
+        assert result.returncode == 0, f"{script}:\n{result.stdout}\n{result.stderr}"
+    earlier = {t["id"] for t in _tasks(cluster, type="controller")}
+    result = _run_example(world, "pipeline_from_tasks.py")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    name = re.search(r"created new task id=([0-9a-f]{32})", result.stdout + result.stderr)
+    controller = cluster.task(name.group(1))
+    controller = _finished_controller(cluster, controller["name"], exclude=earlier)
+    console = cluster.console_text(controller["id"])
+    # then our workers ran the controller and its three clones to completion
+    assert controller["status"] == "completed", (controller["status_reason"], console[-4000:])
+    steps = {t["name"]: t for t in _tasks(cluster, parent=controller["id"])}
+    assert {n: t["status"] for n, t in steps.items()} == dict.fromkeys(
+        ["stage_data", "stage_process", "stage_train"], "completed"
+    ), _overview(cluster)
+    nodes = {node["name"]: node for node in _mirrored_run(cluster, controller["id"])["nodes"]}
+    assert {n: (node["task"], node["status"]) for n, node in nodes.items()} == {
+        n: (steps[n]["id"], "completed") for n in steps
+    }
+
+
 def _archive_steps(cluster, controller_id: str) -> None:
     """Archived tasks are never reused from the cache: the next run runs its steps afresh."""
     steps = [step["id"] for step in _tasks(cluster, parent=controller_id)]
@@ -218,11 +248,14 @@ def test_pipeline_from_functions_under_clearml_agent_is_shown_as_run(world, clea
         )
         for queue in ("services", "default")
     ]
+    earlier = {t["id"] for t in _tasks(cluster, type="controller")}
     try:
         # when the example runs again, its controller and steps run by the agents
         result = _run_example(world, "pipeline_from_functions.py")
         assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-        controller = _finished_controller(cluster, "Pipeline demo #3")
+        found = re.search(r"created new task id=([0-9a-f]{32})", result.stdout + result.stderr)
+        name = cluster.task(found.group(1))["name"]
+        controller = _finished_controller(cluster, name, exclude=earlier)
     finally:
         for agent in agents:
             agent.stop()
