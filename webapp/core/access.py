@@ -156,8 +156,11 @@ def permits(rule: str, user, key, task: Task) -> bool:
     if rule == policy.RUNS:
         if runs(task.pk, key) or runs(task.parent_id, key):
             return True
-        # A draft it made for a task it runs, whatever parent the SDK gave it since.
-        return task.status in (TaskStatus.CREATED, TaskStatus.QUEUED) and created(task, key)
+        # A draft it made for a task it still runs, whatever parent the SDK gave it since
+        # (a controller re-parents the steps it creates): the run ends with that task.
+        return (
+            task.status == TaskStatus.CREATED and created(task, key) and running_tasks(key).exists()
+        )
     if rule == policy.RAN:
         # A controller reports on its steps too (ClearML aborts a step with `stopped`).
         return ran(task.pk, key) or runs(task.parent_id, key)

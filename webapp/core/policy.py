@@ -22,8 +22,8 @@ The object rules (evaluated in access.py, `permits`):
   wherever they were moved since; whatever it creates becomes a child of its task (the
   ClearML SDK creates a pipeline's steps that way, then re-parents them to the controller).
 - `runs`: a worker key changes the tasks it runs (it pulled them from their queue or marked
-  them started, and they are in progress) and their children, and the tasks it created
-  while they are drafts or queued; it creates only for them, as their owner
+  them started, and they are in progress) and their children, and the drafts it created
+  while it still runs a task; it creates only for them, as their owner
   (ClearML agents hand their own key to the task they run).
 - `ran`: a worker key reports on a task it pulled or started, whatever its status since
   (a run's last console lines and its final status arrive after an abort or after the
