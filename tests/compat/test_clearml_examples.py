@@ -58,16 +58,21 @@ def world(tmp_path_factory, clearml_python):
         cluster.stop()
 
 
-def _run_example(world, script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _run_example(world, script: str, timeout: float = 200) -> subprocess.CompletedProcess:
     cluster, python, scripts, env, _ = world
-    return subprocess.run(
-        [str(python), script],
-        cwd=scripts,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        return subprocess.run(
+            [str(python), script],
+            cwd=scripts,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(
+            f"{script} did not exit:\n{error.stdout}\n{error.stderr}\n{_overview(cluster)}"
+        ) from error
 
 
 def _tasks(cluster, **params) -> list[dict]:
@@ -134,8 +139,14 @@ def test_pipeline_from_functions_runs_on_our_workers_and_is_shown_as_run(world):
     page = _dashboard(cluster).get(link, timeout=30)
     assert page.status_code == 200, (link, page.status_code)
     assert page.url.rstrip("/").endswith(f"/pipelines/runs/{run['id']}"), page.url
-    # a second run of the same pipeline reuses the cached steps (cache_executed_step=True),
-    # and only then are they shown as cached
+
+
+def test_a_rerun_of_pipeline_from_functions_reuses_its_cached_steps_and_shows_them_cached(world):
+    cluster = world[0]
+    first = _finished_controller(cluster, "Pipeline demo")
+    steps = {t["name"]: t for t in _tasks(cluster, parent=first["id"])}
+    # given the first run completed, a second run of the same pipeline reuses its steps
+    # (cache_executed_step=True), and only then are they shown as cached
     result = _run_example(world, "pipeline_from_functions.py")
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     second = _finished_controller(cluster, "Pipeline demo #2")

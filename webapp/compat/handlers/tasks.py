@@ -199,11 +199,9 @@ def new_parent(call, task: Task) -> Task | None:
     """The parent an edit moves `task` under (None: unchanged). The SDK re-parents the steps
     it creates to their pipeline's controller (`Task.set_parent`): the caller must see the
     new parent and be allowed to change it, or it is the parent of the caller's own task."""
-    if "parent" not in call.body:
-        return None
-    parent = get_task(call, call.body["parent"], verb="task.read") if call.body["parent"] else None
-    if parent is None:
-        raise bad_request("a task's parent cannot be removed through tasks.edit")
+    if not call.body.get("parent"):
+        return None  # no parent given (or an empty one): the parent stays as it is
+    parent = get_task(call, call.body["parent"], verb="task.read")
     ancestor, depth = parent, 0
     while ancestor is not None and depth < 64:
         if ancestor.pk == task.pk:
