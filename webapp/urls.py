@@ -5,6 +5,7 @@ from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from webapp.api.views_ops import ArtifactFileView
+from webapp.compat import links as clearml_links
 from webapp.compat.fileserver import files_view as clearml_files
 from webapp.dashboard import views as dashboard
 
@@ -21,6 +22,17 @@ urlpatterns = [
     # trailing slash: the SDK posts uploads to the bare files host URL).
     path("clearml-api/", include("webapp.compat.urls")),
     re_path(r"^clearml-files(?:/(?P<path>.*))?$", clearml_files, name="clearml-files"),
+    # The web links the ClearML SDK prints (results page, pipeline page).
+    re_path(
+        r"^projects/(?P<project_id>[^/]+)/tasks/(?P<task_id>[0-9a-f]{32})(?:/(?P<rest>.*))?$",
+        clearml_links.task_page,
+        name="clearml-task-page",
+    ),
+    re_path(
+        r"^pipelines/(?P<project_id>[^/]+)/experiments/(?P<task_id>[0-9a-f]{32})(?:/(?P<rest>.*))?$",
+        clearml_links.pipeline_page,
+        name="clearml-pipeline-page",
+    ),
     path("", include("webapp.automation.urls")),
     path("", include("webapp.dashboard.urls")),
 ]

@@ -13,6 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..clearml import runner as clearml_runner
 from . import step_supervisor
 
 # Variables a step must not inherit: the worker's own credentials and the server's secrets.
@@ -91,6 +92,27 @@ def step_env(api_url: str, task_key: str, task_id: str) -> dict:
         }
     )
     return env
+
+
+def step_python(task: dict) -> str:
+    """The interpreter for a step: the worker's own, except for tasks created by the official
+    `clearml` SDK, which need an environment with `clearml` (and their own packages) in it:
+    PIPELINES_CLEARML_PYTHON names it, as `--python` does for pipelines.clearml.runner."""
+    if clearml_runner.is_clearml_task(task):
+        return os.environ.get("PIPELINES_CLEARML_PYTHON") or sys.executable
+    return sys.executable
+
+
+def clearml_refusal(task: dict) -> str | None:
+    """Why this worker will not run `task`: a ClearML task needs a configured ClearML
+    interpreter (the worker's own has no `clearml` package, e.g. under `pipelines up`)."""
+    if clearml_runner.is_clearml_task(task) and not os.environ.get("PIPELINES_CLEARML_PYTHON"):
+        return (
+            "a ClearML task, and this worker has no ClearML interpreter: start the worker "
+            "with PIPELINES_CLEARML_PYTHON set to a Python that has the clearml package "
+            "(see docs/clearml.md)"
+        )
+    return None
 
 
 # ---------------------------------------------------------------- step resource limits

@@ -35,9 +35,11 @@ from .step_resources import GpuSampler
 from .step_setup import (
     StepSetupError,
     StepSupervisor,
+    clearml_refusal,
     describe_exit,
     materialise,
     step_env,
+    step_python,
 )
 
 log = logging.getLogger("pipelines.worker")
@@ -148,15 +150,6 @@ class TaskHeartbeat(threading.Thread):
 
     def halt(self) -> None:
         self._halt.set()
-
-
-def step_python(task: dict) -> str:
-    """The interpreter for a step: the worker's own, except for tasks created by the official
-    `clearml` SDK, which need an environment with `clearml` (and their own packages) in it:
-    PIPELINES_CLEARML_PYTHON names it, as `--python` does for pipelines.clearml.runner."""
-    if clearml_runner.is_clearml_task(task):
-        return os.environ.get("PIPELINES_CLEARML_PYTHON") or sys.executable
-    return sys.executable
 
 
 class StepRun:
@@ -374,6 +367,15 @@ class StepWorker:
         """True once a running step has had its grace (or a second signal came)."""
         return self.shutting_down.is_set() and self.grace_left() <= 0
 
+    def _refuse(self, task_id: str, attempt: int, reason: str) -> None:
+        try:
+            self.client.post(
+                f"tasks/{task_id}/finish/",
+                {"attempt": attempt, "status": "failed", "reason": reason[:255]},
+            )
+        except ApiError as error:
+            log.warning("could not refuse task %s: %s", task_id, error)
+
     def hand_back_reason(self) -> str:
         grace = self.config.shutdown_grace
         if time.monotonic() - self.shutdown_started < grace:
@@ -414,6 +416,11 @@ class StepWorker:
             log.info("message for task %s took its queue's first task instead", task_id)
         task_id, attempt = claimed["task"]["id"], claimed["task"]["attempt"]
         log.info("claimed task %s attempt %s", task_id, attempt)
+        refusal = clearml_refusal(claimed["task"])
+        if refusal is not None:
+            log.warning("task %s refused: %s", task_id, refusal)
+            self._refuse(task_id, attempt, refusal)
+            return
         try:
             lease = claimed.get("lease_seconds")
             StepRun(self, claimed["task"], attempt, claimed["task_key"], since, lease).execute()

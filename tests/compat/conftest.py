@@ -19,7 +19,7 @@ from tests.support import REPO, ServerProcess, start_process, start_server
 SEED = Path(__file__).parent / "clearml_seed"
 # Pinned: the SDK's protocol (v2.23 schema, json-lines events, fileserver layout) is what the
 # compat layer was built against; a new minor release may call endpoints we lack.
-REQUIREMENTS = ["clearml==2.1.12", "scikit-learn<1.8", "matplotlib", "joblib"]
+REQUIREMENTS = ["clearml==2.1.12", "scikit-learn<1.8", "matplotlib", "joblib", "pandas<3"]
 AGENT_REQUIREMENTS = ["clearml-agent==3.0.3"]
 VENV = Path(os.environ.get("CLEARML_TEST_VENV", REPO / ".venv-clearml"))
 IRIS_URL = "https://github.com/allegroai/events/raw/master/odsc20-east/generic/iris_dataset.pkl"

@@ -96,3 +96,19 @@ def test_a_failing_clearml_task_fails_with_its_exit_code(world):
     assert task["status_reason"] == "exit code 3", task["status_reason"]
     assert "failing on purpose" in console
     assert "password intact" in console
+
+
+def test_a_worker_without_a_clearml_interpreter_refuses_a_clearml_task(world):
+    cluster = world[0]
+    # given a worker like `pipelines up` starts: no PIPELINES_CLEARML_PYTHON, and its own
+    # interpreter has no `clearml` package
+    queue = cluster.queue("no-clearml")
+    cluster.start_worker(queue)
+    # when the SDK enqueues a ClearML task on its queue
+    task_id = _enqueue_with_the_sdk(world, "clearml task on a plain worker", CHECK_QUEUE=queue)
+    task = cluster.wait_for_status(task_id, "completed", "failed", timeout=120)
+    console = cluster.console_text(task_id)
+    # then the worker did not run it: the task failed saying what to configure
+    assert task["status"] == "failed", console[-3000:]
+    assert "PIPELINES_CLEARML_PYTHON" in task["status_reason"], task["status_reason"]
+    assert "ModuleNotFoundError" not in console, console[-3000:]

@@ -295,3 +295,19 @@ def test_file_server_round_trip_makes_a_registered_artifact_ready(compat_server,
     assert rest.get(listed[0]["url"]).content == b"abc"
     document = api("tasks.get_by_id", task=task_id)["task"]
     assert document["execution"]["artifacts"][0]["uri"] == uri
+
+
+def test_tasks_edit_moves_a_task_under_a_new_parent_but_never_under_itself(api):
+    # given two drafts (the SDK's Task.set_parent sends tasks.edit with `parent`)
+    first, second = api.new_task("parent to be"), api.new_task("child to be")
+    # when the second is moved under the first, the move is kept
+    assert api("tasks.edit", task=second, parent=first)["updated"] == 1
+    assert api("tasks.get_by_id", task=second)["task"]["parent"] == first
+    listed = api("tasks.get_all", parent=[first], only_fields=["id"])["tasks"]
+    assert [t["id"] for t in listed] == [second]
+    # and a task is never put under itself or one of its descendants, nor under a task
+    # the caller does not see
+    assert api.error("tasks.edit", task=first, parent=second)[0] == 400
+    assert api.error("tasks.edit", task=first, parent=first)[0] == 400
+    assert api.error("tasks.edit", task=first, parent=uuid.uuid4().hex)[0] == 400
+    assert api("tasks.get_by_id", task=first)["task"].get("parent") in (None, "")

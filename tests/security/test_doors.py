@@ -66,6 +66,7 @@ BODIES = {
     },
     "tasks.archive": lambda d, t: {"tasks": [t["task"]]},
     "tasks.archive_many": lambda d, t: {"ids": [t["task"]]},
+    "events.debug_images": lambda d, t: {"metrics": [{"task": t["task"]}], "iters": 1},
     "tasks.clone": lambda d, t: {"task": t["task"], "new_task_parent": t["task"]},
     "tasks.create": lambda d, t: {
         "name": "created child",
@@ -232,6 +233,7 @@ LISTS = {
     "tasks.get_configuration_names",
     "events.get_task_plots",
     "events.get_multi_task_plots",
+    "events.get_task_single_value_metrics",
     "models.get_all",
     "models.get_all_ex",
     "projects.get_all",

@@ -191,8 +191,8 @@ def last_metrics_to_clearml(ours: dict) -> dict:
             "metric": metric,
             "variant": variant,
             "value": value,
-            "min_value": value,
-            "max_value": value,
+            "min_value": point.get("min", value),
+            "max_value": point.get("max", value),
             "iter": point.get("iteration", 0),
         }
     return result

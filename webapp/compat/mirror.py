@@ -231,7 +231,9 @@ def _step_task(info: dict, name: str, by_id: dict, children: dict) -> Task | Non
 def _node_status(info: dict, task: Task | None, controller: Task) -> tuple[str, str]:
     if task is not None:
         status = NODE_STATUS_FOR_TASK.get(task.status, NodeStatus.PENDING)
-        reused = task.parent_id != controller.pk or info.get("status") == "cached"
+        # A reused (cached) task is one of an earlier run: it existed before this controller.
+        # Its parent says nothing: a step's parent is whatever its creator's key made it.
+        reused = task.created < controller.created or info.get("status") == "cached"
         if reused and status == NodeStatus.COMPLETED:
             return NodeStatus.CACHED, f"reused task {task.pk}"
         return status, task.status_reason or ""

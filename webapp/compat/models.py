@@ -37,6 +37,13 @@ class TaskExtra(models.Model):
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    # The task or worker key that created (or cloned) the task through the ClearML door. That
+    # key may go on changing it after the SDK moves it under another parent (a pipeline step
+    # re-parented to its controller); see core/access.py, `permits`.
+    created_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
     def __str__(self) -> str:
         return f"ClearML fields of {self.task_id}"
 

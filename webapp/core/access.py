@@ -131,6 +131,16 @@ def ran(task_id, key) -> bool:
     return Task.objects.filter(pk=task_id, clearml__run_key=key.pk).exists()
 
 
+def created(task: Task, key) -> bool:
+    """Did this task or worker key create (or clone) the task? The ClearML door records the
+    key (compat.TaskExtra.created_key): the SDK moves a step it created under another parent
+    (its pipeline's controller) and must still be able to change it."""
+    key_id = getattr(key, "pk", None)
+    if key_id is None or getattr(key, "kind", None) not in (ApiKeyKind.TASK, ApiKeyKind.WORKER):
+        return False
+    return Task.objects.filter(pk=task.pk, clearml__created_key=key_id).exists()
+
+
 def permits(rule: str, user, key, task: Task) -> bool:
     """May this caller, whose object rule for the verb at hand is `rule` (policy.rule_for),
     act on `task`? The caller is assumed to see the task (doors look tasks up through
@@ -142,9 +152,15 @@ def permits(rule: str, user, key, task: Task) -> bool:
         return visible_tasks(user, key).filter(pk=task.pk).exists()
     if rule == policy.OWN:
         own = getattr(key, "task_id", None)
-        return own is not None and own in (task.pk, task.parent_id)
+        return own is not None and (own in (task.pk, task.parent_id) or created(task, key))
     if rule == policy.RUNS:
-        return runs(task.pk, key) or runs(task.parent_id, key)
+        if runs(task.pk, key) or runs(task.parent_id, key):
+            return True
+        # A draft it made for a task it still runs, whatever parent the SDK gave it since
+        # (a controller re-parents the steps it creates): the run ends with that task.
+        return (
+            task.status == TaskStatus.CREATED and created(task, key) and running_tasks(key).exists()
+        )
     if rule == policy.RAN:
         # A controller reports on its steps too (ClearML aborts a step with `stopped`).
         return ran(task.pk, key) or runs(task.parent_id, key)

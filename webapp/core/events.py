@@ -198,12 +198,17 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
     for (title, series, iteration), value in scalars.items():
         key = f"{title}/{series}"
         current = metrics.get(key)
+        finite = None if value is None or not math.isfinite(value) else value
+        # The lowest and highest value ever reported, whatever order the points came in.
+        low = [v for v in (finite, (current or {}).get("min")) if v is not None]
+        high = [v for v in (finite, (current or {}).get("max")) if v is not None]
         if current is None or iteration >= current["iteration"]:
-            metrics[key] = {
-                "iteration": iteration,
-                "value": None if value is None or not math.isfinite(value) else value,
-                "raw": str(value),
-            }
+            current = {"iteration": iteration, "value": finite, "raw": str(value)}
+        else:
+            current = dict(current)
+        current["min"] = min(low) if low else None
+        current["max"] = max(high) if high else None
+        metrics[key] = current
     Task.objects.filter(pk=task.pk).update(last_metrics=metrics, last_update=timezone.now())
 
 
@@ -298,6 +303,7 @@ def link_media_url(
         raise InvalidInput("a media URL must be an http(s) URL of at most 2048 characters")
     content_type = _media_type(content_type or _guess_type(url))
     with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
         sample = DebugSample.objects.filter(
             task=task, title=title[:255], series=series[:255], iteration=iteration
         ).first()
@@ -312,6 +318,8 @@ def link_media_url(
                 "url": url,
                 "content_type": content_type,
                 "timestamp": timezone.now(),
+                # Without it the Debug samples tab (which reads by seq) never lists it.
+                "seq": next_seq(task, DebugSample),
             },
         )
     delete_key(old_key)

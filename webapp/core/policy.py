@@ -18,11 +18,13 @@ The object rules (evaluated in access.py, `permits`):
   with everything in them). Anything else answers as not found, never as forbidden.
 - `team`: the caller may change it: its teams' and its own personal objects. A task key
   acts as its task's owner here (creating projects).
-- `own`: a task key changes its own task and that task's children, and whatever it creates
-  becomes a child of its task (the ClearML SDK creates a pipeline's steps that way).
+- `own`: a task key changes its own task, that task's children, and the tasks it created
+  wherever they were moved since; whatever it creates becomes a child of its task (the
+  ClearML SDK creates a pipeline's steps that way, then re-parents them to the controller).
 - `runs`: a worker key changes the tasks it runs (it pulled them from their queue or marked
-  them started, and they are in progress) and their children, and creates only for them,
-  as their owner (ClearML agents hand their own key to the task they run).
+  them started, and they are in progress) and their children, and the drafts it created
+  while it still runs a task; it creates only for them, as their owner
+  (ClearML agents hand their own key to the task they run).
 - `ran`: a worker key reports on a task it pulled or started, whatever its status since
   (a run's last console lines and its final status arrive after an abort or after the
   task marked itself failed; then the state machine answers), and on the children of a

@@ -181,7 +181,9 @@ def create_task(
 
 
 # The ClearML protocol's `force` edits any of these whatever the status.
-FORCE_EDITABLE = EDITABLE_WHILE_DRAFT | EDITABLE_ALWAYS | {"system_tags"}
+# `parent` too: the ClearML SDK moves the steps it creates under their pipeline's controller
+# (the door checks that the caller may use the new parent).
+FORCE_EDITABLE = EDITABLE_WHILE_DRAFT | EDITABLE_ALWAYS | {"system_tags", "parent"}
 
 
 def edit_task(task: Task, changes: dict, *, force: bool = False) -> Task:

@@ -10,12 +10,14 @@ is on our file server.
 import json
 import logging
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from django.db import transaction
 
+from webapp.core import scalar_rollup
 from webapp.core.errors import DomainError
-from webapp.core.events import ingest_events, link_debug_sample
-from webapp.core.models import LogLine, Plot
+from webapp.core.events import ingest_events, link_debug_sample, link_media_url
+from webapp.core.models import DebugSample, LogLine, Plot
 
 from ..documents import extra_of, file_path_of, get_task, iso, visible_tasks
 from ..envelope import ApiError
@@ -138,9 +140,22 @@ def _track_iteration(task, events: list) -> None:
 
 def _store_image(task, image: dict) -> None:
     path = file_path_of(image["url"])
-    found = stored_object(path, task) if path else None
+    if path is None:
+        # Media reported by URL only (`report_media(url=...)`): kept as that URL, as ClearML.
+        try:
+            link_media_url(
+                task,
+                title=image["title"],
+                series=image["series"],
+                iteration=image["iteration"],
+                url=image["url"],
+            )
+        except DomainError as error:
+            logger.info("events.add_batch: media %r not kept: %s", image["url"][:200], error)
+        return
+    found = stored_object(path, task)
     if found is None:
-        return  # an image on another host: ClearML keeps only its URL, so do we not store it
+        return  # not on our file server (yet): a later event naming it links it
     link_debug_sample(
         task,
         title=image["title"],
@@ -195,3 +210,99 @@ def get_task_plots(call):
         "total": plots.count(),
         "scroll_id": None,
     }
+
+
+# ----------------------------------------------------------------- reading results back
+
+
+@endpoint("events.scalar_metrics_iter_histogram", verb="task.read")
+def scalar_metrics_iter_histogram(call):
+    """`Task.get_reported_scalars()`: {title: {series: {name, x, y}}}, x by `key` (iter,
+    timestamp or iso_time); a long series as its drawn points (scalar_rollup)."""
+    task = get_task(call, call.require("task"))
+    key = call.get("key") or "iter"
+    result: dict = {}
+    for chart in scalar_rollup.charts(task):
+        if key == "timestamp":
+            xs = chart["t"]
+        elif key == "iso_time":
+            xs = [iso_ms(stamp) for stamp in chart["t"]]
+        else:
+            xs = chart["x"]
+        result.setdefault(chart["title"], {})[chart["series"]] = {
+            "name": chart["series"],
+            "x": xs,
+            "y": chart["y"],
+        }
+    return result
+
+
+def iso_ms(stamp: int) -> str:
+    return datetime.fromtimestamp(stamp / 1000, tz=UTC).isoformat()
+
+
+@endpoint("events.get_task_single_value_metrics", verb="task.read")
+def get_task_single_value_metrics(call):
+    """`Task.get_reported_single_values()`: each task's report_single_value() results."""
+    ids = [str(t) for t in (call.get("tasks") or [])]
+    answer = []
+    for task in visible_tasks(call).filter(pk__in=ids):
+        values = [
+            {
+                "metric": value["title"],
+                "variant": value["name"],
+                "value": value["value"],
+                "iter": 0,
+                "timestamp": int(task.last_update.timestamp() * 1000),
+            }
+            for value in scalar_rollup.single_values(task)
+        ]
+        answer.append({"task": task.id, "task_name": task.name, "values": values})
+    return {"tasks": answer}
+
+
+def _sample_event(sample: DebugSample, base: str) -> dict:
+    # Stored bytes are served by our API (the file server's object path is not kept).
+    url = sample.url or f"{base}/api/v1/samples/{sample.pk}/"
+    return {
+        "task": sample.task_id,
+        "type": "training_debug_image",
+        "metric": sample.title,
+        "variant": sample.series,
+        "iter": sample.iteration,
+        "url": url,
+        "timestamp": int(sample.timestamp.timestamp() * 1000),
+    }
+
+
+@endpoint("events.debug_images", verb="task.read")
+def debug_images(call):
+    """`Task.get_debug_samples()`: per requested (task, metric, variants), the samples of the
+    last `iters` iterations, newest first. One page: a request with a scroll_id (the SDK
+    asks for the next page) answers no iterations."""
+    wanted = [m for m in (call.get("metrics") or []) if isinstance(m, dict) and m.get("task")]
+    iters = max(1, min(int(call.get("iters") or 1), 1000))
+    base = call.request.build_absolute_uri("/").rstrip("/")
+    metrics = []
+    for entry in wanted:
+        task = get_task(call, str(entry["task"]))
+        samples = DebugSample.objects.filter(task=task)
+        if entry.get("metric"):
+            samples = samples.filter(title=str(entry["metric"]))
+        variants = [str(v) for v in entry.get("variants") or []]
+        if variants:
+            samples = samples.filter(series__in=variants)
+        by_iteration: dict[int, list] = defaultdict(list)
+        if not call.get("scroll_id"):
+            for sample in samples.order_by("-iteration", "series"):
+                if sample.iteration not in by_iteration and len(by_iteration) >= iters:
+                    break
+                by_iteration[sample.iteration].append(_sample_event(sample, base))
+        metrics.append(
+            {
+                "task": task.id,
+                "metric": entry.get("metric") or "",
+                "iterations": [{"iter": i, "events": e} for i, e in by_iteration.items()],
+            }
+        )
+    return {"metrics": metrics, "scroll_id": "done"}

@@ -9,7 +9,7 @@ import copy
 from django.db import transaction
 
 from webapp.core import access, limits, presenters, services
-from webapp.core.choices import TaskStatus, TaskType
+from webapp.core.choices import ApiKeyKind, TaskStatus, TaskType
 from webapp.core.models import Project, Queue, Task
 
 from .. import mirror
@@ -149,7 +149,10 @@ def check_editable(task: Task, force: bool) -> None:
 
 
 def _fields(changes: dict) -> dict:
-    return {key: value for key, value in changes.items() if key != "script"}
+    fields = {key: value for key, value in changes.items() if key != "script"}
+    if "parent" in fields:
+        fields["parent"] = fields["parent"].pk
+    return fields
 
 
 # ----------------------------------------------------------------- create, edit
@@ -188,7 +191,36 @@ def create(call):
         if changes:
             task = services.edit_task(task, changes, force=True)
         save_extra(task, body, leftovers)
+        record_creator(task, call.key)
     return {"id": task.id, "new_project": None}
+
+
+def record_creator(task: Task, key) -> None:
+    """Remember the task or worker key that made `task` (access.created)."""
+    if getattr(key, "kind", None) in (ApiKeyKind.TASK, ApiKeyKind.WORKER):
+        extra = extra_of(task)
+        extra.created_key = key
+        extra.save(update_fields=None if extra._state.adding else ["created_key"])
+
+
+def new_parent(call, task: Task) -> Task | None:
+    """The parent an edit moves `task` under (None: unchanged). The SDK re-parents the steps
+    it creates to their pipeline's controller (`Task.set_parent`): the caller must see the
+    new parent and be allowed to change it, or it is the parent of the caller's own task."""
+    if not call.body.get("parent"):
+        return None  # no parent given (or an empty one): the parent stays as it is
+    parent = get_task(call, call.body["parent"], verb="task.read")
+    ancestor, depth = parent, 0
+    while ancestor is not None and depth < 64:
+        if ancestor.pk == task.pk:
+            raise bad_request(f"task {parent.pk} is {task.pk} or one of its descendants")
+        ancestor, depth = ancestor.parent, depth + 1
+    own = Task.objects.filter(pk=getattr(call.key, "task_id", None)).first()
+    if not (own is not None and parent.pk == own.parent_id) and not access.permits(
+        call.rule, call.user, call.key, parent
+    ):
+        raise ApiError(403, f"this key may not put tasks under task {parent.pk}", 21)
+    return parent
 
 
 @endpoint("tasks.edit", verb="task.edit")
@@ -196,8 +228,11 @@ def edit(call):
     task = get_task(call, call.require("task"))
     check_editable(task, call.flag("force"))
     changes, leftovers = definition_changes(task, call.body)
+    parent = new_parent(call, task)
     with transaction.atomic():
         task = apply_archived(task, changes)
+        if parent is not None and parent.pk != task.parent_id:
+            changes["parent"] = parent
         if changes:
             task = services.edit_task(task, changes, force=True)
         save_extra(task, call.body, leftovers)
@@ -478,6 +513,8 @@ def clone(call):
         }
         extra.output = {"destination": (source_extra.output or {}).get("destination")}
         extra.script = copy.deepcopy(source_extra.script or {})
+        if getattr(call.key, "kind", None) in (ApiKeyKind.TASK, ApiKeyKind.WORKER):
+            extra.created_key = call.key
         extra.save()
     return {"id": task.id, "new_project": new_project}
 
