@@ -49,6 +49,9 @@ def _concrete(route: str, values: dict) -> str:
         lambda m: _converted(m.group(1), m.group(2), values, value),
         url,
     )
+    # An optional group of a regex pattern (the ClearML links' `(?:/(?P<rest>.*))?`) is left
+    # out: the shortest URL it matches.
+    url = re.sub(r"\(\?:[^()]*\)\?", "", url)
     url = url.replace("^", "").replace("$", "").replace("\\.", ".").replace("/?", "/")
     return "/" + url
 
