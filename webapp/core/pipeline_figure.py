@@ -324,6 +324,20 @@ def status_rank(status: str) -> tuple[int, str]:
         return (len(STATUS_ORDER), status)
 
 
+def progress_segments(counts: dict, total: int) -> list[dict]:
+    """The parts of a run's progress bar: one per status with steps, in STATUS_ORDER."""
+    return [
+        {
+            "status": status,
+            "count": counts[status],
+            "percent": round(100 * counts[status] / total, 2) if total else 0,
+            "color": STATUS_COLORS.get(status, UNKNOWN_STATUS_COLOR),
+        }
+        for status in sorted(counts, key=status_rank)
+        if counts[status]
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineLayout:
     """Everything in the figures that depends on the steps only, not on their states: a

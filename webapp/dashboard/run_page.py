@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from webapp.core import engine
 from webapp.core.choices import NODE_TERMINAL, PIPELINE_TERMINAL, NodeStatus
-from webapp.core.pipeline_figure import STATUS_COLORS, UNKNOWN_STATUS_COLOR, status_rank
+from webapp.core.pipeline_figure import progress_segments
 from webapp.core.pipeline_timeline import build_pipeline_timeline
 from webapp.core.presenters import read_task
 
@@ -210,16 +210,7 @@ def run_summary(run, now=None) -> dict:
         NodeStatus.FAILED: run.n_failed,
         NodeStatus.SKIPPED: run.n_skipped,
     }
-    segments = [
-        {
-            "status": status,
-            "count": count,
-            "percent": round(100 * count / total, 2) if total else 0,
-            "color": STATUS_COLORS.get(status, UNKNOWN_STATUS_COLOR),
-        }
-        for status, count in sorted(counts.items(), key=lambda item: status_rank(item[0]))
-        if count
-    ]
+    segments = progress_segments(counts, total)
     ended, duration = run_times(run, now)
     done = min(run.n_done, total)
     return {

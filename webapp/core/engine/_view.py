@@ -9,14 +9,12 @@ from django.utils import timezone
 from ..choices import NODE_TERMINAL, NodeStatus
 from ..models import PipelineNode, PipelineRun
 from ..pipeline_figure import (
-    STATUS_COLORS,
-    UNKNOWN_STATUS_COLOR,
     PipelineLayout,
     build_pipeline_figure,
     build_pipeline_table,
     function_call,
     layout_pipeline,
-    status_rank,
+    progress_segments,
 )
 from ..presenters import read_overrides
 
@@ -61,15 +59,7 @@ class RunView:
             counts[node["status"]] = counts.get(node["status"], 0) + 1
         done = sum(n for status, n in counts.items() if status in NODE_TERMINAL)
         total = len(self.nodes)
-        segments = [
-            {
-                "status": status,
-                "count": counts[status],
-                "percent": round(100 * counts[status] / total, 2),
-                "color": STATUS_COLORS.get(status, UNKNOWN_STATUS_COLOR),
-            }
-            for status in sorted(counts, key=status_rank)
-        ]
+        segments = progress_segments(counts, total)
         return {
             "done": done,
             "total": total,
