@@ -4,7 +4,9 @@
   while its step runs, at the intervals the real worker would use: a task heartbeat every
   `heartbeat_seconds` and its presence every `presence_seconds`, each after the previous
   answer (the worker's threads wait the interval after each request), each on its own
-  kept-alive connection, with the real worker's heartbeat timeout.
+  kept-alive connection, with the real worker's heartbeat timeout. As the real worker does
+  (pipelines/worker/heartbeat.py), it skips a presence beat while an accepted task heartbeat
+  is newer than `presence_seconds`: the server counts that as its presence.
 - Clients logging: each posts a batch of scalars every second and a batch of console lines
   every half second to its own task (the SDK's flush intervals), with a batch id, and sends a
   batch again until it is acknowledged, as the SDK does.
@@ -140,12 +142,15 @@ async def simulated_worker(plan: LoadPlan, recorder: Recorder, index: int, task_
         "pid": os.getpid(),
     }
 
+    last_accepted = [float("-inf")]  # when the server last accepted a beat of this worker
+
     async def heartbeats():
         holding = True
         # Workers do not start in step: spread the first beats over one interval.
         if not await _pause(recorder, random.uniform(0, plan.heartbeat_seconds)):
             return
         while holding:
+            sent = time.monotonic()
             status, data = await api.call(
                 "heartbeat",
                 "POST",
@@ -153,7 +158,9 @@ async def simulated_worker(plan: LoadPlan, recorder: Recorder, index: int, task_
                 {"attempt": 1, "worker": name},
                 timeout=plan.heartbeat_timeout,
             )
-            if status == 200 and not data.get("keep_running"):
+            if status == 200 and data.get("keep_running"):
+                last_accepted[0] = max(last_accepted[0], sent)
+            elif status == 200:
                 recorder.leases_lost += 1
                 holding = False
             elif not await _pause(recorder, plan.heartbeat_seconds):
@@ -162,15 +169,24 @@ async def simulated_worker(plan: LoadPlan, recorder: Recorder, index: int, task_
     async def presence_beats():
         if not await _pause(recorder, random.uniform(0, plan.presence_seconds)):
             return
+        registered = False
         while True:
-            await api.call(
-                "worker presence",
-                "POST",
-                "workers/heartbeat/",
-                presence,
-                timeout=plan.heartbeat_timeout,
-            )
-            if not await _pause(recorder, plan.presence_seconds):
+            silent = time.monotonic() - last_accepted[0]
+            if registered and silent < plan.presence_seconds:
+                wait = max(0.05, plan.presence_seconds - silent)
+            else:
+                status, _ = await api.call(
+                    "worker presence",
+                    "POST",
+                    "workers/heartbeat/",
+                    presence,
+                    timeout=plan.heartbeat_timeout,
+                )
+                if status == 200:
+                    registered = True
+                    last_accepted[0] = time.monotonic()
+                wait = plan.presence_seconds
+            if not await _pause(recorder, wait):
                 return
 
     try:

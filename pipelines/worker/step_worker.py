@@ -30,6 +30,7 @@ from ..config import ClientConfig, ConfigurationError, load_config
 from ..launcher.embedded_redis import broker_url as embedded_broker_url
 from ..launcher.embedded_redis import default_data_dir
 from . import broker_watch
+from .heartbeat import LivenessClock, TaskHeartbeat
 from .step_console import ConsoleStream, pump_lines
 from .step_resources import GpuSampler
 from .step_setup import (
@@ -92,9 +93,9 @@ class WorkerConfig:
             name=name or f"{socket.gethostname()}:{os.getpid()}",
             queues=list(dict.fromkeys(queues)),
             concurrency=max(1, concurrency),
-            # Ten heartbeats per lease (nine before the fence) and three presence beats per
+            # Six heartbeats per lease (five before the fence) and three presence beats per
             # liveness window, not one request a second: what a thousand workers cost.
-            heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", lease / 10)),
+            heartbeat=max(0.05, _env_float("PIPELINES_HEARTBEAT_SECONDS", lease / 6)),
             lease=lease,
             kill_grace=max(0.0, _env_float("PIPELINES_KILL_GRACE_SECONDS", 3.0)),
             shutdown_grace=max(0.0, _env_float("PIPELINES_SHUTDOWN_GRACE_SECONDS", 20.0)),
@@ -105,51 +106,6 @@ class WorkerConfig:
             work_dir=os.environ.get("PIPELINES_WORK_DIR") or None,
             keep_work_dirs=os.environ.get("PIPELINES_KEEP_WORK_DIRS", "") in ("1", "true"),
         )
-
-
-class TaskHeartbeat(threading.Thread):
-    """Extends the attempt's lease; records when the server says stop or stops answering."""
-
-    def __init__(self, client: Client, task_id: str, attempt: int, worker: str, interval: float):
-        super().__init__(name=f"heartbeat-{task_id[:8]}", daemon=True)
-        self.client, self.task_id, self.attempt, self.worker = client, task_id, attempt, worker
-        self.interval = interval
-        self.last_accepted = time.monotonic()
-        self.stop_reason: str | None = None
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        failures = 0
-        while not self._halt.wait(self.interval):
-            sent = time.monotonic()
-            try:
-                reply = self.client.post(
-                    f"tasks/{self.task_id}/heartbeat/",
-                    {"attempt": self.attempt, "worker": self.worker},
-                )
-            except ApiError as error:
-                if error.status == 404:
-                    self.stop_reason = "the task no longer exists"
-                    return
-                failures += 1
-                if failures == 1:
-                    log.warning("heartbeat for %s failed: %s", self.task_id, error)
-                continue
-            failures = 0
-            # The send time, not the reply time: the server's lease started no earlier.
-            self.last_accepted = sent
-            if not reply.get("keep_running"):
-                self.stop_reason = (
-                    f"the server says stop (task is {reply.get('status')}, "
-                    f"current attempt {reply.get('attempt')})"
-                )
-                return
-
-    def silent_for(self) -> float:
-        return time.monotonic() - self.last_accepted
-
-    def halt(self) -> None:
-        self._halt.set()
 
 
 class StepRun:
@@ -180,6 +136,7 @@ class StepRun:
             self.attempt,
             self.config.name,
             self.heartbeat_interval,
+            self.worker.liveness,
         )
         heartbeat.last_accepted = self.claimed_at
         heartbeat.start()
@@ -347,6 +304,7 @@ class StepWorker:
         self.shutdown_started = 0.0
         self.stopped = threading.Event()
         self.supervisor = StepSupervisor()
+        self.liveness = LivenessClock()
         self._presence: threading.Thread | None = None
 
     def request_stop(self) -> None:
@@ -465,12 +423,22 @@ class StepWorker:
         }
         # Until the process ends, not just until it is asked to stop: a worker letting its
         # step finish is still there.
+        interval = self.config.presence_interval
+        registered = False
         while not self.stopped.is_set():
+            # The server counts an accepted task heartbeat as this worker's presence too, so
+            # a busy worker sends only those; the first beat registers its queues.
+            silent = self.liveness.silent_for()
+            if registered and silent < interval:
+                self.stopped.wait(max(0.05, interval - silent))
+                continue
             try:
                 self.beat_client.post("workers/heartbeat/", body)
+                registered = True
+                self.liveness.beat()
             except ApiError as error:
                 log.warning("worker heartbeat failed: %s", error)
-            self.stopped.wait(self.config.presence_interval)
+            self.stopped.wait(interval)
 
     def unregister(self) -> None:
         try:

@@ -27,7 +27,7 @@ def test_the_capacity_harness_measures_every_kind_and_counts_what_was_stored():
                 until_pipelines=1,
             )
             # the worker timings are the real worker's defaults, derived from the lease
-            assert plan.heartbeat_seconds == pytest.approx(3.0)
+            assert plan.heartbeat_seconds == pytest.approx(5.0)
             assert plan.presence_seconds == pytest.approx(10.0)
             recorder = run_load(plan)
             stored = bench_capacity.stored_counts(cluster, plan)

@@ -62,14 +62,19 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     queryset = Worker.objects.all()
     verbs = {"list": "worker.read", "heartbeat": "worker.report", "unregister": "worker.report"}
 
-    def get_serializer_context(self):
-        # A worker's current task is named only to callers who see that task.
-        busy = Worker.objects.exclude(current_task=None).values("current_task")
-        visible = access.visible_tasks(self.request.user, self.request.auth).filter(pk__in=busy)
+    def get_serializer_context(self, busy=None):
+        # A worker's current task is named only to callers who see that task. `busy`: the
+        # task ids in question (default: every worker's), so a beat checks only its own.
+        if busy is None:
+            busy = Worker.objects.exclude(current_task=None).values("current_task")
+        visible = set()
+        if not isinstance(busy, list) or busy:
+            tasks = access.visible_tasks(self.request.user, self.request.auth)
+            visible = set(tasks.filter(pk__in=busy).values_list("pk", flat=True))
         return {
             **super().get_serializer_context(),
             "alive_since": _alive_since(),
-            "visible_tasks": set(visible.values_list("pk", flat=True)),
+            "visible_tasks": visible,
         }
 
     @extend_schema(request=s.WorkerHeartbeatSerializer, responses=s.WorkerSerializer)
@@ -78,7 +83,9 @@ class WorkerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         data = s.WorkerHeartbeatSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         worker = execution.worker_heartbeat(**data.validated_data, ensure_queues=True)
-        return Response(self.get_serializer(worker).data)
+        busy = [worker.current_task_id] if worker.current_task_id else []
+        context = self.get_serializer_context(busy)
+        return Response(self.get_serializer_class()(worker, context=context).data)
 
     @extend_schema(request=s.WorkerUnregisterSerializer, responses=None)
     @action(detail=False, methods=["post"])

@@ -183,17 +183,22 @@ def extend_lease(task_id: str, attempt: int, worker_name: str = "") -> tuple[boo
     """A worker's heartbeat: (the attempt is still its to run, the task's status and current
     attempt), None when there is no such task.
 
-    Every running step sends one every lease/10 seconds, so it is one UPDATE while the
-    attempt runs, with no read; the task's row is read only to say why it is not. The
-    worker's own row is kept fresh by its presence beats (`worker_heartbeat`), not here.
+    Every running step sends one every lease/6 seconds, so it is one UPDATE while the
+    attempt runs, with no read; the task's row is read only to say why it is not. An
+    accepted beat of a named worker is its presence too (a second UPDATE, of its row):
+    a busy worker sends no presence beats of its own, one request fewer per interval.
     """
+    now = timezone.now()
     running = {"pk": task_id, "status": TaskStatus.IN_PROGRESS, "attempt": attempt}
     if worker_name:
         running["worker"] = worker_name  # a named worker extends only its own run
-    text, values = sql.update(Task, {"last_heartbeat": timezone.now()}, running)
+    text, values = sql.update(Task, {"last_heartbeat": now}, running)
     with connection.cursor() as cursor:
         cursor.execute(text, values)
         if cursor.rowcount:
+            if worker_name:
+                text, values = sql.update(Worker, {"last_seen": now}, {"name": worker_name})
+                cursor.execute(text, values)
             return True, TaskStatus.IN_PROGRESS, attempt
     current = Task.objects.filter(pk=task_id).values_list("status", "attempt").first()
     return None if current is None else (False, *current)
