@@ -90,6 +90,36 @@ def test_buckets_equal_those_built_from_all_points_whatever_the_order_of_the_rep
     }
 
 
+def test_a_batch_of_many_series_keeps_each_series_buckets_as_if_reported_alone(running):
+    # More series in one batch than one bucket read holds: each series' buckets must be
+    # what its own points give, however the batch's reads and writes are grouped.
+    rng = random.Random(11)
+    series_count = scalar_rollup.RANGES_PER_READ * 2 + 17
+    points = {(s, i): rng.uniform(-1, 1) for s in range(series_count) for i in range(40)}
+    order = list(points)
+    rng.shuffle(order)
+    for start in range(0, len(order), 5_000):
+        batch = order[start : start + 5_000]
+        events.ingest_events(
+            running,
+            [
+                {"type": "scalar", "title": "t", "series": f"s{s}", "iteration": i, "value": v}
+                for (s, i), v in ((key, points[key]) for key in batch)
+            ],
+        )
+    rows = {row.series: row for row in ScalarSeries.objects.filter(task=running)}
+    assert len(rows) == series_count
+    for s in rng.sample(range(series_count), 25):
+        mine = sorted((i, v, 0.0) for (t, i), v in points.items() if t == s)
+        width, expected = scalar_rollup.bucket_all(mine)
+        row = rows[f"s{s}"]
+        assert (row.bucket_width, row.points) == (width, 40)
+        stored = {b.index: (b.count, b.min_value, b.max_value) for b in row.buckets.all()}
+        assert stored == {
+            index: (b["count"], b["min_value"], b["max_value"]) for index, b in expected.items()
+        }
+
+
 def test_a_short_series_is_drawn_point_for_point_and_gaps_stay_gaps(admin_client, running):
     _report(running, [(0, 1.0), (1, math.nan), (2, 3.0)])
     drawn = _drawn(_charts(admin_client, running))

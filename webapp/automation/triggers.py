@@ -10,12 +10,13 @@ pending a few seconds later (its message was lost, the server worker was down), 
 start is conditional on the row still being pending, so it happens once.
 """
 
+import functools
 import logging
 import math
 import re
 from datetime import timedelta
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from webapp.core import access
@@ -249,11 +250,11 @@ def on_artifact_ready(artifact) -> None:
 def _record(event: str, task: Task, key: str, detail: dict, matches=None) -> None:
     """Insert the firing rows of the triggers `event` on `task` matches, in the event's
     transaction, and ask the server worker to start them once it commits."""
+    if not _any_waiting(event):
+        return  # the common case, on every report: one plain statement, no ORM query
     candidates = list(
         Trigger.objects.filter(paused=False, event=event).select_related("created_by")
     )
-    if not candidates:
-        return
     created = []
     for trigger in candidates:
         subject = _subject(trigger, task)
@@ -384,3 +385,20 @@ def start_pending(now=None) -> int:
         except Exception:  # noqa: BLE001 - one firing must not stop the others
             logger.exception("starting trigger firing %s failed", firing_id)
     return started
+
+
+def _any_waiting(event: str) -> bool:
+    """Whether an unpaused trigger waits on `event`."""
+    with connection.cursor() as cursor:
+        cursor.execute(_waiting_text(), [event, False])
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _waiting_text() -> str:
+    quote, meta = connection.ops.quote_name, Trigger._meta
+    event, paused = meta.get_field("event").column, meta.get_field("paused").column
+    return (
+        f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(event)} = %s"  # noqa: S608
+        f" AND {quote(paused)} = %s LIMIT 1"
+    )

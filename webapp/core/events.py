@@ -5,13 +5,12 @@ import math
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from . import hooks, limits, scalar_rollup, sql
 from .errors import InvalidInput, TooLarge
 from .execution import append_log
-from .models import DebugSample, Plot, ReceivedBatch, Scalar, SingleValue, Task
+from .models import DebugSample, Plot, Scalar, SingleValue, Task
 from .scalar_rollup import SINGLE_VALUE_ITERATION
 from .storage import delete_key, safe_filename, sample_key, save_bytes
 
@@ -38,8 +37,10 @@ def _float(value) -> float:
 def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
     """Store a batch exactly once: a known batch id is acknowledged without storing it again,
     and scalars and plots upsert by (title, series, iteration) in any case."""
-    if batch_id and ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
-        return {"scalars": 0, "plots": 0, "logs": 0, "duplicate": True}
+    duplicate = {"scalars": 0, "plots": 0, "logs": 0, "duplicate": True}
+    batch_id = (batch_id or "")[:64]
+    if batch_id and sql.batch_recorded(task.pk, batch_id):
+        return duplicate
     if not isinstance(events, list):
         raise InvalidInput("events must be a list")
     if len(events) > MAX_EVENTS_PER_BATCH:
@@ -101,6 +102,8 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             # The task row lock orders this task's batches: each one's seq is above every
             # seq already committed, so a reader at seq N misses nothing it asks for later.
             task = Task.objects.select_for_update().get(pk=task.pk)
+        if batch_id and not sql.record_batch(task.pk, batch_id, now):
+            return duplicate  # a copy sent at the same time was stored first
         if scalars:
             _check_series_limit(task, scalars)
             _upsert_scalars(task, scalars, now, next_seq(task, Scalar))
@@ -120,8 +123,6 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
             _store_single_values(task, singles, now)
         if logs:
             append_log(task, logs)
-        if batch_id:
-            ReceivedBatch.objects.create(task=task, batch_id=batch_id[:64])
         if scalars:
             hooks.notify(hooks.SCALARS_REPORTED, task, scalars)
     return {
@@ -163,7 +164,7 @@ def _check_series_limit(task: Task, scalars: dict) -> None:
 def next_seq(task: Task, model) -> int:
     """The seq of the batch being stored for `task` (whose row the caller holds locked):
     one above the task's highest, read from the (task, seq) index."""
-    return (model.objects.filter(task=task).aggregate(m=Max("seq"))["m"] or 0) + 1
+    return (sql.highest_seq(model, task.pk) or 0) + 1
 
 
 def _upsert_scalars(task: Task, scalars: dict, now, seq: int) -> None:
@@ -209,7 +210,11 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
         current["min"] = min(low) if low else None
         current["max"] = max(high) if high else None
         metrics[key] = current
-    Task.objects.filter(pk=task.pk).update(last_metrics=metrics, last_update=timezone.now())
+    text, values = sql.update(
+        Task, {"last_metrics": metrics, "last_update": timezone.now()}, {"pk": task.pk}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(text, values)
 
 
 # What media a task may report, by content type, and the largest file of each.

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from . import broker, limits, secrets, sql, status
@@ -24,7 +24,7 @@ from .choices import (
 )
 from .errors import Conflict, InvalidInput, NotFound
 from .keys import create_api_key, revoke_task_keys, system_user
-from .models import LogLine, Queue, QueueEntry, ReceivedBatch, Task, Worker
+from .models import LogLine, Queue, QueueEntry, Task, Worker
 from .services import get_or_create_queue, publish_on_commit
 
 logger = logging.getLogger(__name__)
@@ -462,13 +462,11 @@ def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
     if not lines:
         return 0
     with transaction.atomic():
-        Task.objects.select_for_update().filter(pk=task.pk).first()
-        if batch_id:
-            # The task row lock above serialises two copies of one batch.
-            if ReceivedBatch.objects.filter(task=task, batch_id=batch_id).exists():
-                return 0
-            ReceivedBatch.objects.create(task=task, batch_id=batch_id)
-        last = LogLine.objects.filter(task=task).aggregate(m=Max("seq"))["m"]
+        sql.lock_task(task.pk)
+        # The task row lock above serialises two copies of one batch.
+        if batch_id and not sql.record_batch(task.pk, batch_id, timezone.now()):
+            return 0
+        last = sql.highest_seq(LogLine, task.pk)
         seq = -1 if last is None else last
         now = timezone.now()
         rows = []

@@ -23,6 +23,7 @@ from . import sql
 from .models import Scalar, ScalarBucket, ScalarSeries
 
 MAX_BUCKETS = 1024
+RANGES_PER_READ = 200
 # ClearML's iteration for report_single_value(): a value, not a point of a curve.
 SINGLE_VALUE_ITERATION = -(2**31)
 SINGLE_VALUE_TITLE = "Summary"
@@ -119,11 +120,20 @@ def _read_buckets(series: ScalarSeries, low=None, high=None) -> dict[int, dict]:
 
 
 def _write_buckets(series: ScalarSeries, buckets: dict[int, dict]) -> None:
-    """Insert or replace buckets by (series, index), one executemany (sql.py): model
-    instances and the ORM's upsert cost several times the statement itself here."""
+    _write_all([(series, buckets)])
+
+
+def _write_all(written: list[tuple[ScalarSeries, dict[int, dict]]]) -> None:
+    """Insert or replace buckets by (series, index), one executemany (sql.py) for every
+    series of a batch: model instances and the ORM's upsert cost several times the
+    statement itself here."""
     if connection.vendor not in ("sqlite", "postgresql"):
         ScalarBucket.objects.bulk_create(
-            [ScalarBucket(series=series, index=i, **values) for i, values in buckets.items()],
+            [
+                ScalarBucket(series=series, index=i, **values)
+                for series, buckets in written
+                for i, values in buckets.items()
+            ],
             batch_size=1000,
             update_conflicts=True,
             unique_fields=["series", "index"],
@@ -132,10 +142,27 @@ def _write_buckets(series: ScalarSeries, buckets: dict[int, dict]) -> None:
         return
     rows = [
         (series.pk, index, *(values[name] for name in BUCKET_FIELDS))
+        for series, buckets in written
         for index, values in buckets.items()
     ]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql.UPSERT_SCALAR_BUCKETS.text, rows)
+
+
+def _read_ranges(ranges: list[tuple[ScalarSeries, int, int]]) -> dict[int, dict[int, dict]]:
+    """The buckets of several series, each within its own index range, in one query:
+    {series pk: {index: bucket}}."""
+    found: dict[int, dict[int, dict]] = {row.pk: {} for row, _, _ in ranges}
     with connection.cursor() as cursor:
-        cursor.executemany(sql.UPSERT_SCALAR_BUCKETS.text, rows)
+        # In chunks: a statement holds a bounded number of parameters on every database.
+        for start in range(0, len(ranges), RANGES_PER_READ):
+            chunk = ranges[start : start + RANGES_PER_READ]
+            values = [value for row, low, high in chunk for value in (row.pk, low, high)]
+            cursor.execute(sql.bucket_ranges_text(len(chunk), BUCKET_FIELDS), values)
+            for series_id, index, *fields in cursor.fetchall():
+                found[series_id][index] = dict(zip(BUCKET_FIELDS, fields, strict=True))
+    return found
 
 
 def _stored_points(series: ScalarSeries, low: int, high: int) -> list[tuple]:
@@ -194,7 +221,7 @@ def record(task, scalars: dict, now: datetime) -> None:
             created.append(row)
     ScalarSeries.objects.bulk_create(created, batch_size=500)
     fresh = {id(row) for row in created}
-    changed = []
+    grouped = []
     for key, points in by_series.items():
         row = known[key]
         points.sort()
@@ -205,21 +232,35 @@ def record(task, scalars: dict, now: datetime) -> None:
             if width != row.bucket_width:
                 _relevel(row, width)
             row.first_iteration, row.last_iteration = first, last
-        row.points += _fold(row, points)
-        changed.append(row)
-    ScalarSeries.objects.bulk_update(
-        changed, ["bucket_width", "first_iteration", "last_iteration", "points"], batch_size=500
-    )
+        groups: dict[int, list] = defaultdict(list)
+        for point in points:
+            groups[point[0] // row.bucket_width].append(point)
+        grouped.append((row, groups))
+    existing = _read_ranges([(row, min(groups), max(groups)) for row, groups in grouped])
+    written = []
+    for row, groups in grouped:
+        buckets = _fold(row, groups, existing[row.pk])
+        row.points += sum(
+            values["count"] - existing[row.pk].get(index, {}).get("count", 0)
+            for index, values in buckets.items()
+        )
+        written.append((row, buckets))
+    _write_all(written)
+    fields = ("bucket_width", "first_iteration", "last_iteration", "points")
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql.update_text(ScalarSeries, fields, ("pk",)),
+            [
+                sql.prepare(ScalarSeries, {f: getattr(row, f) for f in (*fields, "pk")})
+                for row, _ in written
+            ],
+        )
 
 
-def _fold(row: ScalarSeries, points: list[tuple]) -> int:
-    """Write the buckets `points` (sorted) fall in; returns how many points were added."""
+def _fold(row: ScalarSeries, groups: dict[int, list], existing: dict[int, dict]) -> dict:
+    """The buckets that a batch's points (grouped by bucket, each group sorted) fall in,
+    as they are to be written."""
     width = row.bucket_width
-    groups: dict[int, list] = defaultdict(list)
-    for point in points:
-        groups[point[0] // width].append(point)
-    existing = _read_buckets(row, min(groups), max(groups))
-    added = 0
     written = {}
     for index, group in groups.items():
         bucket = existing.get(index)
@@ -231,10 +272,8 @@ def _fold(row: ScalarSeries, points: list[tuple]) -> int:
             # A point at or before the bucket's last: recount the bucket from the stored
             # points (this batch's are stored already), a bounded read of one bucket.
             values = summarise(_stored_points(row, index * width, (index + 1) * width - 1))
-        added += values["count"] - (bucket["count"] if bucket is not None else 0)
         written[index] = values
-    _write_buckets(row, written)
-    return added
+    return written
 
 
 # ---------------------------------------------------------------- reading charts

@@ -290,3 +290,91 @@ UPSERT_SCALAR_BUCKETS = Statement(
         "last_time",
     ),  # fmt: skip
 )
+
+
+@functools.cache
+def bucket_ranges_text(count: int, fields: tuple) -> str:
+    """`fields` of the chart buckets of `count` series, each within an index range: values
+    are (series id, lowest index, highest index) per series."""
+    quote = connection.ops.quote_name
+    meta = apps.get_model("core.ScalarBucket")._meta
+    series, index = quote(meta.get_field("series").column), quote(meta.get_field("index").column)
+    columns = ", ".join([series, index, *(quote(meta.get_field(n).column) for n in fields)])
+    ranges = " OR ".join([f"({series} = %s AND {index} BETWEEN %s AND %s)"] * count)
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {ranges}"  # noqa: S608
+
+
+# ---------------------------------------------------------------- report batches
+
+# A batch id recorded once per task: no row inserted means the batch was stored before.
+RECORD_BATCH = Statement(
+    """
+    INSERT INTO {batch} ({task_id}, {batch_id}, {received}) VALUES (%s, %s, %s)
+    ON CONFLICT ({task_id}, {batch_id}) DO NOTHING
+    """,
+    {"batch": "core.ReceivedBatch"},
+    ("task_id", "batch_id", "received"),
+)
+
+
+def record_batch(task_id: str, batch_id: str, now) -> bool:
+    """Record a report batch of a task; False when it was recorded before (inside the
+    caller's transaction, so a batch that fails to store is not recorded)."""
+    if connection.vendor not in ("sqlite", "postgresql"):
+        from .models import ReceivedBatch
+
+        _, created = ReceivedBatch.objects.get_or_create(task_id=task_id, batch_id=batch_id)
+        return created
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(RECORD_BATCH.text, [task_id, batch_id, stamp])
+        return cursor.rowcount > 0
+
+
+def batch_recorded(task_id: str, batch_id: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(_batch_recorded_text(), [task_id, batch_id])
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _batch_recorded_text() -> str:
+    quote = connection.ops.quote_name
+    meta = apps.get_model("core.ReceivedBatch")._meta
+    task, batch = meta.get_field("task").column, meta.get_field("batch_id").column
+    return (
+        f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(task)} = %s"  # noqa: S608
+        f" AND {quote(batch)} = %s"
+    )
+
+
+def highest_seq(model, task_id: str) -> int | None:
+    """The highest `seq` of a task's rows of `model` (its (task, seq) index answers it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_highest_seq_text(model), [task_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@functools.cache
+def _highest_seq_text(model) -> str:
+    quote, meta = connection.ops.quote_name, model._meta
+    return (
+        f"SELECT MAX({quote(meta.get_field('seq').column)}) FROM {quote(meta.db_table)}"  # noqa: S608
+        f" WHERE {quote(meta.get_field('task').column)} = %s"
+    )
+
+
+def lock_task(task_id: str) -> None:
+    """Hold the task's row until the transaction ends (PostgreSQL; SQLite's writer lock
+    already orders its transactions, as Django's select_for_update does nothing there)."""
+    if connection.vendor == "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_lock_task_text(), [task_id])
+
+
+@functools.cache
+def _lock_task_text() -> str:
+    quote, meta = connection.ops.quote_name, apps.get_model("core.Task")._meta
+    return f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s FOR UPDATE"  # noqa: S608
