@@ -217,6 +217,25 @@ def test_a_real_run_page_draws_boxes_opens_a_step_panel_and_shows_the_failure(
     panel.locator("[data-close-panel]").click()
     expect(panel.locator("[data-panel-empty]")).to_be_visible()
 
+    # At 800 px (half a laptop's screen) the page is one column and nothing is cut off:
+    # no sideways scrolling, the graph and an open step's panel inside the window
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.click("button[data-open-step=train]")
+    expect(panel.locator("h2")).to_have_text("train")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 800
+    for part in ("#pipeline-dag", "#step-panel", "#run-progress", "#pipeline-nodes"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 801, (part, box)
+    # each step is one line or a few in the table, never a column squeezed to a letter
+    heights = page.locator("#pipeline-nodes tbody tr").evaluate_all(
+        "(rows) => rows.map((r) => r.getBoundingClientRect().height)"
+    )
+    assert heights and max(heights) < 120, heights
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "run-page-panel-800.png"), full_page=True)
+    panel.locator("[data-close-panel]").click()
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     # The timeline has a bar for each step that ran, in the run's order (drawn when it
     # comes into view)
     page.locator("#pipeline-timeline").scroll_into_view_if_needed()
