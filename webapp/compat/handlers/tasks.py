@@ -90,7 +90,11 @@ def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
         extra.output = output
         changed = True
     if leftovers:
-        extra.script = {**(extra.script or {}), **leftovers}
+        script = {**(extra.script or {}), **leftovers}
+        if "fields" in leftovers and "fields" in (extra.script or {}):
+            # An edit sets some script fields: those set before stay set.
+            script["fields"] = sorted(set(extra.script["fields"]) | set(leftovers["fields"]))
+        extra.script = script
         changed = True
     if changed:
         extra.save()
@@ -261,6 +265,7 @@ def set_requirements(call):
     task = get_task(call, call.require("task"))
     requirements = call.get("requirements", {})
     script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
+    leftovers.pop("fields")  # which script fields were set is the script's to say, not this
     with transaction.atomic():
         services.edit_task(task, {"script": script}, force=True)
         save_extra(task, {}, leftovers)
