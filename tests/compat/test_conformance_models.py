@@ -1,12 +1,14 @@
 """Registered models and their tasks through the ClearML door, as clearml-server's API tests
 (test_models, test_tasks_edit, test_tasks_delete, test_batch_operations, test_task_artifacts)
 want them: a task's output model published with it, deleted with it when it is a draft,
-named `__DELETED__<id>` where it was used; artifacts given inside `execution`."""
+named `__DELETED__<id>` where it was used; artifacts given inside `execution`; public
+objects read-only until made private."""
 
 import uuid
 
 import pytest
 
+from tests.compat.test_conformance import _OUTSIDER
 from tests.compat.test_protocol import Api
 
 pytestmark = [pytest.mark.compat, pytest.mark.e2e]
@@ -303,3 +305,30 @@ def test_models_many_each_on_its_own(api):
     answer = api("models.delete_many", ids=[drafted, ready, missing], force=True)
     assert sorted(s["url"] for s in answer["succeeded"]) == ["file:///a", "file:///r"]
     assert api("models.get_all_ex", id=[drafted, ready])["models"] == []
+
+
+def test_public_tasks_and_models_are_read_only_until_made_private(compat_server, api):
+    task_id = api.new_task()
+    api("tasks.started", task=task_id)
+    assert api.raw("tasks.make_private", {"ids": [task_id]}).json()["meta"]["result_code"] == 400
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    assert outsider.error("tasks.make_public", ids=[task_id])[0] == 400  # not seen by it
+    assert api("tasks.make_public", ids=[task_id]) == {"updated": 1}
+    assert [t["id"] for t in api("tasks.get_all_ex", id=[task_id])["tasks"]] == [task_id]
+    meta = api.raw("tasks.stopped", {"task": task_id}).json()["meta"]
+    assert (meta["result_code"], meta["result_subcode"]) == (403, 21)
+    assert outsider("tasks.get_all_ex", id=[task_id])["tasks"] == []  # no wider than before
+    assert api("tasks.make_private", ids=[task_id]) == {"updated": 1}
+    api("tasks.stopped", task=task_id)
+
+    model_id = _model(api)
+    assert api.raw("models.make_private", {"ids": [model_id]}).json()["meta"]["result_subcode"] == (
+        201
+    )
+    assert api("models.make_public", ids=[model_id]) == {"updated": 1}
+    assert api("models.get_by_id", model=model_id)["model"]["public"] is True
+    meta = api.raw("models.update", {"model": model_id, "name": "x"}).json()["meta"]
+    assert meta["result_subcode"] == 201
+    assert api("models.make_private", ids=[model_id]) == {"updated": 1}
+    api("models.update", model=model_id, name="changed")
+    assert api("models.get_by_id", model=model_id)["model"]["name"] == "changed"

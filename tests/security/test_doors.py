@@ -48,6 +48,10 @@ BODIES = {
     "models.archive_many": lambda d, t: {"ids": [t["model"]]},
     "models.unarchive_many": lambda d, t: {"ids": [t["model"]]},
     "models.delete_many": lambda d, t: {"ids": [t["model"]], "force": True},
+    "models.make_public": lambda d, t: {"ids": [t["model"]]},
+    "models.make_private": lambda d, t: {"ids": [t["model"]]},
+    "tasks.make_public": lambda d, t: {"ids": [t["task"]]},
+    "tasks.make_private": lambda d, t: {"ids": [t["task"]]},
     "tasks.validate": lambda d, t: {
         "name": "validated child",
         "project": d.red_project,
@@ -289,6 +293,10 @@ def _target(d, name: str, kind: str, verdict: str) -> dict:
         if name in ON_QUEUE_ENTRY and kind not in ("runner", "task_own"):
             # (a runner's and a task key's targets run: they wait in no queue)
             d.ok("staff", "queues.add_task", queue=target["queue"], task=target["task"])
+    if name == "tasks.make_private":
+        d.ok("staff", "tasks.make_public", ids=[target["task"]])
+    if name == "models.make_private":
+        d.ok("staff", "models.make_public", ids=[target["model"]])
     if name == "projects.delete":
         target["project"] = d.ok("user_a", "projects.create", name=f"red/{d.unique('gone')}")["id"]
     if name in ("tasks.reset", "tasks.reset_many") and kind not in ("runner", "task_own"):

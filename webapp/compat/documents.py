@@ -43,7 +43,7 @@ def get_task(call, task_id, *, verb: str | None = None) -> Task:
     ClearML's 400 "invalid task id" if it does not see it, a 403 if it may not act on it."""
     if not task_id or not isinstance(task_id, str):
         raise bad_request("missing required field 'task'")
-    task = visible_tasks(call).select_related("project").filter(pk=task_id).first()
+    task = visible_tasks(call).select_related("project", "clearml").filter(pk=task_id).first()
     if task is None:
         # ClearML's "invalid task id" is a 400 (subcode 101), not a 404.
         raise ApiError(400, f"Invalid task id: id={task_id}", 101)
@@ -56,6 +56,9 @@ def check_task(call, task: Task, verb: str | None = None) -> None:
         raise ApiError(
             403, f"this key may not {policy.verb(verb or call.verb).summary}: task {task.pk}", 21
         )
+    if (verb or call.verb) != "task.read" and extra_of(task).public:
+        # clearml-server's "no write permission" for a public task, whoever asks.
+        raise ApiError(403, f"task {task.pk} is public: make it private to change it", 21)
 
 
 def get_project(call, project_id, *, verb: str | None = None) -> Project:

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     models,
     projects,
     queues,
+    sharing,
     task_batches,
     task_definition,
     task_outputs,
