@@ -332,3 +332,14 @@ def test_public_tasks_and_models_are_read_only_until_made_private(compat_server,
     assert api("models.make_private", ids=[model_id]) == {"updated": 1}
     api("models.update", model=model_id, name="changed")
     assert api("models.get_by_id", model=model_id)["model"]["name"] == "changed"
+
+
+def test_a_model_named_as_input_must_be_one_the_caller_sees(compat_server, api):
+    model_id = _model(api)
+    outsider = Api(compat_server, compat_server.manage("shell", "-c", _OUTSIDER).strip())
+    project = outsider("projects.create", name=f"borrow/{uuid.uuid4().hex[:8]}")["id"]
+    inputs = {"input": [{"name": "in", "model": model_id}]}
+    body = {"name": "borrower", "project": project, "type": "training", "models": inputs}
+    meta = outsider.raw("tasks.create", body).json()["meta"]
+    assert (meta["result_code"], meta["result_subcode"]) == (400, 201)
+    assert outsider("tasks.create", **{**body, "models": {"input": []}})["id"]

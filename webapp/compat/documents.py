@@ -3,6 +3,8 @@ share (a task or project by id, visible to the caller, or a 400 as ClearML answe
 
 from urllib.parse import unquote, urlsplit
 
+from django.db.models import Q
+
 from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
@@ -15,7 +17,7 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
-from .models import ProjectExtra, QueueExtra, TaskExtra
+from .models import ProjectExtra, QueueExtra, RegisteredModel, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
 
@@ -29,6 +31,14 @@ def iso(value) -> str | None:
 
 def visible_tasks(call):
     return access.visible_tasks(call.user, call.key)
+
+
+def visible_models(call):
+    """The registered models the caller sees: its own, and those of the tasks it sees."""
+    if access.sees_everything(call.user, call.key):
+        return RegisteredModel.objects.all()
+    tasks = access.visible_tasks(call.user, call.key)
+    return RegisteredModel.objects.filter(Q(created_by=call.user) | Q(task__in=tasks))
 
 
 def rule_of(call, verb: str | None = None) -> str:

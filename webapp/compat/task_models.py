@@ -16,7 +16,7 @@ from django.utils import timezone
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task
 
-from .documents import artifact_doc, extra_of
+from .documents import artifact_doc, extra_of, visible_models
 from .envelope import ApiError
 from .models import RegisteredModel, TaskExtra
 
@@ -66,10 +66,11 @@ def model_ids(models, kind: str) -> list[str]:
     return [str(m["model"]) for m in entries or [] if isinstance(m, dict) and m.get("model")]
 
 
-def check_models_exist(ids) -> None:
-    """clearml-server's 400/201 for models named that do not exist (a deleted one included)."""
+def check_models_exist(call, ids) -> None:
+    """clearml-server's 400/201 for models named that the caller does not see (a deleted
+    one included)."""
     wanted = {str(i) for i in ids}
-    found = set(RegisteredModel.objects.filter(pk__in=wanted).values_list("pk", flat=True))
+    found = set(visible_models(call).filter(pk__in=wanted).values_list("pk", flat=True))
     missing = sorted(wanted - found)
     if missing:
         raise ApiError(400, f"Invalid model id: models={missing}", 201)

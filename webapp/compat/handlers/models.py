@@ -1,13 +1,12 @@
 """models.*: the model registry the SDK records trained weights in (RegisteredModel)."""
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from webapp.core import access, limits, policy
 from webapp.core.choices import TaskStatus
 
-from ..documents import check_task, extra_of, get_project, get_task, model_doc
+from ..documents import check_task, extra_of, get_project, get_task, model_doc, visible_models
 from ..envelope import ApiError, bad_request
 from ..models import RegisteredModel
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
@@ -23,13 +22,6 @@ from .task_status import publish_task
 
 EDITABLE = ("name", "uri", "framework", "comment", "design", "labels", "parent", "metadata")
 ORDER = {"created": "created", "last_update": "last_update", "name": "name", "id": "id"}
-
-
-def visible_models(call):
-    if access.sees_everything(call.user, call.key):
-        return RegisteredModel.objects.all()
-    tasks = access.visible_tasks(call.user, call.key)
-    return RegisteredModel.objects.filter(Q(created_by=call.user) | Q(task__in=tasks))
 
 
 def get_model(call, model_id, *, public_too: bool = False) -> RegisteredModel:

@@ -58,7 +58,7 @@ def clone_definition(call, source: Task, task: Task) -> None:
     extra.execution = execution
     extra.save()
     if inputs is not None or call.flag("validate_references"):
-        check_models_exist(model_ids(extra.task_models, "input"))
+        check_models_exist(call, model_ids(extra.task_models, "input"))
     if isinstance(overrides.get("artifacts"), list):
         items = [dict(a) for a in overrides["artifacts"] if isinstance(a, dict)]
     else:

@@ -30,5 +30,5 @@ def validate(call):
     )
     access.new_task_for(call.rule, call.user, call.key, parent=parent, project=target)
     definition_changes(None, body)
-    check_models_exist(model_ids(body.get("models"), "input"))
+    check_models_exist(call, model_ids(body.get("models"), "input"))
     return {}

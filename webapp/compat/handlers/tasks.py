@@ -168,7 +168,7 @@ def _fields(changes: dict) -> dict:
 @endpoint("tasks.create", verb="task.create")
 def create(call):
     body = legacy_models(call, call.body)
-    check_models_exist(model_ids(body.get("models"), "input"))
+    check_models_exist(call, model_ids(body.get("models"), "input"))
     name = str(call.require("name")).strip()
     if len(name) < 3:
         raise bad_request("task name must be at least 3 characters long")
@@ -237,7 +237,7 @@ def edit(call):
     task = get_task(call, call.require("task"))
     check_editable(task, call.flag("force"))
     body = legacy_models(call, call.body)
-    check_models_exist(model_ids(body.get("models"), "input"))
+    check_models_exist(call, model_ids(body.get("models"), "input"))
     changes, leftovers = definition_changes(task, body)
     parent = new_parent(call, task)
     with transaction.atomic():
