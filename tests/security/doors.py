@@ -230,7 +230,12 @@ class Doors:
 
     def model_of(self, task_id: str) -> str:
         return self.ok(
-            "user_a", "models.create", name="doors model", uri="s3://b/m.pkl", task=task_id
+            "user_a",
+            "models.create",
+            name="doors model",
+            uri="s3://b/m.pkl",
+            task=task_id,
+            ready=False,
         )["id"]
 
     def target_for(self, kind: str, **fields) -> dict:

@@ -42,7 +42,22 @@ BODIES = {
     "models.get_all": lambda d, t: {"id": [t["model"]]},
     "models.get_all_ex": lambda d, t: {"id": [t["model"]]},
     "models.get_by_id": lambda d, t: {"model": t["model"]},
-    "models.set_ready": lambda d, t: {"model": t["model"]},
+    # Publishing the model's task as well is the task's own verb, walked as tasks.publish.
+    "models.set_ready": lambda d, t: {"model": t["model"], "publish_task": False},
+    "models.publish_many": lambda d, t: {"ids": [t["model"]], "publish_task": False},
+    "models.archive_many": lambda d, t: {"ids": [t["model"]]},
+    "models.unarchive_many": lambda d, t: {"ids": [t["model"]]},
+    "models.delete_many": lambda d, t: {"ids": [t["model"]], "force": True},
+    "models.make_public": lambda d, t: {"ids": [t["model"]]},
+    "models.make_private": lambda d, t: {"ids": [t["model"]]},
+    "tasks.make_public": lambda d, t: {"ids": [t["task"]]},
+    "tasks.make_private": lambda d, t: {"ids": [t["task"]]},
+    "tasks.validate": lambda d, t: {
+        "name": "validated child",
+        "project": d.red_project,
+        "parent": t["task"],
+        "type": "training",
+    },
     "models.update_for_task": lambda d, t: {"task": t["task"], "uri": "s3://b/y", "name": "m"},
     "projects.create": lambda d, t: {"name": d.red_project_name},
     "projects.get_all": lambda d, t: {"id": [d.red_project]},
@@ -218,7 +233,7 @@ def _answer(name: str, response, object_id: str) -> str:
         codes = data["failed"][0]["error"]["codes"]
         if codes[0] == 403:
             return "forbidden"
-        if codes == [400, 101]:
+        if codes in ([400, 101], [400, 201]):
             return "hidden"
         return f"error in batch {codes} {data['failed'][0]['error']['msg']}"
     return "ok"
@@ -278,6 +293,10 @@ def _target(d, name: str, kind: str, verdict: str) -> dict:
         if name in ON_QUEUE_ENTRY and kind not in ("runner", "task_own"):
             # (a runner's and a task key's targets run: they wait in no queue)
             d.ok("staff", "queues.add_task", queue=target["queue"], task=target["task"])
+    if name == "tasks.make_private":
+        d.ok("staff", "tasks.make_public", ids=[target["task"]])
+    if name == "models.make_private":
+        d.ok("staff", "models.make_public", ids=[target["model"]])
     if name == "projects.delete":
         target["project"] = d.ok("user_a", "projects.create", name=f"red/{d.unique('gone')}")["id"]
     if name in ("tasks.reset", "tasks.reset_many") and kind not in ("runner", "task_own"):

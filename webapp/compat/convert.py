@@ -99,6 +99,20 @@ def requirement_lines(requirements) -> list[str]:
     return [line.replace(" ", "") for line in lines if line and not line.startswith("#")]
 
 
+# ClearML's script fields, and the field of ours each is kept in ("" when only ClearML has it).
+SCRIPT_FIELDS = {
+    "binary": "binary",
+    "repository": "repository",
+    "branch": "branch",
+    "version_num": "commit",
+    "tag": "",
+    "entry_point": "entry_point",
+    "working_dir": "working_dir",
+    "diff": "code",
+    "requirements": "requirements",
+}
+
+
 def script_to_ours(raw, current: dict | None = None) -> tuple[dict, dict]:
     """(our script, ClearML-only leftovers) from a ClearML script object."""
     raw = raw if isinstance(raw, dict) else {}
@@ -119,7 +133,9 @@ def script_to_ours(raw, current: dict | None = None) -> tuple[dict, dict]:
             script["code"], script["diff"] = diff, ""
         else:
             script["code"], script["diff"] = "", diff
-    leftovers = {}
+    # The fields a ClearML client set: a task made through its door is answered with those
+    # (and any our side filled in since), as clearml-server answers only what was set.
+    leftovers = {"fields": sorted(set(raw) & set(SCRIPT_FIELDS))}
     if "tag" in raw:
         leftovers["tag"] = raw.get("tag") or ""
     if "requirements" in raw:
@@ -133,7 +149,7 @@ def script_to_clearml(script: dict, leftovers: dict) -> dict:
     requirements = leftovers.get("requirements")
     if requirements is None:
         requirements = {"pip": "\n".join(script.get("requirements") or [])}
-    return {
+    document = {
         "binary": script.get("binary") or "python3",
         "repository": script.get("repository") or "",
         "branch": script.get("branch") or "",
@@ -143,6 +159,16 @@ def script_to_clearml(script: dict, leftovers: dict) -> dict:
         "working_dir": script.get("working_dir") or ".",
         "diff": script.get("code") or script.get("diff") or "",
         "requirements": requirements,
+    }
+    sent = leftovers.get("fields")
+    if not isinstance(sent, list):
+        return document
+    return {
+        name: value
+        for name, value in document.items()
+        if name in sent
+        or (SCRIPT_FIELDS[name] and script.get(SCRIPT_FIELDS[name]))
+        or (name == "diff" and script.get("diff"))
     }
 
 

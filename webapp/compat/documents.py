@@ -3,6 +3,8 @@ share (a task or project by id, visible to the caller, or a 400 as ClearML answe
 
 from urllib.parse import unquote, urlsplit
 
+from django.db.models import Q
+
 from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
 
@@ -15,7 +17,7 @@ from .convert import (
     script_to_clearml,
 )
 from .envelope import ApiError, bad_request
-from .models import ProjectExtra, QueueExtra, TaskExtra
+from .models import ProjectExtra, QueueExtra, RegisteredModel, TaskExtra
 
 FILES_PREFIX = "/clearml-files/"
 
@@ -31,6 +33,14 @@ def visible_tasks(call):
     return access.visible_tasks(call.user, call.key)
 
 
+def visible_models(call):
+    """The registered models the caller sees: its own, and those of the tasks it sees."""
+    if access.sees_everything(call.user, call.key):
+        return RegisteredModel.objects.all()
+    tasks = access.visible_tasks(call.user, call.key)
+    return RegisteredModel.objects.filter(Q(created_by=call.user) | Q(task__in=tasks))
+
+
 def rule_of(call, verb: str | None = None) -> str:
     """The caller's object rule for `verb` (the endpoint's own by default)."""
     if verb is None or verb == call.verb:
@@ -43,7 +53,7 @@ def get_task(call, task_id, *, verb: str | None = None) -> Task:
     ClearML's 400 "invalid task id" if it does not see it, a 403 if it may not act on it."""
     if not task_id or not isinstance(task_id, str):
         raise bad_request("missing required field 'task'")
-    task = visible_tasks(call).select_related("project").filter(pk=task_id).first()
+    task = visible_tasks(call).select_related("project", "clearml").filter(pk=task_id).first()
     if task is None:
         # ClearML's "invalid task id" is a 400 (subcode 101), not a 404.
         raise ApiError(400, f"Invalid task id: id={task_id}", 101)
@@ -56,6 +66,9 @@ def check_task(call, task: Task, verb: str | None = None) -> None:
         raise ApiError(
             403, f"this key may not {policy.verb(verb or call.verb).summary}: task {task.pk}", 21
         )
+    if (verb or call.verb) != "task.read" and extra_of(task).public:
+        # clearml-server's "no write permission" for a public task, whoever asks.
+        raise ApiError(403, f"task {task.pk} is public: make it private to change it", 21)
 
 
 def get_project(call, project_id, *, verb: str | None = None) -> Project:

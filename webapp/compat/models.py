@@ -30,6 +30,9 @@ class TaskExtra(models.Model):
     script = models.JSONField(default=dict, blank=True)
     last_worker = models.CharField(max_length=255, blank=True, default="")
     last_iteration = models.BigIntegerField(default=0)
+    # ClearML's `make_public`: read-only at the ClearML door, for its own team too, until it
+    # is made private again. It does not open the task to other teams (handlers/sharing.py).
+    public = models.BooleanField(default=False)
     # The key that pulled the task from its queue or marked it started: an agent's, a
     # runner's, or a dev machine's. While the task runs, that key reads its secret-looking
     # parameters unmasked, since the SDK inside the task acts with it (see core/presenters.py).

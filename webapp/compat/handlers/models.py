@@ -1,32 +1,36 @@
 """models.*: the model registry the SDK records trained weights in (RegisteredModel)."""
 
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from webapp.core import access, policy
+from webapp.core import access, limits, policy
+from webapp.core.choices import TaskStatus
 
-from ..documents import check_task, get_project, get_task, model_doc
-from ..envelope import ApiError
+from ..documents import check_task, extra_of, get_project, get_task, model_doc, visible_models
+from ..envelope import ApiError, bad_request
 from ..models import RegisteredModel
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
 from ..registry import endpoint
+from ..task_models import (
+    delete_model,
+    model_ids,
+    output_model,
+    raise_iteration,
+    set_output_model,
+)
+from .task_status import publish_task
 
 EDITABLE = ("name", "uri", "framework", "comment", "design", "labels", "parent", "metadata")
 ORDER = {"created": "created", "last_update": "last_update", "name": "name", "id": "id"}
 
 
-def visible_models(call):
-    if access.sees_everything(call.user, call.key):
-        return RegisteredModel.objects.all()
-    tasks = access.visible_tasks(call.user, call.key)
-    return RegisteredModel.objects.filter(Q(created_by=call.user) | Q(task__in=tasks))
-
-
-def get_model(call, model_id) -> RegisteredModel:
+def get_model(call, model_id, *, public_too: bool = False) -> RegisteredModel:
     """A model the caller sees (400 "invalid model id" otherwise) and, for a model.write
-    endpoint, may change: judged on its task, or without one, only its creator (and staff)."""
+    endpoint, may change: judged on its task, or without one, only its creator (and staff).
+    A public model is read-only: clearml-server answers a write to one as to an unknown id
+    (`public_too` is for models.make_private, which turns that back)."""
     model = visible_models(call).filter(pk=str(model_id or "")).first()
-    if model is None:
+    if model is None or (model.public and call.verb == "model.write" and not public_too):
         raise ApiError(400, f"Invalid model id: id={model_id}", 201)
     if call.verb == "model.write":
         if model.task_id is not None:
@@ -97,6 +101,9 @@ def get_all(call):
         if body.get(field):
             docs = [d for d in docs if tags_match(d[field], body[field])]
     docs = docs[page_slice(body)]
+    if call.name == "models.get_all_ex" and call.flag("include_stats"):
+        for doc in docs:
+            doc["stats"] = {"labels_count": len(doc["labels"])}
     return {"models": [project(doc, body.get("only_fields")) for doc in docs]}
 
 
@@ -124,22 +131,54 @@ def create(call):
             if found is None:
                 raise ApiError(403, "a worker key registers models only for a task it runs", 21)
             creator = found[0]
+    if body.get("ready") is None:
+        body["ready"] = True  # clearml-server's default: a model is created final
     model = RegisteredModel(created_by=creator)
     apply(call, model, body)
     return {"id": model.id, "created": True}
 
 
+def _iteration(call):
+    value = call.body.get("iteration")
+    return None if value is None else limits.to_integer("iteration", value)
+
+
 @endpoint("models.edit", "models.update", verb="model.write")
 def edit(call):
     model = get_model(call, call.require("model"))
-    return {"updated": 1, "fields": apply(call, model, call.body)}
+    iteration = _iteration(call)
+    fields = apply(call, model, call.body)
+    if model.task_id is not None:
+        # A model reported at an iteration moves its task's last iteration up.
+        raise_iteration(model.task, iteration)
+    return {"updated": 1, "fields": fields}
+
+
+def publish_model(call, model: RegisteredModel, *, publish_task_too: bool, force: bool):
+    """Mark `model` ready (400/203 if it is already); with `publish_task_too`, its task is
+    published first, by the task's own rules (a running one only with `force`)."""
+    if model.ready:
+        raise ApiError(400, f"model is ready: {model.pk}", 203)
+    published_task = None
+    if publish_task_too and model.task_id is not None:
+        task = get_task(call, model.task_id, verb="task.publish")
+        if task.status != TaskStatus.PUBLISHED:
+            published_task = {"id": task.pk, "data": publish_task(call, task, force=force)}
+    apply(call, model, {"ready": True})
+    return published_task
 
 
 @endpoint("models.set_ready", verb="model.write")
 def set_ready(call):
     model = get_model(call, call.require("model"))
-    apply(call, model, {"ready": True})
-    return {"updated": 1, "published_task": None}
+    with transaction.atomic():
+        published_task = publish_model(
+            call,
+            model,
+            publish_task_too=call.flag("publish_task", True),
+            force=call.flag("force_publish_task"),
+        )
+    return {"updated": 1, "published_task": published_task}
 
 
 @endpoint("models.add_or_update_metadata", verb="model.write")
@@ -164,19 +203,53 @@ def delete_metadata(call):
 
 @endpoint("models.update_for_task", verb="model.write")
 def update_for_task(call):
-    """Create (or update) the output model of a task in one call (older SDK flows)."""
+    """Create (or update) the output model of a task in one call (older SDK flows): a new
+    one takes its framework, design and labels from the task's execution and its parent
+    from the task's input model."""
     task = get_task(call, call.require("task"))
-    model = None
-    if call.get("override_model_id"):
-        model = get_model(call, call.body["override_model_id"])
-    created = model is None
-    model = model or RegisteredModel(created_by=call.user, project=task.project)
-    apply(call, model, {**call.body, "task": task.id})
-    return {"id": model.id, "created": created, "updated": 0 if created else 1}
+    if bool(call.get("uri")) == bool(call.get("override_model_id")):
+        raise bad_request("exactly one of uri and override_model_id is required")
+    if task.status not in (TaskStatus.CREATED, TaskStatus.IN_PROGRESS):
+        raise ApiError(
+            400, "Invalid task status: a model is updated only for a draft or running task", 110
+        )
+    iteration = _iteration(call)
+    body = {**call.body, "task": task.id}
+    with transaction.atomic():
+        if call.get("override_model_id"):
+            # Another model becomes the task's output as it is.
+            model = get_model(call, call.body["override_model_id"])
+            set_output_model(task, model)
+            raise_iteration(task, iteration)
+            return {"id": model.id, "created": True}
+        body.setdefault("name", task.name)
+        body.setdefault("comment", f"Created by task `{task.name}` ({task.id})")
+        model = output_model(task)
+        created = model is None
+        if created:
+            extra = extra_of(task)
+            execution = extra.execution or {}
+            inputs = model_ids(extra.task_models, "input")
+            model = RegisteredModel(
+                created_by=call.user,
+                project=task.project,
+                framework=str(execution.get("framework") or ""),
+                design=execution.get("model_desc") or {},
+                labels=execution.get("model_labels") or {},
+                parent=inputs[0] if inputs else "",
+            )
+        fields = apply(call, model, body)
+        if created:
+            set_output_model(task, model)
+        raise_iteration(task, iteration)
+    if created:
+        return {"id": model.id, "created": True}
+    return {"id": model.id, "created": False, "updated": 1, "fields": fields}
 
 
 @endpoint("models.delete", verb="model.write")
 def delete(call):
     model = get_model(call, call.require("model"))
-    model.delete()
-    return {"deleted": True}
+    with transaction.atomic():
+        delete_model(model, call.flag("force"))
+    return {"deleted": True, "url": model.uri}

@@ -15,7 +15,7 @@ from ..envelope import ApiError
 from ..query import as_list
 from ..registry import endpoint
 from ..status import change_status
-from . import task_status, tasks
+from . import task_removal, task_status
 
 
 def _error(error) -> dict:
@@ -30,10 +30,11 @@ def _error(error) -> dict:
     return {"codes": [error.status_code, 0], "msg": error.message}
 
 
-def _each(call, handler, ids=None) -> dict:
+def each(call, handler, ids=None, field: str = "task") -> dict:
+    """`handler` called once per id, as if `field` named that one id."""
     succeeded, failed = [], []
     for task_id in ids if ids is not None else as_list(call.require("ids")):
-        one = replace(call, body={**call.body, "task": str(task_id)})
+        one = replace(call, body={**call.body, field: str(task_id)})
         try:
             with transaction.atomic():
                 result = handler(one)
@@ -46,32 +47,32 @@ def _each(call, handler, ids=None) -> dict:
 
 @endpoint("tasks.enqueue_many", verb="task.queue")
 def enqueue_many(call):
-    return _each(call, task_status.enqueue)
+    return each(call, task_status.enqueue)
 
 
 @endpoint("tasks.dequeue_many", verb="task.queue")
 def dequeue_many(call):
-    return _each(call, task_status.dequeue)
+    return each(call, task_status.dequeue)
 
 
 @endpoint("tasks.stop_many", verb="task.abort")
 def stop_many(call):
-    return _each(call, task_status.stop)
+    return each(call, task_status.stop)
 
 
 @endpoint("tasks.reset_many", verb="task.reset")
 def reset_many(call):
-    return _each(call, task_status.reset)
+    return each(call, task_status.reset)
 
 
 @endpoint("tasks.publish_many", verb="task.publish")
 def publish_many(call):
-    return _each(call, task_status.publish)
+    return each(call, task_status.publish)
 
 
 @endpoint("tasks.delete_many", verb="task.delete")
 def delete_many(call):
-    return _each(call, tasks.delete)
+    return each(call, task_removal.delete)
 
 
 def _archiving(call, archive: bool) -> dict:
@@ -79,7 +80,7 @@ def _archiving(call, archive: bool) -> dict:
         task = get_task(single, single.body["task"])
         targets = [task]
         if single.flag("include_pipeline_steps"):
-            targets += list(tasks.pipeline_steps(single, task))
+            targets += list(task_removal.pipeline_steps(single, task))
         for target in targets:
             if archive and target.status == TaskStatus.QUEUED:
                 # As clearml-server: an archived task leaves its queue.
@@ -96,7 +97,7 @@ def _archiving(call, archive: bool) -> dict:
         return {}
 
     ids = as_list(call.get("tasks") or call.get("ids") or call.get("task"))
-    return _each(call, one, ids)
+    return each(call, one, ids)
 
 
 @endpoint("tasks.archive", "tasks.archive_many", verb="task.edit")

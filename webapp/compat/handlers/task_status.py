@@ -11,11 +11,13 @@ from webapp.core import access, services, status
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task, Worker
 
-from ..documents import extra_of, get_task, iso, record_runner
+from ..documents import artifact_doc, extra_of, get_task, iso, record_runner
 from ..envelope import ApiError
 from ..registry import endpoint
 from ..status import change_status, check_allowed
+from ..task_models import check_removable, clean_up, output_model
 from .queues import resolve_queue
+from .task_outputs import upsert_artifact
 
 S = TaskStatus
 
@@ -55,7 +57,7 @@ def completed(call):
     result = _set_status(call, S.COMPLETED, "completed")
     if call.flag("publish"):
         task = get_task(call, call.body["task"], verb="task.publish")
-        return _result(change_status(task, S.PUBLISHED, reason="published"), published=1)
+        return {**publish_task(call, task, force=call.flag("force")), "published": 1}
     return {**result, "published": 0}
 
 
@@ -69,9 +71,32 @@ def stopped(call):
     return _set_status(call, S.STOPPED, "stopped")
 
 
+def publish_task(call, task: Task, *, force: bool, publish_model: bool = True) -> dict:
+    """Publish `task` by ClearML's rules and, with `publish_model`, its output model with it
+    (clearml-server marks that model ready first; here both happen or neither)."""
+    check_allowed(task, S.PUBLISHED, force)
+    with transaction.atomic():
+        model = output_model(task) if publish_model else None
+        if model is not None and not model.ready:
+            model.ready = True
+            model.last_update = timezone.now()
+            model.save(update_fields=["ready", "last_update"])
+        task = change_status(
+            task,
+            S.PUBLISHED,
+            force=force,
+            reason=str(call.get("status_reason", "published")),
+            message=str(call.get("status_message", "")),
+        )
+    return _result(task)
+
+
 @endpoint("tasks.publish", verb="task.publish")
 def publish(call):
-    return _set_status(call, S.PUBLISHED, "published")
+    task = get_task(call, call.require("task"))
+    return publish_task(
+        call, task, force=call.flag("force"), publish_model=call.flag("publish_model", True)
+    )
 
 
 @endpoint("tasks.ping", verb="task.report")
@@ -125,13 +150,29 @@ def reset(call):
     if task.status == S.PUBLISHED:
         raise ApiError(400, f"Invalid task status: task {task.id} is published", 110)
     removed = int(task.status == S.QUEUED)
+    force = call.flag("force")
+    check_removable(task, force)
     if task.status == S.IN_PROGRESS:
         # clearml-server resets a running task as it is; whoever runs it sees it leave
         # `in_progress` (our worker on its heartbeat, an agent on its status poll).
         task = services.abort_task(task, "reset")
     with transaction.atomic():
+        cleanup = clean_up(
+            task,
+            force=True,
+            delete_output_models=call.flag("delete_output_models", True),
+            deleting=False,
+        )
+        # Input artifacts are part of the task's definition, not of what it reported.
+        inputs = [
+            doc
+            for doc in (artifact_doc(a) for a in task.artifacts.all())
+            if doc.get("mode") == "input" and not call.flag("clear_all")
+        ]
         # ClearML resets a draft too (clearing what it reported).
         task = services.reset_task(task, draft_too=True)
+        for item in inputs:
+            upsert_artifact(call, task, item)
         extra = extra_of(task)
         extra.task_models = {"input": (extra.task_models or {}).get("input", []), "output": []}
         extra.last_worker = ""
@@ -141,7 +182,12 @@ def reset(call):
             extra.script = {}
             task = services.edit_task(task, {"script": {}}, force=True)
         extra.save()
-    return _result(task, dequeued={"removed": removed}, events={}, deleted_models=0, urls={})
+    return _result(
+        task,
+        dequeued={"removed": removed},
+        events={},
+        **cleanup.answer(call.flag("return_file_urls")),
+    )
 
 
 @endpoint("tasks.enqueue", verb="task.queue")

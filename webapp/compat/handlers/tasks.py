@@ -43,7 +43,9 @@ from ..query import (
     tags_match,
 )
 from ..registry import endpoint
+from ..task_models import check_models_exist, legacy_models, model_ids
 from .projects import ensure_project
+from .task_definition import clone_definition, execution_artifacts
 
 ORDER = {
     "created": "created",
@@ -79,7 +81,8 @@ def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
         extra.execution = execution
         changed = True
     if isinstance(body.get("models"), dict):
-        extra.task_models = body["models"]
+        # As clearml-server's edit: the lists given replace theirs, the others stay.
+        extra.task_models = {**(extra.task_models or {}), **body["models"]}
         changed = True
     if body.get("output_dest") is not None or isinstance(body.get("output"), dict):
         output = dict(extra.output or {})
@@ -90,7 +93,11 @@ def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
         extra.output = output
         changed = True
     if leftovers:
-        extra.script = {**(extra.script or {}), **leftovers}
+        script = {**(extra.script or {}), **leftovers}
+        if "fields" in leftovers and "fields" in (extra.script or {}):
+            # An edit sets some script fields: those set before stay set.
+            script["fields"] = sorted(set(extra.script["fields"]) | set(leftovers["fields"]))
+        extra.script = script
         changed = True
     if changed:
         extra.save()
@@ -160,7 +167,8 @@ def _fields(changes: dict) -> dict:
 
 @endpoint("tasks.create", verb="task.create")
 def create(call):
-    body = call.body
+    body = legacy_models(call, call.body)
+    check_models_exist(call, model_ids(body.get("models"), "input"))
     name = str(call.require("name")).strip()
     if len(name) < 3:
         raise bad_request("task name must be at least 3 characters long")
@@ -191,6 +199,7 @@ def create(call):
         if changes:
             task = services.edit_task(task, changes, force=True)
         save_extra(task, body, leftovers)
+        execution_artifacts(call, task, body.get("execution"), replace=False)
         record_creator(task, call.key)
     return {"id": task.id, "new_project": None}
 
@@ -227,7 +236,9 @@ def new_parent(call, task: Task) -> Task | None:
 def edit(call):
     task = get_task(call, call.require("task"))
     check_editable(task, call.flag("force"))
-    changes, leftovers = definition_changes(task, call.body)
+    body = legacy_models(call, call.body)
+    check_models_exist(call, model_ids(body.get("models"), "input"))
+    changes, leftovers = definition_changes(task, body)
     parent = new_parent(call, task)
     with transaction.atomic():
         task = apply_archived(task, changes)
@@ -235,7 +246,8 @@ def edit(call):
             changes["parent"] = parent
         if changes:
             task = services.edit_task(task, changes, force=True)
-        save_extra(task, call.body, leftovers)
+        save_extra(task, body, leftovers)
+        execution_artifacts(call, task, body.get("execution"), replace=True)
         if "configuration" in changes:
             mirror.configuration_written(task, changes["configuration"])
     return {"updated": 1, "fields": _fields(changes)}
@@ -261,6 +273,7 @@ def set_requirements(call):
     task = get_task(call, call.require("task"))
     requirements = call.get("requirements", {})
     script, leftovers = script_to_ours({"requirements": requirements}, copy.deepcopy(task.script))
+    leftovers.pop("fields")  # which script fields were set is the script's to say, not this
     with transaction.atomic():
         services.edit_task(task, {"script": script}, force=True)
         save_extra(task, {}, leftovers)
@@ -516,30 +529,8 @@ def clone(call):
         if getattr(call.key, "kind", None) in (ApiKeyKind.TASK, ApiKeyKind.WORKER):
             extra.created_key = call.key
         extra.save()
+        clone_definition(call, source, task)
     return {"id": task.id, "new_project": new_project}
-
-
-@endpoint("tasks.delete", verb="task.delete")
-def delete(call):
-    task = get_task(call, call.require("task"))
-    if task.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
-        if not call.flag("force"):
-            raise ApiError(400, f"Invalid task status: task {task.id} is {task.status}", 110)
-        task = services.abort_task(task, "deleted")
-    steps = list(pipeline_steps(call, task)) if call.flag("include_pipeline_steps") else []
-    for step in steps:
-        if step.status in (TaskStatus.QUEUED, TaskStatus.IN_PROGRESS):
-            step = services.abort_task(step, "pipeline deleted")
-        services.delete_task(step)
-    services.delete_task(task)
-    return {"deleted": 1, "updated_children": 0, "updated_models": 0, "events": {}, "urls": {}}
-
-
-def pipeline_steps(call, controller: Task):
-    """The controller's children that this caller sees and may act on as this endpoint."""
-    for child in visible_tasks(call).filter(parent=controller):
-        if access.permits(call.rule, call.user, call.key, child):
-            yield child
 
 
 @endpoint("tasks.get_types", verb="task.read")
