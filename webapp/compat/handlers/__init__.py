@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     queues,
     task_batches,
     task_outputs,
+    task_params,
     task_status,
     tasks,
     workers,
