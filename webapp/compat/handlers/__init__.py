@@ -12,5 +12,7 @@ from . import (  # noqa: F401
     task_params,
     task_status,
     tasks,
+    users,
+    worker_stats,
     workers,
 )
