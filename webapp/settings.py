@@ -387,6 +387,10 @@ CONSOLE_MAX_LINES = env_int("CONSOLE_MAX_LINES", 200_000)
 # (the SDK renews them before they end), and how long a silent ClearML worker stays listed.
 CLEARML_TOKEN_SECONDS = env_int("CLEARML_TOKEN_SECONDS", 24 * 3600)
 CLEARML_WORKER_TIMEOUT_SECONDS = env_int("CLEARML_WORKER_TIMEOUT_SECONDS", 600)
+# How long the machine statistics ClearML agents report are kept, and how many of one worker
+# (compat/models.py, WorkerStatsReport).
+CLEARML_WORKER_STATS_HOURS = env_int("CLEARML_WORKER_STATS_HOURS", 24)
+CLEARML_WORKER_STATS_ROWS = env_int("CLEARML_WORKER_STATS_ROWS", 20_000)
 
 LOGGING = {
     "version": 1,

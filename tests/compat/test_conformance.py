@@ -303,6 +303,7 @@ def test_date_ranges_and_parameter_values_filter_what_the_caller_sees(compat_ser
             "tasks.edit_hyper_params",
             task=task_id,
             hyperparams=[{"section": "S", "name": "p", "value": str(i), "type": "str"}],
+            force=True,  # one of them runs
         )
     started = api("tasks.get_all_ex", project=[project], started=[before, None])["tasks"]
     assert [t["id"] for t in started] == [tasks[0]]
@@ -435,7 +436,7 @@ def test_archiving_a_queued_task_takes_it_out_of_its_queue_with_the_callers_mess
     waiting, draft = api.new_task(name="waiting"), api.new_task(name="draft")
     api("tasks.enqueue", task=waiting, queue=queue)
     listed = api("tasks.get_all_ex", id=[waiting])["tasks"][0]
-    assert listed["execution"]["queue"] == {"id": queue, "name": "default"}
+    assert listed["execution"]["queue"] == {"id": queue, "name": "default", "display_name": None}
     api("tasks.archive", tasks=[waiting, draft], status_message="gone", status_reason="tidy")
     for task_id in (waiting, draft):
         document = api("tasks.get_by_id", task=task_id)["task"]

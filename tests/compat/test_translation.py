@@ -27,17 +27,25 @@ def test_hyperparameters_and_configuration_round_trip():
                 "name": "test_size",
                 "value": "0.25",
                 "type": "float",
-                "description": "",
+                "description": "test fraction",
             }
         }
     }
     ours = hyperparams_to_ours(clearml)
-    assert ours == {"General": {"test_size": {"value": "0.25", "type": "float", "description": ""}}}
-    assert hyperparams_to_clearml(ours) == clearml
-    config = {
-        "Pipeline": {"name": "Pipeline", "value": "{}", "type": "dictionary", "description": ""}
+    assert ours == {
+        "General": {"test_size": {"value": "0.25", "type": "float", "description": "test fraction"}}
     }
+    assert hyperparams_to_clearml(ours) == clearml
+    config = {"Pipeline": {"name": "Pipeline", "value": "{}", "type": "dictionary"}}
+    assert configuration_to_ours(config)["Pipeline"]["description"] == ""
     assert configuration_to_clearml(configuration_to_ours(config)) == config
+
+
+def test_a_type_or_description_not_given_is_left_out_as_clearml_answers():
+    ours = hyperparams_to_ours({"Args": {"lr": {"section": "Args", "name": "lr", "value": ""}}})
+    assert hyperparams_to_clearml(ours) == {
+        "Args": {"lr": {"section": "Args", "name": "lr", "value": ""}}
+    }
 
 
 def test_a_standalone_script_is_our_code_and_a_real_diff_stays_a_diff():

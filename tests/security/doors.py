@@ -321,6 +321,10 @@ def build_doors(server) -> Doors:
         force=True,
         hyperparams=[{"section": "General", "name": "doors", "value": MARKERS["parameter"]}],
     )
+    # Machine statistics for the workers' charts to read (workers.get_metric_keys).
+    doors.ok(
+        "staff", "workers.status_report", worker="doors-stats", machine_stats={"cpu_usage": [1]}
+    )
     doors.new_task(name="shared child", parent=shared)
     return doors
 

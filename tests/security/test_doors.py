@@ -7,6 +7,7 @@ gives that kind: allowed, forbidden (403) or not found, and a refused call chang
 
 import base64
 import json
+import time
 import uuid
 
 import pytest
@@ -162,7 +163,29 @@ BODIES = {
     "workers.register": lambda d, t: {"worker": "doors-worker", "queues": []},
     "workers.status_report": lambda d, t: {"worker": "doors-worker", "task": t["task"]},
     "workers.unregister": lambda d, t: {"worker": "doors-worker"},
+    "workers.get_stats": lambda d, t: {
+        **_last_hour(),
+        "items": [{"key": "cpu_usage", "aggregation": "avg"}],
+    },
+    "workers.get_activity_report": lambda d, t: _last_hour(),
+    "workers.get_metric_keys": lambda d, t: {},
+    "tasks.delete_configuration": lambda d, t: {
+        "task": t["task"],
+        "force": True,
+        "configuration": ["c"],
+    },
+    "projects.get_hyper_parameters": lambda d, t: {"project": d.red_project},
+    "auth.create_user": lambda d, t: {"name": d.unique("user"), "email": "doors@example.com"},
+    "users.set_preferences": lambda d, t: {"preferences": {"doors": {"layout": 1}}},
+    "users.get_preferences": lambda d, t: {},
 }
+
+
+def _last_hour() -> dict:
+    now = int(time.time())
+    return {"from_date": now - 3600, "to_date": now, "interval": 60}
+
+
 # What each verb acts on: the table's object rule is judged on it.
 ON = {"task": "task", "pipeline": "task", "model": "model", "project": "project"}
 
@@ -243,6 +266,7 @@ def _answer(name: str, response, object_id: str) -> str:
 LISTS = {
     "tasks.get_all",
     "tasks.get_all_ex",
+    "tasks.get_by_id_ex",
     "tasks.get_hyper_params",
     "tasks.get_configurations",
     "tasks.get_configuration_names",

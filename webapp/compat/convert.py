@@ -1,7 +1,8 @@
 """Translating between ClearML's field shapes and ours, both ways.
 
 hyperparameters: ClearML {section: {name: {section, name, value, type, description}}}
-                 ours    {section: {name: {value, type, description}}}
+                 ours    {section: {name: {value, type, description}}} (an empty type or
+                 description is one not given: ClearML's answer leaves it out)
 configuration:   ClearML {name: {name, value, type, description}}, ours without `name`
 script:          ClearML {binary, repository, branch, version_num, tag, entry_point,
                  working_dir, diff, requirements{pip, conda}}; ours {entry_point, working_dir,
@@ -44,16 +45,21 @@ def _param_to_ours(value) -> dict:
     return {"value": "" if value is None else str(value), "type": "", "description": ""}
 
 
+def _described(item: dict, entry: dict) -> dict:
+    """`type` and `description` only when they were given: clearml-server stores what it
+    is sent and answers no empty field for one left out (the SDK reads them as optional)."""
+    for field in ("type", "description"):
+        if entry.get(field):
+            item[field] = entry[field]
+    return item
+
+
 def hyperparams_to_clearml(ours: dict) -> dict:
     return {
         section: {
-            name: {
-                "section": section,
-                "name": name,
-                "value": entry.get("value", ""),
-                "type": entry.get("type", ""),
-                "description": entry.get("description", ""),
-            }
+            name: _described(
+                {"section": section, "name": name, "value": entry.get("value", "")}, entry
+            )
             for name, entry in (params or {}).items()
         }
         for section, params in (ours or {}).items()
@@ -68,12 +74,7 @@ def configuration_to_ours(raw) -> dict:
 
 def configuration_to_clearml(ours: dict) -> dict:
     return {
-        name: {
-            "name": name,
-            "value": entry.get("value", ""),
-            "type": entry.get("type", ""),
-            "description": entry.get("description", ""),
-        }
+        name: _described({"name": name, "value": entry.get("value", "")}, entry)
         for name, entry in (ours or {}).items()
     }
 

@@ -20,6 +20,7 @@ from webapp.core.errors import Conflict, DomainError, NotFound
 from .auth import authenticate
 from .connection import close_after_response
 from .envelope import ApiError, respond, respond_error
+from .impersonation import acting_as
 from .registry import HANDLERS, PUBLIC, VERBS, Call
 
 logger = logging.getLogger("webapp.compat")
@@ -99,7 +100,7 @@ def _handle(request, match, name: str, version: str) -> HttpResponse:
     )
     _parse_body(request, call)
     if name not in PUBLIC:
-        call.user, call.key = authenticate(request)
+        call.user, call.key = acting_as(request, *authenticate(request))
         try:
             call.rule = policy.rule_for(call.verb, call.user, call.key)
         except policy.Forbidden as error:

@@ -4,6 +4,7 @@ share (a task or project by id, visible to the caller, or a 400 as ClearML answe
 from urllib.parse import unquote, urlsplit
 
 from django.db.models import Q
+from django.utils import timezone
 
 from webapp.core import access, policy, presenters
 from webapp.core.models import Artifact, Project, Queue, QueueEntry, Task
@@ -121,6 +122,19 @@ def record_runner(task: Task, worker: str = "", key=None) -> None:
         extra.save(update_fields=None if extra._state.adding else changed)
 
 
+def record_ping(task: Task) -> None:
+    """A ping moves ClearML's `last_update` (last_update_of), not the task's own."""
+    extra = extra_of(task)
+    extra.last_ping = timezone.now()
+    extra.save(update_fields=None if extra._state.adding else ["last_ping"])
+
+
+def last_update_of(task: Task, extra: TaskExtra):
+    if extra.last_ping and (task.last_update is None or extra.last_ping > task.last_update):
+        return extra.last_ping
+    return task.last_update
+
+
 def project_extra_of(project: Project) -> ProjectExtra:
     try:
         return project.clearml
@@ -183,7 +197,7 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "created": iso(task.created),
         "started": iso(task.started),
         "completed": iso(task.completed),
-        "last_update": iso(task.last_update),
+        "last_update": iso(last_update_of(task, extra)),
         "last_change": iso(task.last_update),
         "active_duration": _active_duration(task),
         "parent": task.parent_id,

@@ -46,6 +46,9 @@ class TaskExtra(models.Model):
     created_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The last `tasks.ping`: ClearML's `last_update` is the later of it and the task's own
+    # (a ping is not a change of the task, so Task.last_update stays as it was).
+    last_ping = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"ClearML fields of {self.task_id}"
@@ -142,6 +145,52 @@ class WorkerExtra(models.Model):
     tags = models.JSONField(default=list, blank=True)
     system_tags = models.JSONField(default=list, blank=True)
     timeout = models.IntegerField(null=True, blank=True)
+    # Who registered it and from where: clearml-server's worker `key` names its user, and
+    # a queue's workers show their address.
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    ip = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"ClearML fields of worker {self.worker_id}"
+
+
+class WorkerStatsReport(models.Model):
+    """The machine statistics of one `workers.status_report` (clearml-server keeps them in
+    Elasticsearch), for the workers' charts: kept CLEARML_WORKER_STATS_HOURS after they
+    arrived, and at most CLEARML_WORKER_STATS_ROWS for one worker."""
+
+    worker = models.CharField(max_length=255)
+    # Milliseconds since the epoch, as the worker reported it.
+    timestamp = models.BigIntegerField()
+    received = models.DateTimeField(default=timezone.now)
+    task = models.CharField(max_length=32, blank=True, default="")
+    # {metric: value, or a list of values, one a device (its variant)}
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["worker", "timestamp"]),
+            models.Index(fields=["timestamp"]),
+            models.Index(fields=["received"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"stats of {self.worker} at {self.timestamp}"
+
+
+class UserPreferences(models.Model):
+    """A user's ClearML web preferences (`users.set_preferences`): what the web UI keeps of
+    its layout, set key by key."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="clearml_preferences",
+    )
+    preferences = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"ClearML preferences of {self.user_id}"

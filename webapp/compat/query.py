@@ -5,6 +5,7 @@ import re
 from datetime import UTC, datetime
 
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Greatest
 
 from .envelope import bad_request
 
@@ -97,6 +98,17 @@ def order_fields(order_by, allowed: dict[str, str], default: list[str]) -> list:
     return fields or default
 
 
+# What clients escape in a parameter's section or name inside a dotted path (`sec%2Etion`).
+_ESCAPES = (("%2E", "."), ("%24", "$"), ("%_%_", "__"))
+
+
+def unescape_field(part: str) -> str:
+    pieces = part.split("%%")
+    for escaped, plain in _ESCAPES:
+        pieces = [piece.replace(escaped, plain) for piece in pieces]
+    return "%".join(pieces)
+
+
 def project(doc: dict, only_fields) -> dict:
     """Keep only the dotted `only_fields` of a document (and always its id)."""
     fields = as_list(only_fields)
@@ -104,7 +116,7 @@ def project(doc: dict, only_fields) -> dict:
         return doc
     result: dict = {"id": doc.get("id")}
     for dotted in fields:
-        parts = str(dotted).split(".")
+        parts = [unescape_field(part) for part in str(dotted).split(".")]
         source, target = doc, result
         for index, part in enumerate(parts):
             if not isinstance(source, dict) or part not in source:
@@ -150,7 +162,9 @@ DATE_COLUMNS = {
     "created": "created",
     "started": "started",
     "completed": "completed",
-    "last_update": "last_update",
+    # ClearML's last_update: a ping moves it too (documents.last_update_of); the status
+    # change and the last change are the task's own last_update.
+    "last_update": "clearml_last_update",
     "last_change": "last_update",
     "status_changed": "last_update",
 }
@@ -188,6 +202,16 @@ def date_conditions(value) -> dict:
 
 def date_filter(queryset, body: dict):
     """The date fields' conditions, and `_any_`/`_all_` with a `datetime` over them."""
+    asked = {f for f in DATE_COLUMNS if body.get(f) not in (None, "", [])}
+    for key in ("_any_", "_all_"):
+        if isinstance(body.get(key), dict):
+            asked.update(str(f) for f in as_list(body[key].get("fields")))
+    if "last_update" in asked:
+        queryset = queryset.annotate(
+            clearml_last_update=Greatest(
+                F("last_update"), Coalesce(F("clearml__last_ping"), F("last_update"))
+            )
+        )
     for field, column in DATE_COLUMNS.items():
         if body.get(field) not in (None, "", []):
             lookups = date_conditions(body[field])

@@ -227,6 +227,13 @@ VERBS: dict[str, Verb] = {
             staff=ANY,
         ),
         Verb("key.create_worker", "create a worker key", staff=ANY),
+        Verb("user.preferences", "read and set one's own web preferences", user=ANY, staff=ANY),
+        Verb("user.create", "create a user (with no password and in no team)", staff=ANY),
+        Verb(
+            "user.impersonate",
+            "act as another user, with that user's rights (ClearML's impersonation header)",
+            staff=ANY,
+        ),
     )
 }
 

@@ -12,9 +12,12 @@ from . import (  # noqa: F401
     task_batches,
     task_definition,
     task_outputs,
+    task_params,
     task_removal,
     task_status,
     task_validate,
     tasks,
+    users,
+    worker_stats,
     workers,
 )

@@ -18,6 +18,7 @@ from ..documents import (
 from ..envelope import ApiError
 from ..query import as_list, name_filter, page_slice, project, tags_match
 from ..registry import endpoint
+from .workers import worker_docs
 
 
 def resolve_queue(value) -> Queue:
@@ -54,9 +55,16 @@ def get_all(call):
                 "pk", "name"
             )
         )
+        workers = worker_docs(call)
         for doc in docs:
             for entry in doc["entries"]:
                 entry["task"] = {"id": entry["task"], "name": names.get(entry["task"], "")}
+            # And the live workers listening on it.
+            doc["workers"] = [
+                {"name": w["id"], "ip": w["ip"], "key": w["key"], "task": w["task"]}
+                for w in workers
+                if any(q["id"] == doc["id"] for q in w["queues"])
+            ]
     return {"queues": [project(doc, body.get("only_fields")) for doc in docs]}
 
 

@@ -11,7 +11,7 @@ from webapp.core import access, services, status
 from webapp.core.choices import TaskStatus
 from webapp.core.models import Task, Worker
 
-from ..documents import artifact_doc, extra_of, get_task, iso, record_runner
+from ..documents import artifact_doc, extra_of, get_task, iso, record_ping, record_runner
 from ..envelope import ApiError
 from ..registry import endpoint
 from ..status import change_status, check_allowed
@@ -101,7 +101,9 @@ def publish(call):
 
 @endpoint("tasks.ping", verb="task.report")
 def ping(call):
-    record_runner(get_task(call, call.require("task")), call.worker)
+    task = get_task(call, call.require("task"))
+    record_runner(task, call.worker)
+    record_ping(task)
     return {}
 
 

@@ -8,16 +8,14 @@ import copy
 
 from django.db import transaction
 
-from webapp.core import access, limits, presenters, services
+from webapp.core import access, limits, services
 from webapp.core.choices import ApiKeyKind, TaskStatus, TaskType
 from webapp.core.models import Project, Queue, Task
 
-from .. import mirror
+from .. import legacy_params, mirror, ordering
 from ..convert import (
     CLEARML_SYSTEM_TAG,
-    configuration_to_clearml,
     configuration_to_ours,
-    hyperparams_to_clearml,
     hyperparams_to_ours,
     script_to_ours,
 )
@@ -76,8 +74,9 @@ def save_extra(task: Task, body: dict, leftovers: dict | None = None) -> None:
         changed = True
     if isinstance(body.get("execution"), dict):
         execution = {**(extra.execution or {}), **body["execution"]}
-        execution.pop("queue", None)
-        execution.pop("artifacts", None)
+        # The queue and artifacts are ours; API 2.8's parameters are hyperparameters now.
+        for field in ("queue", "artifacts", "parameters", "model_desc"):
+            execution.pop(field, None)
         extra.execution = execution
         changed = True
     if isinstance(body.get("models"), dict):
@@ -129,6 +128,7 @@ def definition_changes(task: Task | None, body: dict) -> tuple[dict, dict]:
         changes["hyperparameters"] = hyperparams_to_ours(body["hyperparams"])
     if body.get("configuration") is not None:
         changes["configuration"] = configuration_to_ours(body["configuration"])
+    legacy_params.apply_legacy(task, body, changes)
     if isinstance(body.get("runtime"), dict):
         changes["runtime"] = {str(k): v for k, v in body["runtime"].items()}
     return changes, leftovers
@@ -280,114 +280,18 @@ def set_requirements(call):
     return {"updated": 1, "fields": {"script.requirements": requirements}}
 
 
-# ----------------------------------------------------------------- parameters
-
-
-@endpoint("tasks.edit_hyper_params", verb="task.edit")
-def edit_hyper_params(call):
-    task = get_task(call, call.require("task"))
-    check_editable_or_running(task, call.flag("force"))
-    replace = str(call.get("replace_hyperparams", "none"))
-    params = {} if replace == "all" else copy.deepcopy(task.hyperparameters)
-    items = [p for p in as_list(call.get("hyperparams")) if isinstance(p, dict)]
-    if replace == "section":
-        for item in items:
-            params[str(item.get("section") or "General")] = {}
-    for item in items:
-        section = str(item.get("section") or "General")
-        params.setdefault(section, {})[str(item.get("name"))] = hyperparams_to_ours(
-            {section: {"x": item}}
-        )[section]["x"]
-    services.edit_task(task, {"hyperparameters": params}, force=True)
-    return {"updated": 1}
-
-
-@endpoint("tasks.delete_hyper_params", verb="task.edit")
-def delete_hyper_params(call):
-    task = get_task(call, call.require("task"))
-    check_editable_or_running(task, call.flag("force"))
-    params = copy.deepcopy(task.hyperparameters)
-    for item in as_list(call.get("hyperparams")):
-        section = str(item.get("section") or "General")
-        if item.get("name"):
-            params.get(section, {}).pop(str(item["name"]), None)
-        else:
-            params.pop(section, None)
-    services.edit_task(task, {"hyperparameters": params}, force=True)
-    return {"deleted": 1}
-
-
-@endpoint("tasks.get_hyper_params", verb="task.read")
-def get_hyper_params(call):
-    tasks = _listed(call, "tasks")
-    result = []
-    for task in tasks:
-        items = [
-            entry
-            for section in hyperparams_to_clearml(_reading(call, task).hyperparameters).values()
-            for entry in section.values()
-        ]
-        result.append({"task": task.id, "hyperparams": items})
-    return {"params": result}
-
-
-def _listed(call, field: str):
-    ids = [str(t) for t in as_list(call.get(field))]
-    return visible_tasks(call).filter(pk__in=ids).select_related("clearml")
-
-
-def _reading(call, task: Task):
-    """`task` as the caller sees it: secrets masked unless its key runs the task."""
-    return presenters.read_task(task, key=call.key, run_key_id=extra_of(task).run_key_id)
-
-
-@endpoint("tasks.edit_configuration", verb="task.edit")
-def edit_configuration(call):
-    task = get_task(call, call.require("task"))
-    check_editable_or_running(task, call.flag("force"))
-    config = {} if call.flag("replace_configuration") else copy.deepcopy(task.configuration)
-    for item in as_list(call.get("configuration")):
-        if isinstance(item, dict) and item.get("name"):
-            config.update(configuration_to_ours({str(item["name"]): item}))
-    with transaction.atomic():
-        task = services.edit_task(task, {"configuration": config}, force=True)
-        mirror.configuration_written(task, config)
-    return {"updated": 1}
-
-
-@endpoint("tasks.get_configurations", verb="task.read")
-def get_configurations(call):
-    names = set(as_list(call.get("names")))
-    result = []
-    for task in _listed(call, "tasks"):
-        configuration = configuration_to_clearml(_reading(call, task).configuration)
-        items = [item for name, item in configuration.items() if not names or name in names]
-        result.append({"task": task.id, "configuration": items})
-    return {"configurations": result}
-
-
-@endpoint("tasks.get_configuration_names", verb="task.read")
-def get_configuration_names(call):
-    tasks = visible_tasks(call).filter(pk__in=[str(t) for t in as_list(call.get("tasks"))])
-    return {"configurations": [{"task": t.id, "names": sorted(t.configuration)} for t in tasks]}
-
-
-def check_editable_or_running(task: Task, force: bool) -> None:
-    # A task running on a dev machine (or under an agent) records its own parameters.
-    if task.status != TaskStatus.IN_PROGRESS:
-        check_editable(task, force)
-
-
 # ----------------------------------------------------------------- reading
 
 
 @endpoint("tasks.get_by_id", verb="task.read")
 def get_by_id(call):
     task = get_task(call, call.require("task"))
-    return {"task": task_doc(task, key=call.key)}
+    doc = task_doc(task, key=call.key)
+    legacy_params.for_old_clients([doc], call.version)
+    return {"task": doc}
 
 
-@endpoint("tasks.get_all", "tasks.get_all_ex", verb="task.read")
+@endpoint("tasks.get_all", "tasks.get_all_ex", "tasks.get_by_id_ex", verb="task.read")
 def get_all(call):
     body = call.body
     queryset = visible_tasks(call).select_related("clearml")
@@ -416,13 +320,18 @@ def get_all(call):
     # Tags and `_all_` patterns are matched in Python (JSON lists are not portably
     # queryable), so those queries page after filtering; the others page in the database.
     checked_list_filters(body.get("filters"))
-    python_filters = any(body.get(k) for k in ("system_tags", "tags", "_all_", "_any_", "filters"))
+    # So is an order by a parameter's value (ordering.py).
+    by_parameters = ordering.by_parameters(body.get("order_by"))
+    python_filters = by_parameters or any(
+        body.get(k) for k in ("system_tags", "tags", "_all_", "_any_", "filters")
+    )
     if not only or any(str(f).split(".")[0] in NEEDS_ARTIFACTS for f in only):
         queryset = queryset.prefetch_related("artifacts")
         with_artifacts = True
     else:
         with_artifacts = False
-    window = page_slice(body)
+    scroll = ordering.scroll_window(body)
+    window = scroll or page_slice(body)
     rows = list(queryset) if python_filters else list(queryset[window])
     docs = []
     for row in rows:
@@ -431,20 +340,31 @@ def get_all(call):
             continue
         docs.append(doc)
     if python_filters:
+        if by_parameters:
+            docs = ordering.sort_docs(docs, body.get("order_by"))
         docs = docs[window]
-    if call.name == "tasks.get_all_ex":
+    legacy_params.for_old_clients(docs, call.version)
+    if call.name != "tasks.get_all":
         # As clearml-server's get_all_ex: the project and queue as {id, name}, get_all only
         # their ids.
         names = dict(
             Project.objects.filter(pk__in={d["project"] for d in docs}).values_list("pk", "name")
         )
-        queues = dict(Queue.objects.values_list("pk", "name"))
+        queues = {
+            pk: {"id": pk, "name": name, "display_name": display_name or None}
+            for pk, name, display_name in Queue.objects.values_list(
+                "pk", "name", "clearml__display_name"
+            )
+        }
         for doc in docs:
             doc["project"] = {"id": doc["project"], "name": names.get(doc["project"], "")}
             queue = (doc.get("execution") or {}).get("queue")
             if isinstance(queue, str) and queue:
-                doc["execution"]["queue"] = {"id": queue, "name": queues.get(queue, "")}
-    return {"tasks": [project(doc, only) for doc in docs]}
+                doc["execution"]["queue"] = dict(queues.get(queue) or {"id": queue, "name": ""})
+    answer = {"tasks": [project(doc, only) for doc in docs]}
+    if scroll is not None:
+        answer["scroll_id"] = ordering.scroll_id(scroll, len(docs))
+    return answer
 
 
 def _wanted(doc: dict, body: dict, search_hidden: bool) -> bool:

@@ -12,6 +12,7 @@ from ..documents import iso, record_runner, visible_tasks
 from ..models import WorkerExtra
 from ..query import as_list, tags_match
 from ..registry import endpoint
+from . import worker_stats
 
 
 def _queue_names(values) -> list[str]:
@@ -35,14 +36,19 @@ def register(call):
     name = _worker_name(call)
     host = name.split(":", 1)[0] if ":" in name else socket.gethostname()
     worker = execution.worker_heartbeat(name, _queue_names(call.get("queues")), hostname=host)
-    _save_extra(worker, call.body)
+    _save_extra(worker, call)
     return {}
 
 
-def _save_extra(worker: Worker, body: dict) -> None:
-    if not any(body.get(f) is not None for f in ("tags", "system_tags", "timeout")):
-        return
-    extra = WorkerExtra.objects.filter(worker=worker).first() or WorkerExtra(worker=worker)
+def _save_extra(worker: Worker, call) -> None:
+    body = call.body
+    ip = str(call.request.META.get("REMOTE_ADDR") or "")[:64]
+    extra = WorkerExtra.objects.filter(worker=worker).first()
+    if extra is not None and (extra.ip, extra.registered_by_id) == (ip, call.user.pk):
+        if not any(body.get(f) is not None for f in ("tags", "system_tags", "timeout")):
+            return  # a status report like the one before: nothing to write
+    extra = extra or WorkerExtra(worker=worker)
+    extra.ip, extra.registered_by = ip, call.user
     for field in ("tags", "system_tags"):
         if body.get(field) is not None:
             setattr(extra, field, limits.tags(field, [str(t) for t in as_list(body[field])]))
@@ -95,12 +101,14 @@ def status_report(call):
     if not queues and existing is not None:
         queues = existing.queues
     task_id = call.get("task") or None
-    execution.worker_heartbeat(
+    worker = execution.worker_heartbeat(
         name,
         queues,
         hostname=existing.hostname if existing else "",
         current_task_id=task_id,
     )
+    _save_extra(worker, call)
+    worker_stats.record(name, call.body)
     task = visible_tasks(call).filter(pk=str(task_id)).first() if task_id else None
     if task is not None and access.permits(
         policy.rule_for("task.report", call.user, call.key), call.user, call.key, task
@@ -119,10 +127,16 @@ def unregister(call):
     return {}
 
 
-@endpoint("workers.get_all", verb="worker.read")
-def get_all(call):
+def worker_docs(call) -> list[dict]:
+    """The live workers as ClearML's documents (workers.get_all, and a queue's workers)."""
     rows = []
-    queues = {q.name: q.id for q in Queue.objects.all()}
+    queues = {
+        q.name: {"id": q.id, "name": q.name, "display_name": extra or None}
+        for q, extra in (
+            (q, getattr(getattr(q, "clearml", None), "display_name", ""))
+            for q in Queue.objects.select_related("clearml")
+        )
+    }
     visible = set(
         visible_tasks(call)
         .filter(pk__in=Worker.objects.exclude(current_task=None).values("current_task"))
@@ -131,20 +145,28 @@ def get_all(call):
     for worker in live_workers(call):
         # Another team's task is not named, as everywhere else.
         task = worker.current_task if worker.current_task_id in visible else None
+        extra = worker.clearml if _has_extra(worker) else None
+        user = extra.registered_by_id if extra else None
         rows.append(
             {
                 "id": worker.name,
-                "key": worker.name,
-                "user": {},
+                # clearml-server's key names the company and the user that registered it.
+                "key": f"worker_pipelines_{user}_{worker.name}" if user else worker.name,
+                "user": {"id": str(user)} if user else {},
                 "company": {"id": "pipelines", "name": "pipelines"},
-                "ip": "",
+                "ip": extra.ip if extra else "",
                 "register_time": iso(worker.registered),
                 "last_activity_time": iso(worker.last_seen),
                 "last_report_time": iso(worker.last_seen),
                 "task": {"id": task.id, "name": task.name} if task else None,
-                "queues": [{"id": queues.get(n), "name": n} for n in worker.queues],
+                "queues": [queues.get(n, {"id": None, "name": n}) for n in worker.queues],
                 "tags": worker.clearml_tags,
                 "system_tags": worker.clearml_system_tags,
             }
         )
-    return {"workers": rows}
+    return rows
+
+
+@endpoint("workers.get_all", verb="worker.read")
+def get_all(call):
+    return {"workers": worker_docs(call)}
