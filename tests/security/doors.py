@@ -316,6 +316,18 @@ def build_doors(server) -> Doors:
         force=True,
         hyperparams=[{"section": "General", "name": "doors", "value": MARKERS["parameter"]}],
     )
+    doors.ok(
+        "task_own",
+        "events.add_batch",
+        **{
+            "type": "training_stats_scalar",
+            "task": shared,
+            "metric": MARKERS["metric"],
+            "variant": "v",
+            "iter": 1,
+            "value": 1.0,
+        },
+    )
     doors.new_task(name="shared child", parent=shared)
     return doors
 
@@ -326,4 +338,5 @@ MARKERS = {
     "metadata_key": "doors_key",
     "metadata_value": "doors-value",
     "parameter": "doors-parameter-value",
+    "metric": "doors-metric",
 }
