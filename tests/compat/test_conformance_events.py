@@ -271,3 +271,24 @@ def test_console_lines_keep_their_time_iteration_and_metric_and_page_by_time(api
     assert api("events.get_task_log", task=task, metrics=[{"metric": "m"}])["total"] == 1
     assert api("events.clear_task_log", task=task, exclude_metrics=["m"])["deleted"] == 10
     assert [e["msg"] for e in api("events.get_task_log", task=task)["events"]] == ["tagged"]
+
+
+def test_every_event_of_a_task_pages_kind_by_kind(api):
+    task = api.new_task()
+    no_url = {k: v for k, v in _image(task, 1, "a", "").items() if k != "url"}
+    logged = {"type": "log", "task": task, "iter": 1, "msg": "hello", "metric": "console"}
+    _send(api, _scalars(task, 3) + [_plot(task, 0, "p", "x", "{}"), no_url, logged])
+    page = api("events.get_task_events", task=task, batch_size=4)
+    assert page["total"] == 6
+    kinds = [event["type"] for event in page["events"]]
+    page = api("events.get_task_events", task=task, scroll_id=page["scroll_id"])
+    kinds += [event["type"] for event in page["events"]]
+    assert kinds == ["training_stats_scalar"] * 3 + ["plot", "training_debug_image", "log"]
+    assert api("events.get_task_events", task=task, scroll_id=page["scroll_id"])["events"] == []
+    # the image without a URL is listed as a metric, and is no sample to show
+    by_task = api("events.get_task_metrics", tasks=[task], event_type="training_debug_image")
+    assert by_task["metrics"] == [{"task": task, "metrics": ["images"]}]
+    logs = api("events.get_task_metrics", tasks=[task], event_type="log")["metrics"]
+    assert logs == [{"task": task, "metrics": ["console"]}]
+    shown = api("events.debug_images", metrics=[{"task": task}], iters=5)
+    assert shown["metrics"][0]["iterations"] == []

@@ -376,10 +376,11 @@ def link_media_location(
     task: Task, *, title: str, series: str, iteration: int, location: str, content_type: str = ""
 ):
     """Upsert media another client stored where this server can neither fetch nor link it
-    (`s3://...`, a file path): its location is kept as text and shown, never followed."""
+    (`s3://...`, a file path): its location is kept as text and shown, never followed. An
+    empty one records that the client reported media without saying where it is."""
     location = str(location or "").strip()
-    if not location or len(location) > 2048 or "\x00" in location:
-        raise InvalidInput("a media location must be 1 to 2048 characters")
+    if len(location) > 2048 or "\x00" in location:
+        raise InvalidInput("a media location must be at most 2048 characters")
     content_type = _media_type(content_type or _guess_type(location))
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above

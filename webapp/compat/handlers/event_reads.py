@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from django.db.models import Avg, F, Q
 
 from webapp.core import scalar_rollup
-from webapp.core.models import DebugSample, Plot, Project, Scalar, ScalarSeries
+from webapp.core.models import DebugSample, LogLine, Plot, Project, Scalar, ScalarSeries
 
 from .. import scroll
 from ..documents import extra_of, get_task, visible_tasks
@@ -298,29 +298,32 @@ def get_unique_metric_variants(call):
     }
 
 
-# What a task's reported metrics of each of ClearML's event types are read from; console
-# lines carry no metric here, so `log` has none.
+# What a task's reported metrics of each of ClearML's event types are read from.
 EVENT_TYPES = {
     "training_stats_scalar": ScalarSeries,
     "plot": Plot,
     "training_debug_image": DebugSample,
+    "log": LogLine,
 }
 
 
 def _event_types(call) -> list:
     kind = call.get("event_type")
-    if kind in (None, ""):
+    if kind in (None, "", "all"):
         return list(EVENT_TYPES.values())
-    if kind == "log":
-        return []
     if kind not in EVENT_TYPES:
-        raise bad_request(f"event_type must be one of {', '.join([*EVENT_TYPES, 'log'])}")
+        raise bad_request(f"event_type must be one of {', '.join(EVENT_TYPES)}")
     return [EVENT_TYPES[kind]]
 
 
 def _pairs(model, task_ids) -> set:
-    rows = model.objects.filter(task_id__in=task_ids).values_list("task_id", "title", "series")
-    return set(rows.distinct()[:MAX_VARIANT_PAIRS])
+    """(task, metric, variant) triples; console lines have a metric and no variant (None)."""
+    # No ordering: its fields would join the DISTINCT's columns.
+    rows = model.objects.filter(task_id__in=task_ids).order_by()
+    if model is LogLine:
+        named = rows.exclude(metric="").values_list("task_id", "metric").distinct()
+        return {(task, metric, None) for task, metric in named[:MAX_VARIANT_PAIRS]}
+    return set(rows.values_list("task_id", "title", "series").distinct()[:MAX_VARIANT_PAIRS])
 
 
 @endpoint("events.get_task_metrics", verb="task.read")
@@ -341,5 +344,7 @@ def get_multi_task_metrics(call):
     found: dict = {}
     for model in _event_types(call):
         for _, title, series in _pairs(model, [task.id for task in tasks]):
-            found.setdefault(title, set()).add(series)
+            variants = found.setdefault(title, set())
+            if series is not None:
+                variants.add(series)
     return {"metrics": [{"metric": m, "variants": sorted(v)} for m, v in sorted(found.items())]}

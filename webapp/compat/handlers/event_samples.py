@@ -1,18 +1,20 @@
 """events.* reads of plots and debug images the way ClearML's web UI pages through them:
 the latest iterations of each task (`plots`, `debug_images`), one metric's sample at an
-iteration and the one before or after it (`get_*_sample`, `next_*_sample`), and the last
-plots of several tasks side by side (`get_multi_task_plots`).
+iteration and the one before or after it (`get_*_sample`, `next_*_sample`), the last
+plots of several tasks side by side (`get_multi_task_plots`), and every event of a task
+(`get_task_events`).
 
 Each page is a few bounded queries on the task's rows; where the reader is (the
 iterations a page ended at, the sample it shows) travels in the scroll id (scroll.py).
 """
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import F, Max, Min, Q, Window
 from django.db.models.functions import RowNumber
 
-from webapp.core.models import DebugSample, Plot
+from webapp.core.models import DebugSample, LogLine, Plot, Scalar
 
 from .. import scroll
 from ..documents import get_task
@@ -153,7 +155,8 @@ def _plots_of(task):
 
 
 def _images_of(task):
-    return DebugSample.objects.filter(task=task)
+    # Those with something to show (an image event without a URL is only listed as a metric).
+    return DebugSample.objects.filter(task=task).exclude(storage_key="", url="", location="")
 
 
 @endpoint("events.plots", verb="task.read")
@@ -375,3 +378,104 @@ def get_multi_task_plots(call):
         entry["plots"].append(plot_event(plot))
         returned += 1
     return {"plots": answer, "returned": returned, "total": returned, "scroll_id": None}
+
+
+# ------------------------------------------------------------- every event of a task
+
+# Each kind of event, the model it is kept in and the key its pages go by (unique per task).
+EVENT_KINDS = (
+    ("training_stats_scalar", Scalar, ("iteration", "title", "series")),
+    ("plot", Plot, ("iteration", "title", "series")),
+    ("training_debug_image", DebugSample, ("iteration", "title", "series")),
+    ("log", LogLine, ("seq",)),
+)
+
+
+def _past(fields: tuple, values: list, descending: bool) -> Q:
+    """Rows past `values` in the order of `fields` (a keyset page's start)."""
+    op = "lt" if descending else "gt"
+    condition = Q(pk__in=[])
+    for depth, field in enumerate(fields):
+        step = Q(**{f"{field}__{op}": values[depth]})
+        for before, value in zip(fields[:depth], values[:depth], strict=True):
+            step &= Q(**{before: value})
+        condition |= step
+    return condition
+
+
+def _as_event(kind: str, row, base: str) -> dict:
+    if kind == "plot":
+        return plot_event(row)
+    if kind == "training_debug_image":
+        return image_event(row, base)
+    shared = {"task": row.task_id, "type": kind, "timestamp": milliseconds(row.timestamp)}
+    if kind == "log":
+        level = "error" if row.stream == "stderr" else "info"
+        return {**shared, "iter": row.iteration or 0, "metric": row.metric, "level": level} | {
+            "msg": row.text
+        }
+    value = row.value if row.value is not None and math.isfinite(row.value) else None
+    return {**shared, "metric": row.title, "variant": row.series, "iter": row.iteration} | {
+        "value": value
+    }
+
+
+@endpoint("events.get_task_events", verb="task.read")
+def get_task_events(call):
+    """Every event of a task (or of one `event_type`), a page at a time: each kind in turn
+    (scalars, plots, debug images, console lines), each by its own key, the scroll id
+    holding the kind and the last key sent."""
+    task = get_task(call, call.require("task"))
+    size = bounded_int(call, "batch_size", 500, 1, 10_000)
+    scroll_id = call.get("scroll_id")
+    if scroll_id:
+        state = scroll.decode("task_events", scroll_id)
+        if state.get("task") != task.id or not isinstance(state.get("kinds"), list):
+            raise scroll.invalid(scroll_id)
+        kinds, at, after = state["kinds"], state.get("at"), state.get("after")
+        descending, total = bool(state.get("desc")), state.get("total")
+        if not call.get("batch_size"):
+            size = max(1, min(scroll.optional_int(state, "size", scroll_id) or size, 10_000))
+        if not (isinstance(at, int) and 0 <= at <= len(EVENT_KINDS)):
+            raise scroll.invalid(scroll_id)
+    else:
+        wanted = call.get("event_type")
+        kinds = [k for k, _, _ in EVENT_KINDS if wanted in (None, "", "all", k)]
+        if not kinds:
+            names = ", ".join(k for k, _, _ in EVENT_KINDS)
+            raise bad_request(f"event_type must be one of {names}")
+        at, after, descending = 0, None, call.get("order") == "desc"
+        total = sum(
+            model.objects.filter(task=task).count()
+            for kind, model, _ in EVENT_KINDS
+            if kind in kinds
+        )
+    chosen = [entry for entry in EVENT_KINDS if entry[0] in kinds]
+    base = call.request.build_absolute_uri("/").rstrip("/")
+    events: list = []
+    while at < len(chosen) and len(events) < size:
+        kind, model, fields = chosen[at]
+        rows = model.objects.filter(task=task)
+        if after is not None:
+            if not (
+                isinstance(after, list)
+                and len(after) == len(fields)
+                and all(type(v) is str or (type(v) is int and abs(v) < 2**63) for v in after)
+            ):
+                raise scroll.invalid(scroll_id)
+            rows = rows.filter(_past(fields, after, descending))
+        order = [f"-{field}" if descending else field for field in fields]
+        page = list(rows.order_by(*order)[: size - len(events)])
+        events += [_as_event(kind, row, base) for row in page]
+        if len(events) < size:
+            at, after = at + 1, None
+        else:
+            after = [getattr(page[-1], field) for field in fields]
+    state = {"task": task.id, "kinds": kinds, "at": at, "after": after}
+    state |= {"desc": descending, "total": total, "size": size}
+    return {
+        "events": events,
+        "returned": len(events),
+        "total": total,
+        "scroll_id": scroll.encode("task_events", state),
+    }

@@ -54,6 +54,8 @@ def translate(event: dict) -> tuple[list[dict], dict | None]:
             "iteration": _iteration_of(event.get("iter")),
             "metric": str(event.get("metric") or ""),
         }
+        # Only what the event says: a missing iteration is no iteration, not a bad one.
+        said = {name: value for name, value in said.items() if value is not None}
         return [{"type": "log", "stream": stream, "text": line, **said} for line in lines], None
     title = str(event.get("metric") or "")
     series = str(event.get("variant") or "")
@@ -222,11 +224,11 @@ def _store_image(task, image: dict) -> None:
 
 def _link_image(task, image: dict) -> None:
     """Media reported by URL (`report_media(url=...)`) is kept as that URL, as ClearML; a
-    location we cannot fetch (s3://, a file path) as its text. An image event without one
-    has nothing to show and is not kept."""
+    location we cannot fetch (s3://, a file path) as its text, and an image event without
+    one as reported (clearml-server lists its metric; its readers of images skip it)."""
     place = str(image["url"] or "").strip()
     where = {"title": image["title"], "series": image["series"], "iteration": image["iteration"]}
-    if not place or newer_at_same_place(task, **where, place=place):
+    if place and newer_at_same_place(task, **where, place=place):
         return
     try:
         if place.lower().startswith(("http://", "https://")):
