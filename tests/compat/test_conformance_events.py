@@ -137,6 +137,10 @@ def test_plot_text_that_is_no_figure_is_kept_word_for_word(compat_server, api):
     # our own door shows it as an empty figure titled with the text
     ours = compat_server.api().get(f"{compat_server.url}/api/v1/tasks/{task}/plots/").json()
     assert "not a figure" in str(ours)
+    # text nested too deep to parse is text too
+    _send(api, [_plot(task, 2, "A", "AX", "[" * 100_000)])
+    texts = {p["iter"]: p["plot_str"] for p in api("events.get_task_plots", task=task)["plots"]}
+    assert texts[2] == "[" * 100_000
 
 
 def test_plots_page_by_iteration_and_refresh_starts_from_the_latest(api):

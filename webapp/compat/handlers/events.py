@@ -1,10 +1,13 @@
-"""events.*: ClearML's event batches into our ingest_events (console, scalars, plots).
+"""events.*: ClearML's event batches into our ingest_events (console, scalars, plots), and
+the console read back.
 
-Translation: `log` -> console lines, `training_stats_scalar` -> scalar (or a single value at
-ClearML's iteration for them), `plot` -> plot with
-`plot_str` decoded (plots upsert by metric/variant/iteration, so the controller's repeated
-"Pipeline" reports stay one row each), `training_debug_image` -> debug sample when its image
-is on our file server.
+Translation: `log` -> console lines (with the event's time, iteration and metric),
+`training_stats_scalar` -> scalar (or a single value at ClearML's iteration for them),
+`plot` -> plot with `plot_str` decoded, or kept word for word when it is no figure (plots
+upsert by metric/variant/iteration, so the controller's repeated "Pipeline" reports stay
+one row each), `training_debug_image` -> debug sample: stored when its image is on our file
+server, else kept as its URL or location. The other reads are in event_reads.py and
+event_samples.py.
 """
 
 import json
@@ -108,7 +111,7 @@ def figure_of(plot_str) -> dict:
     text = "" if plot_str is None else str(plot_str)
     try:
         figure = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         figure = None
     if isinstance(figure, dict) and PLOT_TEXT not in figure:
         return figure
