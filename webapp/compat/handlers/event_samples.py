@@ -11,10 +11,10 @@ iterations a page ended at, the sample it shows) travels in the scroll id (scrol
 import math
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import F, Max, Min, Q, Window
+from django.db.models import F, Max, Min, Q, Sum, Window
 from django.db.models.functions import RowNumber
 
-from webapp.core.models import DebugSample, LogLine, Plot, Scalar
+from webapp.core.models import DebugSample, LogLine, Plot, Scalar, ScalarSeries
 
 from .. import scroll
 from ..documents import get_task
@@ -420,6 +420,14 @@ def _as_event(kind: str, row, base: str) -> dict:
     }
 
 
+def _count(kind: str, model, task) -> int:
+    if kind == "training_stats_scalar":
+        # Each series counts its points as they arrive: no count over every point.
+        points = ScalarSeries.objects.filter(task=task).aggregate(n=Sum("points"))["n"]
+        return points or 0
+    return model.objects.filter(task=task).count()
+
+
 @endpoint("events.get_task_events", verb="task.read")
 def get_task_events(call):
     """Every event of a task (or of one `event_type`), a page at a time: each kind in turn
@@ -445,11 +453,7 @@ def get_task_events(call):
             names = ", ".join(k for k, _, _ in EVENT_KINDS)
             raise bad_request(f"event_type must be one of {names}")
         at, after, descending = 0, None, call.get("order") == "desc"
-        total = sum(
-            model.objects.filter(task=task).count()
-            for kind, model, _ in EVENT_KINDS
-            if kind in kinds
-        )
+        total = sum(_count(kind, model, task) for kind, model, _ in EVENT_KINDS if kind in kinds)
     chosen = [entry for entry in EVENT_KINDS if entry[0] in kinds]
     base = call.request.build_absolute_uri("/").rstrip("/")
     events: list = []
