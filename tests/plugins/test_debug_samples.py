@@ -40,3 +40,16 @@ def test_samples_are_listed_images_served_inline_html_sandboxed_anything_else_as
     assert download["Content-Type"] == "application/octet-stream"
     assert "attachment" in download["Content-Disposition"]
     assert stranger_client.get(f"/tasks/{task.id}/samples/{image.id}/").status_code == 404
+
+
+def test_a_sample_kept_only_as_a_location_is_shown_as_text_and_never_linked(admin_client, task):
+    kept = DebugSample.objects.create(
+        task=task, title="images", series="s3", location="s3://bucket/<b>a.png"
+    )
+    told = DebugSample.objects.create(task=task, title="images", series="unsaid", iteration=1)
+    body = admin_client.get(f"/tasks/{task.id}/debug-samples/").content.decode()
+    assert "s3://bucket/&lt;b&gt;a.png" in body and "<b>a.png" not in body
+    assert "Reported without saying where it is." in body
+    for sample in (kept, told):
+        assert f"/tasks/{task.id}/samples/{sample.id}/" not in body
+        assert admin_client.get(f"/tasks/{task.id}/samples/{sample.id}/").status_code == 404

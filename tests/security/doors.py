@@ -325,6 +325,18 @@ def build_doors(server) -> Doors:
     doors.ok(
         "staff", "workers.status_report", worker="doors-stats", machine_stats={"cpu_usage": [1]}
     )
+    doors.ok(
+        "task_own",
+        "events.add_batch",
+        **{
+            "type": "training_stats_scalar",
+            "task": shared,
+            "metric": MARKERS["metric"],
+            "variant": "v",
+            "iter": 1,
+            "value": 1.0,
+        },
+    )
     doors.new_task(name="shared child", parent=shared)
     return doors
 
@@ -335,4 +347,5 @@ MARKERS = {
     "metadata_key": "doors_key",
     "metadata_value": "doors-value",
     "parameter": "doors-parameter-value",
+    "metric": "doors-metric",
 }

@@ -510,8 +510,15 @@ class TaskViewSet(
                     "iteration": row.iteration,
                     "content_type": row.content_type,
                     "kind": events.media_kind(row.content_type),
-                    "url": row.url or request.build_absolute_uri(f"/api/v1/samples/{row.id}/"),
+                    "url": row.url
+                    or (
+                        request.build_absolute_uri(f"/api/v1/samples/{row.id}/")
+                        if row.storage_key
+                        else None
+                    ),
                     "stored": bool(row.storage_key),
+                    # Media another client reported where this server cannot fetch it.
+                    "location": row.location,
                 }
                 for row in rows
             ]

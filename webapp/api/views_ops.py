@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Count
-from django.http import FileResponse
+from django.http import FileResponse, Http404
 from django.http import HttpResponseRedirect as redirect_to_url
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -174,6 +174,8 @@ class DebugSampleFileView(APIView):
         tasks = access.visible_tasks(request.user, request.auth)
         sample = get_object_or_404(DebugSample.objects.filter(task__in=tasks), pk=sample_id)
         if not sample.storage_key:
+            if not sample.url:
+                raise Http404("this sample is kept as a location this server cannot open")
             return redirect_to_url(sample.url)
         content_type, headers = events.serving(sample.content_type)
         response = FileResponse(

@@ -207,19 +207,30 @@ def artifact_kind(clearml_type: str) -> str:
 
 
 def last_metrics_to_clearml(ours: dict) -> dict:
-    """Our {"title/series": {iteration, value}} as ClearML's {md5(metric): {md5(variant): ..}}."""
+    """Our {"title/series": {iteration, value, min, max, ...}} as ClearML's
+    {md5(metric): {md5(variant): {value, min_value, max_value, their iterations, ...}}}."""
     result: dict = {}
     for key, point in (ours or {}).items():
         metric, _, variant = key.partition("/")
         metric_hash = hashlib.md5(metric.encode(), usedforsecurity=False).hexdigest()
         variant_hash = hashlib.md5(variant.encode(), usedforsecurity=False).hexdigest()
         value = point.get("value")
-        result.setdefault(metric_hash, {})[variant_hash] = {
+        iteration = point.get("iteration", 0)
+        entry = {
             "metric": metric,
             "variant": variant,
             "value": value,
             "min_value": point.get("min", value),
             "max_value": point.get("max", value),
-            "iter": point.get("iteration", 0),
+            "iter": iteration,
+            # Kept since these were; older rows have only the last point.
+            "min_value_iteration": point.get("min_iteration", iteration),
+            "max_value_iteration": point.get("max_iteration", iteration),
+            "first_value": point.get("first_value", value),
+            "first_value_iteration": point.get("first_iteration", iteration),
         }
+        if point.get("count"):
+            entry["count"] = point["count"]
+            entry["mean_value"] = point.get("total", 0.0) / point["count"]
+        result.setdefault(metric_hash, {})[variant_hash] = entry
     return result

@@ -2,9 +2,11 @@
 (batched, idempotent) and media (images, audio, video, HTML pages; stored or by URL)."""
 
 import math
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import hooks, limits, scalar_rollup, sql
@@ -84,7 +86,12 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                 raise InvalidInput(f"event {index}: plot figure must be an object")
             limits.json_value(f"event {index}: figure", figure, limits.FIGURE_MAX_BYTES)
             plots[(title, series, iteration)] = Plot(
-                task=task, title=title, series=series, iteration=iteration, figure=figure
+                task=task,
+                title=title,
+                series=series,
+                iteration=iteration,
+                figure=figure,
+                timestamp=_reported_at(index, event.get("timestamp_ms")),
             )
         elif kind == "single_value":
             name = str(event.get("name") or series)[:255]
@@ -92,7 +99,15 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
                 raise InvalidInput(f"event {index}: a single value needs a name")
             singles[name] = _float(event.get("value"))
         elif kind == "log":
-            logs.append({"stream": event.get("stream", "stdout"), "text": event.get("text", "")})
+            logs.append(
+                {
+                    "stream": event.get("stream", "stdout"),
+                    "text": event.get("text", ""),
+                    "timestamp": event.get("timestamp"),
+                    "iteration": event.get("iteration"),
+                    "metric": event.get("metric"),
+                }
+            )
         else:
             raise InvalidInput(
                 f"event {index}: unknown type {kind!r} (scalar, single_value, plot, log)"
@@ -112,7 +127,7 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
         if plots:
             seq = next_seq(task, Plot)
             for plot in plots.values():
-                plot.seq, plot.timestamp = seq, now
+                plot.seq, plot.timestamp = seq, plot.timestamp or now
             Plot.objects.bulk_create(
                 plots.values(),
                 update_conflicts=True,
@@ -131,6 +146,19 @@ def ingest_events(task: Task, events: list, batch_id: str = "") -> dict:
         "logs": len(logs),
         "single_values": len(singles),
     }
+
+
+# Epoch milliseconds of years 1970 to 9999: what a report may say it was made at.
+LAST_MILLISECOND = 253_402_300_799_999
+
+
+def _reported_at(index: int, milliseconds):
+    """When a plot says it was made (ClearML's events carry it, and its readers compare
+    it), or None for the time it is stored."""
+    if milliseconds is None:
+        return None
+    stamp = limits.to_integer(f"event {index}: timestamp_ms", milliseconds, 0, LAST_MILLISECOND)
+    return datetime.fromtimestamp(0, tz=UTC) + timedelta(milliseconds=stamp)
 
 
 def _store_single_values(task: Task, values: dict[str, float], now) -> None:
@@ -198,17 +226,28 @@ def _update_last_metrics(task: Task, scalars: dict) -> None:
     metrics = dict(task.last_metrics or {})
     for (title, series, iteration), value in scalars.items():
         key = f"{title}/{series}"
-        current = metrics.get(key)
+        before = metrics.get(key) or {}
         finite = None if value is None or not math.isfinite(value) else value
-        # The lowest and highest value ever reported, whatever order the points came in.
-        low = [v for v in (finite, (current or {}).get("min")) if v is not None]
-        high = [v for v in (finite, (current or {}).get("max")) if v is not None]
-        if current is None or iteration >= current["iteration"]:
+        if not before or iteration >= before["iteration"]:
             current = {"iteration": iteration, "value": finite, "raw": str(value)}
         else:
-            current = dict(current)
-        current["min"] = min(low) if low else None
-        current["max"] = max(high) if high else None
+            current = {k: before[k] for k in ("iteration", "value", "raw")}
+        # The lowest and highest value ever reported and where, whatever order the points
+        # came in; the first iteration's value; how many finite reports and their sum.
+        for name, better in (("min", float.__lt__), ("max", float.__gt__)):
+            known = before.get(name)
+            if finite is not None and (known is None or better(float(finite), float(known))):
+                current[name], current[f"{name}_iteration"] = finite, iteration
+            else:
+                current[name] = known
+                current[f"{name}_iteration"] = before.get(f"{name}_iteration")
+        if not before or iteration < before.get("first_iteration", before["iteration"]):
+            current["first_iteration"], current["first_value"] = iteration, finite
+        else:
+            current["first_iteration"] = before.get("first_iteration", before["iteration"])
+            current["first_value"] = before.get("first_value", before.get("value"))
+        current["count"] = before.get("count", 0) + (finite is not None)
+        current["total"] = before.get("total", 0.0) + (finite or 0.0)
         metrics[key] = current
     text, values = sql.update(
         Task, {"last_metrics": metrics, "last_update": timezone.now()}, {"pk": task.pk}
@@ -280,7 +319,7 @@ def store_debug_sample(
         old_key = sample.storage_key
         key = save_bytes(sample_key(task.id, sample.id, safe_filename(uploaded.name)), uploaded)
         sample.storage_key = key
-        sample.url = ""
+        sample.url = sample.location = ""
         sample.content_type = content_type
         sample.timestamp = timezone.now()
         sample.seq = next_seq(task, DebugSample)
@@ -321,6 +360,7 @@ def link_media_url(
             defaults={
                 "storage_key": "",
                 "url": url,
+                "location": "",
                 "content_type": content_type,
                 "timestamp": timezone.now(),
                 # Without it the Debug samples tab (which reads by seq) never lists it.
@@ -330,6 +370,66 @@ def link_media_url(
     delete_key(old_key)
     _keep_history(sample, max_history)
     return sample
+
+
+def link_media_location(
+    task: Task, *, title: str, series: str, iteration: int, location: str, content_type: str = ""
+):
+    """Upsert media another client stored where this server can neither fetch nor link it
+    (`s3://...`, a file path): its location is kept as text and shown, never followed. An
+    empty one records that the client reported media without saying where it is."""
+    location = str(location or "").strip()
+    if len(location) > 2048 or "\x00" in location:
+        raise InvalidInput("a media location must be at most 2048 characters")
+    content_type = _media_type(content_type or _guess_type(location))
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
+        sample = DebugSample.objects.filter(
+            task=task, title=title[:255], series=series[:255], iteration=iteration
+        ).first()
+        old_key = sample.storage_key if sample else ""
+        sample, _ = DebugSample.objects.update_or_create(
+            task=task,
+            title=title[:255],
+            series=series[:255],
+            iteration=iteration,
+            defaults={
+                "storage_key": "",
+                "url": "",
+                "location": location,
+                "content_type": content_type,
+                "timestamp": timezone.now(),
+                "seq": next_seq(task, DebugSample),
+            },
+        )
+    delete_key(old_key)
+    return sample
+
+
+def newer_at_same_place(task: Task, *, title: str, series: str, iteration: int, place: str):
+    """Whether a later iteration of title/series is kept at this URL or location: ClearML's
+    SDK names its files by iteration modulo its history size, so that one overwrote it."""
+    return (
+        DebugSample.objects.filter(task=task, title=title[:255], series=series[:255])
+        .filter(iteration__gt=iteration)
+        .filter(Q(url=place) | Q(location=place))
+        .exists()
+    )
+
+
+def forget_overwritten(sample: DebugSample) -> None:
+    """Remove the earlier iterations of a sample's title/series kept at its URL or location:
+    the file there now holds this one (see newer_at_same_place)."""
+    place = sample.url or sample.location
+    if not place:
+        return
+    DebugSample.objects.filter(
+        task_id=sample.task_id,
+        title=sample.title,
+        series=sample.series,
+        iteration__lt=sample.iteration,
+        storage_key="",
+    ).filter(Q(url=place) | Q(location=place)).delete()
 
 
 def _guess_type(url: str) -> str:
@@ -362,6 +462,8 @@ def link_debug_sample(task: Task, *, title: str, series: str, iteration: int, st
             iteration=iteration,
             defaults={
                 "storage_key": storage_key,
+                "url": "",
+                "location": "",
                 "timestamp": timezone.now(),
                 "seq": next_seq(task, DebugSample),
             },

@@ -6,7 +6,7 @@ second delivery, the reaper and a late heartbeat cannot both win.
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -477,6 +477,12 @@ def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
             stream = line.get("stream") or LogStream.STDOUT
             if stream not in LogStream.values:
                 raise InvalidInput(f"unknown console stream {stream!r}", field="stream")
+            # A ClearML client's lines carry when and at which iteration and metric they
+            # were logged (the ClearML door passes them as a datetime and integers).
+            stamp = line.get("timestamp")
+            iteration = line.get("iteration")
+            if type(iteration) is not int or not limits.INT64_MIN <= iteration <= limits.INT64_MAX:
+                iteration = None
             rows.append(
                 LogLine(
                     task=task,
@@ -485,12 +491,33 @@ def append_log(task: Task, lines: list[dict], batch_id: str = "") -> int:
                     text=secrets.mask_text(
                         str(line.get("text", ""))[:10_000].replace("\x00", "\ufffd"), known
                     ),
-                    timestamp=now,
+                    timestamp=stamp if isinstance(stamp, datetime) else now,
+                    iteration=iteration,
+                    metric=str(line.get("metric") or "")[:255].replace("\x00", ""),
                 )
             )
         LogLine.objects.bulk_create(rows, batch_size=1000)
         _trim_console(task, seq)
     return len(rows)
+
+
+def clear_console(
+    task: Task, *, older_than=None, only_metrics=None, except_metrics=None, published=False
+) -> int:
+    """Delete a task's console lines (ClearML's clear_task_log): those logged before
+    `older_than`, under `only_metrics` or not under `except_metrics`. A published task's
+    console is kept unless `published` says the caller means it."""
+    if task.status == TaskStatus.PUBLISHED and not published:
+        raise Conflict("a published task's console is kept", status=task.status)
+    lines = LogLine.objects.filter(task=task)
+    if older_than is not None:
+        lines = lines.filter(timestamp__lt=older_than)
+    if only_metrics:
+        lines = lines.filter(metric__in=list(only_metrics))
+    if except_metrics:
+        lines = lines.exclude(metric__in=list(except_metrics))
+    deleted, _ = lines.delete()
+    return deleted
 
 
 def _trim_console(task: Task, last_seq: int) -> None:

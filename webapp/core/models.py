@@ -264,6 +264,9 @@ class LogLine(models.Model):
     stream = models.CharField(max_length=8, choices=LogStream.choices, default=LogStream.STDOUT)
     text = models.TextField()
     timestamp = models.DateTimeField(default=timezone.now)
+    # What a ClearML client says of a line: the iteration and metric it was logged under.
+    iteration = models.BigIntegerField(null=True, blank=True)
+    metric = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["task", "seq"]
@@ -334,6 +337,9 @@ class DebugSample(models.Model):
     iteration = models.BigIntegerField(default=0)
     storage_key = models.CharField(max_length=512, blank=True, default="")
     url = models.CharField(max_length=2048, blank=True, default="")
+    # Where another client stored media that this server can neither fetch nor link (an
+    # s3:// object or a file path ClearML's SDK reported): shown as text, never followed.
+    location = models.CharField(max_length=2048, blank=True, default="")
     content_type = models.CharField(max_length=100, default="image/png")
     timestamp = models.DateTimeField(default=timezone.now)
     seq = models.BigIntegerField(default=0)  # as Scalar.seq

@@ -3,6 +3,8 @@
 from . import (  # noqa: F401
     aggregates,
     auth,
+    event_reads,
+    event_samples,
     events,
     model_batches,
     models,

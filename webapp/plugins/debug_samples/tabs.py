@@ -14,7 +14,9 @@ def get_context(request, task) -> dict:
     for sample in samples:
         # Stored bytes come from the dashboard's own URL; media reported by URL stays there.
         sample.kind = media_kind(sample.content_type)
-        sample.src = sample.url or reverse("dashboard:debug_sample", args=[task.id, sample.id])
+        # One kept only as a location this server cannot fetch (s3://...) shows that text.
+        stored = reverse("dashboard:debug_sample", args=[task.id, sample.id])
+        sample.src = sample.url or (stored if sample.storage_key else "")
         groups.setdefault(sample.title, []).append(sample)
     return {
         "groups": groups,
