@@ -273,6 +273,20 @@ class ManagedProcess:
 
         wait_until(seen, timeout=timeout, interval=0.1, message=f"{text!r} in {self.name} log")
 
+    def wait_exit(self, seconds: float, logs_dir: Path | None = None) -> int:
+        """Its exit code; past `seconds`, a failure that says what it and every process
+        under it were doing: its output, the logs in `logs_dir`, each child's state."""
+        try:
+            return self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            pass
+        parts = [f"{self.name} did not exit within {seconds:g} s; its output:", self.log()[-4000:]]
+        for log in sorted(Path(logs_dir).glob("*.log")) if logs_dir else []:
+            parts += [f"--- {log.name} (end):", log.read_text(errors="replace")[-2500:]]
+        for pid in [self.pid, *descendants(self.pid)]:
+            parts.append(f"--- pid {pid}: {_process_state(pid)}")
+        raise AssertionError("\n".join(parts))
+
     def signal_group(self, number: int) -> None:
         try:
             os.killpg(self.process.pid, number)
@@ -295,6 +309,29 @@ class ManagedProcess:
         self.signal_group(signal.SIGKILL)
         if self.process.poll() is None:
             self.process.wait(10)
+
+
+def _process_state(pid: int) -> str:
+    """A live process's command line, state, where it waits and its kernel stack (Linux)."""
+    proc = Path("/proc") / str(pid)
+    try:
+        argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        state = next(
+            (
+                line
+                for line in (proc / "status").read_text().splitlines()
+                if line.startswith("State")
+            ),
+            "",
+        )
+        wchan = (proc / "wchan").read_text()
+    except OSError as error:
+        return f"gone ({error})"
+    try:
+        stack = (proc / "stack").read_text().strip().replace("\n", " | ")
+    except OSError:
+        stack = "(no kernel stack readable)"
+    return f"{argv[:300]} | {state} | waits in {wchan or '-'} | {stack[:600]}"
 
 
 def start_process(name: str, argv: list[str], env: dict, log_path: Path, cwd=None):

@@ -98,6 +98,10 @@ class Supervisor:
     def say(self, text: str, error: bool = False) -> None:
         """To up's output and to `{log dir}/up.log`."""
         print(text, file=sys.stderr if error else sys.stdout, flush=True)
+        self.note(text)
+
+    def note(self, text: str) -> None:
+        """To `{log dir}/up.log` only: how a stop went, for whoever reads up's logs."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         try:
             with open(self.log_dir / "up.log", "a") as log:
@@ -198,10 +202,15 @@ class Supervisor:
         for stage in sorted({c.stage for c in self.children}, reverse=True):
             group = [c for c in self.children if c.stage == stage and c.process is not None]
             running = [c for c in group if c.process.poll() is None]
+            if running:
+                self.note(f"stopping {', '.join(c.name for c in running)}")
             for child in running:
                 _signal_group(child.process.pid, signal.SIGTERM)
+            began = time.monotonic()
             for child in running:
                 self._wait_stopped(child)
+                if child.process.poll() is not None:
+                    self.note(f"  {child.name} stopped after {time.monotonic() - began:.1f}s")
             # Only those running until now: the pid of one that exited earlier (waiting to be
             # restarted) was released long ago and may lead someone else's group by now.
             for child in running:

@@ -552,10 +552,12 @@ def run_worker(queues: list[str], name: str = "", concurrency: int = 1) -> int:
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
+        log.info("worker %s: the consumer stopped; closing the step supervisor", config.name)
         worker.request_stop()
         worker.stopped.set()
         worker.supervisor.close()
         worker.unregister()
+        log.info("worker %s: unregistered; exiting", config.name)
     return code
 
 

@@ -353,7 +353,7 @@ def test_pipelines_up_runs_a_task_and_ctrl_c_stops_everything(tmp_path):
         assert len(children) >= 5  # redis, server, server worker, two step workers
         # when Ctrl-C reaches `up` (the terminal signals its foreground process group)
         up.signal_group(signal.SIGINT)
-        assert up.process.wait(60) == 0
+        assert up.wait_exit(60, data_dir / "logs") == 0, up.log()[-3000:]
         wait_until(
             lambda: not [pid for pid in children if pid_alive(pid)],
             timeout=10,

@@ -115,7 +115,8 @@ class Up:
         try:
             if self.process.process.poll() is None:
                 os.kill(self.process.pid, signal.SIGINT)
-                assert self.process.process.wait(90) == 0, self.output()[-3000:]
+                code = self.process.wait_exit(90, self.data_dir / "logs")
+                assert code == 0, self.output()[-3000:]
             wait_until(
                 lambda: not [pid for pid in children if pid_alive(pid)],
                 timeout=15,
@@ -347,7 +348,7 @@ def test_stopping_up_hands_a_running_step_back_before_the_server_stops(tmp_path)
         )
         # and a second Ctrl-C: the running step is handed back at once
         os.kill(up.process.pid, signal.SIGINT)
-        assert up.process.process.wait(90) == 0, up.output()[-3000:]
+        assert up.process.wait_exit(90, up.data_dir / "logs") == 0, up.output()[-3000:]
         assert "running steps are handed back" in up.output()
         # then the server was still there to take it back: queued, its attempt not spent
         row = (
