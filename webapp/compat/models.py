@@ -29,6 +29,9 @@ class TaskExtra(models.Model):
     # script fields with no place in Task.script (tag, the requirements object as sent)
     script = models.JSONField(default=dict, blank=True)
     last_worker = models.CharField(max_length=255, blank=True, default="")
+    # A report's (a task of type `report`) markdown and the files it shows.
+    report = models.TextField(blank=True, default="")
+    report_assets = models.JSONField(default=list, blank=True)
     last_iteration = models.BigIntegerField(default=0)
     # The key that pulled the task from its queue or marked it started: an agent's, a
     # runner's, or a dev machine's. While the task runs, that key reads its secret-looking

@@ -10,6 +10,7 @@ from ..envelope import ApiError
 from ..models import RegisteredModel
 from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
 from ..registry import endpoint
+from .projects import with_subprojects
 
 EDITABLE = ("name", "uri", "framework", "comment", "design", "labels", "parent", "metadata")
 ORDER = {"created": "created", "last_update": "last_update", "name": "name", "id": "id"}
@@ -83,6 +84,8 @@ def get_all(call):
     queryset = visible_models(call)
     for field, column in (("id", "pk"), ("uri", "uri"), ("project", "project_id")):
         values = as_list(body.get(field))
+        if values and field == "project" and call.flag("include_subprojects"):
+            values = with_subprojects(values)
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     tasks = as_list(body.get("task"))

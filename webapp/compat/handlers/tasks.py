@@ -43,7 +43,8 @@ from ..query import (
     tags_match,
 )
 from ..registry import endpoint
-from .projects import ensure_project
+from .projects import ensure_project, with_subprojects
+from .task_moves import move_to_project
 
 ORDER = {
     "created": "created",
@@ -235,6 +236,8 @@ def edit(call):
             changes["parent"] = parent
         if changes:
             task = services.edit_task(task, changes, force=True)
+        if call.body.get("project") and call.body["project"] != task.project_id:
+            task = move_to_project(call, task, call.body["project"])
         save_extra(task, call.body, leftovers)
         if "configuration" in changes:
             mirror.configuration_written(task, changes["configuration"])
@@ -384,6 +387,8 @@ def get_all(call):
     queryset = name_filter(queryset, "name", body.get("name"))
     for field, column in (("project", "project_id"), ("parent", "parent_id")):
         values = as_list(body.get(field))
+        if values and field == "project" and call.flag("include_subprojects"):
+            values = with_subprojects(values)
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     for field in ("status", "type"):
