@@ -50,6 +50,11 @@ FIELDS = [
     "replace_configuration", "new_task_name", "new_task_comment", "new_task_tags",
     "new_task_project", "new_project_name", "new_task_hyperparams", "new_task_configuration",
     "names", "expiration_sec", "description", "default_output_destination", "ready", "batch_size",
+    "shallow_search", "basename", "search_hidden", "include_stats", "include_stats_filter",
+    "stats_for_state", "stats_with_children", "check_own_contents", "include_dataset_stats",
+    "children_type", "children_tags", "children_tags_filter", "active_users",
+    "include_subprojects", "project_name", "report", "report_assets", "args",
+    "verify_watched_queue", "projects", "datasets", "reports", "pipelines",
 ]  # fmt: skip
 
 

@@ -1,11 +1,12 @@
-"""The verbs ClearML's queues.* and projects.delete use: deleting a project never deletes
-work, and deleting or clearing a queue puts its waiting tasks back to drafts."""
+"""The verbs ClearML's queues.* and projects.* use: deleting a project never deletes work,
+renaming one takes its subprojects along, and deleting or clearing a queue puts its
+waiting tasks back to drafts."""
 
 import pytest
 
 from tests.factories import make_base_task, make_user
-from webapp.core import queue_verbs, services
-from webapp.core.errors import Conflict
+from webapp.core import project_verbs, queue_verbs, services
+from webapp.core.errors import Conflict, InvalidInput
 from webapp.core.models import Project, Queue, Task
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +46,30 @@ def test_a_waiting_task_is_placed_at_an_index_clipped_to_its_queue():
         "queue_entry__position"
     )
     assert [t.pk for t in order] == [tasks[0].pk, tasks[2].pk, tasks[1].pk]
+
+
+def test_a_renamed_project_takes_its_subprojects_and_a_taken_name_renames_none():
+    user = make_user()
+    old = services.get_or_create_project("old", user)
+    task = make_base_task(user, "inside", project="old/child")
+    services.get_or_create_project("taken/child", user)
+    with pytest.raises(Conflict, match="taken/child"):
+        project_verbs.rename_project(old, "taken")
+    assert set(Project.objects.filter(name__startswith="old").values_list("name", flat=True)) == {
+        "old",
+        "old/child",
+    }
+    with pytest.raises(InvalidInput, match="under itself"):
+        project_verbs.rename_project(old, "old/child/x")
+    assert project_verbs.rename_project(old, "new") == 2
+    task.refresh_from_db()
+    assert task.project.name == "new/child"
+
+
+def test_a_moved_task_is_in_its_new_project_only():
+    user = make_user()
+    task = make_base_task(user, "mover", project="from")
+    target = services.get_or_create_project("to", user)
+    project_verbs.move_task(task, target)
+    assert list(Task.objects.filter(project__name="to").values_list("pk", flat=True)) == [task.pk]
+    assert not Task.objects.filter(project__name="from").exists()

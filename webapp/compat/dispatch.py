@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from webapp.core import limits, policy
 from webapp.core.errors import Conflict, DomainError, NotFound
 
+from . import legacy_tags
 from .auth import authenticate
 from .connection import close_after_response
 from .envelope import ApiError, respond, respond_error
@@ -106,7 +107,8 @@ def _handle(request, match, name: str, version: str) -> HttpResponse:
         except policy.Forbidden as error:
             # clearml-server's 403 "role_not_allowed": this kind of key never may.
             raise ApiError(403, error.message, 20) from error
-    data = handler(call)
+    legacy_tags.upgrade_request(call)
+    data = legacy_tags.downgrade_response(call, handler(call))
     return respond(name, data, version=version)
 
 

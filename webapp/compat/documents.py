@@ -219,6 +219,8 @@ def task_doc(task: Task, artifacts=None, *, key=None) -> dict:
         "runtime": dict(task.runtime or {}),
         "last_worker": extra.last_worker or task.worker,
     }
+    if task.type == "report":
+        doc["report"], doc["report_assets"] = extra.report, list(extra.report_assets or [])
     return doc
 
 

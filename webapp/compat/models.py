@@ -29,6 +29,9 @@ class TaskExtra(models.Model):
     # script fields with no place in Task.script (tag, the requirements object as sent)
     script = models.JSONField(default=dict, blank=True)
     last_worker = models.CharField(max_length=255, blank=True, default="")
+    # A report's (a task of type `report`) markdown and the files it shows.
+    report = models.TextField(blank=True, default="")
+    report_assets = models.JSONField(default=list, blank=True)
     last_iteration = models.BigIntegerField(default=0)
     # ClearML's `make_public`: read-only at the ClearML door, for its own team too, until it
     # is made private again. It does not open the task to other teams (handlers/sharing.py).

@@ -58,12 +58,51 @@ def split_tags(wanted) -> tuple[list, list]:
     return include, exclude
 
 
+_TAG_OPERATORS = {"__$all": "and", "__$and": "and", "__$any": "or", "__$or": "or"}
+
+
 def tags_match(tags, wanted) -> bool:
-    include, exclude = split_tags(wanted)
-    tags = set(tags or [])
-    if exclude and tags & set(exclude):
-        return False
-    return not include or bool(tags & set(include))
+    """clearml-server's list-field filter: plain tags are wanted (any of them); `-tag` and
+    `__$not tag` exclude one; `__$all`/`__$and` and `__$any`/`__$or` switch the context the
+    next tags are read in (all of them present, or any) and the first one also joins the
+    conditions so; `__$nop` goes back to the default; None also lets an untagged row in."""
+    terms = wanted if isinstance(wanted, list | tuple) else [wanted]
+    buckets: dict[str, set] = {"in": set(), "all": set(), "nin": set()}
+    context, joined, legacy, negate, allow_empty = "or", None, True, False, False
+    for term in terms:
+        if term is None:
+            allow_empty, negate = True, False
+            continue
+        term = str(term)
+        if term == "__$nop":
+            context, legacy = "or", True
+            continue
+        if term == "__$not":
+            negate = True
+            continue
+        if term.startswith("__$"):
+            if term not in _TAG_OPERATORS:
+                raise bad_request(f"unsupported tag filter operator {term!r}", subcode=12)
+            context, legacy = _TAG_OPERATORS[term], False
+            joined = joined or context
+            continue
+        joined = joined or "and"
+        include = not negate
+        if negate:
+            negate = False
+        elif legacy and term.startswith("-") and len(term) > 1:
+            term, include = term[1:], False
+        buckets[("all" if context == "and" else "in") if include else "nin"].add(term)
+    present = set(tags or [])
+    results = []
+    if buckets["in"]:
+        results.append(bool(present & buckets["in"]))
+    if buckets["all"]:
+        results.append(buckets["all"] <= present)
+    if buckets["nin"]:
+        results.append(not present & buckets["nin"])
+    matched = not results or (all(results) if joined != "or" else any(results))
+    return matched or (allow_empty and not present)
 
 
 def page_slice(body: dict) -> slice:

@@ -67,6 +67,8 @@ class TaskType(models.TextChoices):
     SERVICE = "service", "Service"
     QC = "qc", "QC"
     CUSTOM = "custom", "Custom"
+    # A ClearML report: markdown written in its web UI, kept as a task of its own.
+    REPORT = "report", "Report"
 
 
 class ArtifactKind(models.TextChoices):

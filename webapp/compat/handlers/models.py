@@ -18,6 +18,7 @@ from ..task_models import (
     raise_iteration,
     set_output_model,
 )
+from .projects import with_subprojects
 from .task_status import publish_task
 
 EDITABLE = ("name", "uri", "framework", "comment", "design", "labels", "parent", "metadata")
@@ -87,6 +88,8 @@ def get_all(call):
     queryset = visible_models(call)
     for field, column in (("id", "pk"), ("uri", "uri"), ("project", "project_id")):
         values = as_list(body.get(field))
+        if values and field == "project" and call.flag("include_subprojects"):
+            values = with_subprojects(values)
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     tasks = as_list(body.get("task"))

@@ -1,24 +1,30 @@
 """projects.*: our Project rows; ClearML's system tags (`hidden`, `pipeline`) in ProjectExtra."""
 
 from django.db import transaction
+from django.db.models import Q
 
-from webapp.core import access, limits, services
-from webapp.core.models import Task
+from webapp.core import access, limits, project_verbs, services
+from webapp.core.errors import Conflict
+from webapp.core.models import Project, Task
 
 from ..documents import check_project, get_project, project_doc, project_extra_of
 from ..envelope import ApiError, bad_request
 from ..models import RegisteredModel
-from ..query import as_list, name_filter, order_fields, page_slice, project, tags_match
+from ..query import as_list
 from ..registry import endpoint
 
-ORDER = {"name": "name", "created": "created", "last_update": "created", "id": "id"}
+
+def project_name(value) -> str:
+    """A project's full name as ClearML takes it: `a/b/c`, no empty part (400/407)."""
+    name = (value if isinstance(value, str) else "").strip().strip("/")
+    if not name or any(not part.strip() for part in name.split("/")):
+        raise bad_request(f"invalid project name {value!r}", subcode=407)
+    return name
 
 
 def ensure_project(name: str, user, description: str = ""):
     """Create `a/b/c` and, as ClearML does implicitly, its parents `a` and `a/b`."""
-    name = (name or "").strip().strip("/")
-    if not name:
-        raise bad_request("project name must not be empty")
+    name = project_name(name)
     parts = name.split("/")
     for depth in range(1, len(parts)):
         services.get_or_create_project("/".join(parts[:depth]), user)
@@ -28,9 +34,6 @@ def ensure_project(name: str, user, description: str = ""):
             created, limits.text("description", str(description), limits.DESCRIPTION_MAX)
         )
     return created
-
-
-EXTRA_FIELDS = ("tags", "system_tags", "default_output_destination")
 
 
 def save_extra(target, body: dict) -> None:
@@ -49,56 +52,69 @@ def save_extra(target, body: dict) -> None:
         extra.save()
 
 
-@endpoint("projects.get_all", "projects.get_all_ex", verb="project.read")
-def get_all(call):
-    body = call.body
-    queryset = access.visible_projects(call.user, call.key).select_related("clearml")
-    ids = as_list(body.get("id"))
-    if ids:
-        queryset = queryset.filter(pk__in=[str(i) for i in ids])
-    queryset = name_filter(queryset, "name", body.get("name"))
-    if body.get("basename"):
-        queryset = queryset.filter(name__iregex=rf"(^|/){body['basename']}$")
-    queryset = queryset.order_by(*order_fields(body.get("order_by"), ORDER, ["name"]))
-    search_hidden = call.flag("search_hidden")
-    docs = []
-    for row in queryset:
-        doc = project_doc(row)
-        if not search_hidden and "hidden" in doc["system_tags"] and not ids:
-            continue
-        if body.get("system_tags") and not tags_match(doc["system_tags"], body["system_tags"]):
-            continue
-        if body.get("tags") and not tags_match(doc["tags"], body["tags"]):
-            continue
-        if call.flag("shallow_search") and not body.get("name") and "/" in doc["name"]:
-            continue
-        docs.append(doc)
-    docs = docs[page_slice(body)]
-    return {"projects": [project(doc, body.get("only_fields")) for doc in docs]}
+def with_subprojects(ids) -> list[str]:
+    """These projects' ids and those of every project under them (`a` and `a/...`): what a
+    query with `include_subprojects` covers. Who sees what is the query's own filter."""
+    ids = [str(i) for i in ids]
+    under = Q(pk__in=ids)
+    for name in Project.objects.filter(pk__in=ids).values_list("name", flat=True):
+        under |= Q(name__startswith=f"{name}/")
+    return list(Project.objects.filter(under).values_list("pk", flat=True))
+
+
+def refuse_taken(name: str, user) -> None:
+    """clearml-server's 400/801 for a name in use; one the caller may not see answers as
+    taken by another team (access.check_project_access), revealing nothing else."""
+    existing = Project.objects.filter(name=name).first()
+    if existing is not None:
+        access.check_project_access(existing, user)
+        raise ApiError(400, f"a project named {name!r} exists already", 801)
 
 
 @endpoint("projects.create", verb="project.create")
 def create(call):
-    name = str(call.require("name"))
+    name = project_name(call.require("name"))
     owner = access.project_owner(call.rule, call.user, call.key, name)
     with transaction.atomic():
+        refuse_taken(name, owner)
         created = ensure_project(name, owner, call.get("description", ""))
-        if any(call.body.get(field) is not None for field in EXTRA_FIELDS):
-            # Naming an existing project with new tags changes that project.
-            check_project(call, created, verb="project.edit")
         save_extra(created, call.body)
     return {"id": created.id}
 
 
 @endpoint("projects.get_by_id", verb="project.read")
 def get_by_id(call):
-    return {"project": project_doc(get_project(call, call.require("project")))}
+    target = get_project(call, call.require("project"))
+    head = target.name.rpartition("/")[0]
+    parent = (
+        Project.objects.filter(name=head).values_list("pk", flat=True).first() if head else None
+    )
+    return {"project": {**project_doc(target), "parent": parent}}
+
+
+def rename(call, target: Project, new_name) -> Project:
+    """projects.update's `name`: a new base name in the same place, as clearml-server allows
+    (moving a project elsewhere is projects.move there: 400/408 here)."""
+    name = project_name(new_name)
+    if name == target.name:
+        return target
+    if name.rpartition("/")[0] != target.name.rpartition("/")[0]:
+        raise ApiError(400, "cannot change a project's location through its name", 408)
+    refuse_taken(name, call.user)
+    try:
+        project_verbs.rename_project(target, name)
+    except Conflict as error:
+        raise ApiError(400, error.message, 801) from error
+    return target
 
 
 @endpoint("projects.update", verb="project.edit")
 def update(call):
     target = get_project(call, call.require("project"))
     fields = {}
+    if call.body.get("name") is not None:
+        target = rename(call, target, call.body["name"])
+        fields["name"] = target.name
     if call.body.get("description") is not None:
         target = services.describe_project(target, str(call.body["description"]))
         fields["description"] = target.description

@@ -42,8 +42,9 @@ from ..query import (
 )
 from ..registry import endpoint
 from ..task_models import check_models_exist, legacy_models, model_ids
-from .projects import ensure_project
+from .projects import ensure_project, with_subprojects
 from .task_definition import clone_definition, execution_artifacts
+from .task_moves import move_to_project
 
 ORDER = {
     "created": "created",
@@ -246,6 +247,8 @@ def edit(call):
             changes["parent"] = parent
         if changes:
             task = services.edit_task(task, changes, force=True)
+        if body.get("project") and body["project"] != task.project_id:
+            task = move_to_project(call, task, body["project"])
         save_extra(task, body, leftovers)
         execution_artifacts(call, task, body.get("execution"), replace=True)
         if "configuration" in changes:
@@ -301,6 +304,8 @@ def get_all(call):
     queryset = name_filter(queryset, "name", body.get("name"))
     for field, column in (("project", "project_id"), ("parent", "parent_id")):
         values = as_list(body.get(field))
+        if values and field == "project" and call.flag("include_subprojects"):
+            values = with_subprojects(values)
         if values:
             queryset = queryset.filter(**{f"{column}__in": [str(v) for v in values]})
     for field in ("status", "type"):
