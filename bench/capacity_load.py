@@ -158,12 +158,13 @@ async def simulated_worker(plan: LoadPlan, recorder: Recorder, index: int, task_
                 {"attempt": 1, "worker": name},
                 timeout=plan.heartbeat_timeout,
             )
-            if status == 200 and data.get("keep_running"):
-                last_accepted[0] = max(last_accepted[0], sent)
-            elif status == 200:
+            if status == 200 and not data.get("keep_running"):
                 recorder.leases_lost += 1
                 holding = False
-            elif not await _pause(recorder, plan.heartbeat_seconds):
+                continue
+            if status == 200:
+                last_accepted[0] = max(last_accepted[0], sent)
+            if not await _pause(recorder, plan.heartbeat_seconds):
                 return
 
     async def presence_beats():
