@@ -224,11 +224,13 @@ def stored_counts(cluster, plan: LoadPlan) -> dict:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """A process's CPU time and that of the children it has reaped (a PostgreSQL backend
+    that ended, a finished step), so a part's processes that end in the window count."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _tree(pid: int) -> list[int]:
@@ -256,15 +258,20 @@ class CpuMeter:
         }
 
     def _database_backends(self) -> list[int]:
+        """All of the PostgreSQL server (its postmaster, its backends for every database,
+        its writers): on a quiet machine, the lane's; a backend's own CPU is counted while
+        it lives and in the postmaster's once it has ended."""
         if not self.database_name:
             return []  # SQLite runs inside the server processes
         import psycopg
 
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.database_name]
-            ).fetchall()
-        return [row[0] for row in rows]
+            (folder,) = conn.execute("SHOW data_directory").fetchone()
+        try:
+            postmaster = int((Path(folder) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return _tree(postmaster)
 
     def __call__(self, mark: str) -> None:
         # Per process, so one that starts during the window (a database connection is
@@ -281,8 +288,10 @@ class CpuMeter:
             return {}
         (began, start), (ended, end) = self.marks["start"], self.marks["end"]
         wall = ended - began
+        # Every process of a part at either mark: one that ended in the window is in its
+        # parent's reaped time at the end, so its time before the window is taken off.
         return {
-            name: sum(cpu - start.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items()) / wall
+            name: (sum(pids.values()) - sum(start.get(name, {}).values())) / wall
             for name, pids in end.items()
         }
 

@@ -346,6 +346,14 @@ def link_media_url(
     if not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
         raise InvalidInput("a media URL must be an http(s) URL of at most 2048 characters")
     content_type = _media_type(content_type or _guess_type(url))
+    sample = _upsert_elsewhere(task, title, series, iteration, content_type, url=url)
+    _keep_history(sample, max_history)
+    return sample
+
+
+def _upsert_elsewhere(task, title, series, iteration, content_type, *, url="", location=""):
+    """A sample whose bytes are not ours (at `url`, or only known by `location`); the bytes
+    a previous sample at that place kept here are deleted once it is replaced."""
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
         sample = DebugSample.objects.filter(
@@ -360,7 +368,7 @@ def link_media_url(
             defaults={
                 "storage_key": "",
                 "url": url,
-                "location": "",
+                "location": location,
                 "content_type": content_type,
                 "timestamp": timezone.now(),
                 # Without it the Debug samples tab (which reads by seq) never lists it.
@@ -368,7 +376,6 @@ def link_media_url(
             },
         )
     delete_key(old_key)
-    _keep_history(sample, max_history)
     return sample
 
 
@@ -382,28 +389,7 @@ def link_media_location(
     if len(location) > 2048 or "\x00" in location:
         raise InvalidInput("a media location must be at most 2048 characters")
     content_type = _media_type(content_type or _guess_type(location))
-    with transaction.atomic():
-        task = Task.objects.select_for_update().get(pk=task.pk)  # orders seq, as above
-        sample = DebugSample.objects.filter(
-            task=task, title=title[:255], series=series[:255], iteration=iteration
-        ).first()
-        old_key = sample.storage_key if sample else ""
-        sample, _ = DebugSample.objects.update_or_create(
-            task=task,
-            title=title[:255],
-            series=series[:255],
-            iteration=iteration,
-            defaults={
-                "storage_key": "",
-                "url": "",
-                "location": location,
-                "content_type": content_type,
-                "timestamp": timezone.now(),
-                "seq": next_seq(task, DebugSample),
-            },
-        )
-    delete_key(old_key)
-    return sample
+    return _upsert_elsewhere(task, title, series, iteration, content_type, location=location)
 
 
 def newer_at_same_place(task: Task, *, title: str, series: str, iteration: int, place: str):
