@@ -21,7 +21,7 @@ from ..documents import get_task
 from ..envelope import bad_request
 from ..registry import endpoint
 from .event_reads import MAX_TASKS, metric_filter, requested_tasks, wanted_metrics
-from .events import plot_str_of
+from .events import plot_event as plot_event_at
 
 MAX_ITERS = 100
 # Events of one page: clearml-server's own cap on the buckets of one search.
@@ -43,16 +43,7 @@ def milliseconds(stamp: datetime) -> int:
 
 
 def plot_event(plot: Plot) -> dict:
-    return {
-        "task": plot.task_id,
-        "type": "plot",
-        "metric": plot.title,
-        "variant": plot.series,
-        "iter": plot.iteration,
-        "plot_str": plot_str_of(plot.figure),
-        "timestamp": milliseconds(plot.timestamp),
-        "worker": "",
-    }
+    return plot_event_at(plot, milliseconds(plot.timestamp))
 
 
 def image_event(sample: DebugSample, base: str) -> dict:

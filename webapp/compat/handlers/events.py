@@ -118,6 +118,20 @@ def figure_of(plot_str) -> dict:
     return {"data": [], "layout": {"title": {"text": text[:200]}}, PLOT_TEXT: text}
 
 
+def plot_event(plot: Plot, timestamp) -> dict:
+    """A stored plot as ClearML's plot event, with its time as the read answers it."""
+    return {
+        "task": plot.task_id,
+        "type": "plot",
+        "metric": plot.title,
+        "variant": plot.series,
+        "iter": plot.iteration,
+        "plot_str": plot_str_of(plot.figure),
+        "timestamp": timestamp,
+        "worker": "",
+    }
+
+
 def plot_str_of(figure) -> str:
     """What a ClearML reader gets back as the plot_str of a stored figure."""
     if isinstance(figure, dict) and isinstance(figure.get(PLOT_TEXT), str):
@@ -332,18 +346,7 @@ def get_task_plots(call):
     plots = Plot.objects.filter(task=task).order_by("-iteration", "title", "series")[:10_000]
     plots = sorted(plots, key=lambda plot: (plot.title, plot.series, plot.iteration))
     return {
-        "plots": [
-            {
-                "task": plot.task_id,
-                "type": "plot",
-                "metric": plot.title,
-                "variant": plot.series,
-                "iter": plot.iteration,
-                "plot_str": plot_str_of(plot.figure),
-                "timestamp": iso(plot.timestamp),
-            }
-            for plot in plots
-        ],
+        "plots": [plot_event(plot, iso(plot.timestamp)) for plot in plots],
         "returned": len(plots),
         "total": len(plots),
         "scroll_id": None,
