@@ -301,3 +301,16 @@ def test_staff_create_users_and_act_as_them_whose_preferences_are_their_own(comp
     # Its own preferences, apart from anyone's.
     outsider("users.set_preferences", preferences={"mine": True})
     assert call("users.get_preferences")["preferences"] == {"a": 0, "section": {"a": None}}
+
+
+def test_a_worker_key_of_a_staff_user_neither_creates_users_nor_acts_as_anyone(compat_server, api):
+    name = uuid.uuid4().hex
+    user = api("auth.create_user", company="pipelines", name=name, email=f"{name}@example.com")[
+        "id"
+    ]
+    worker = Api(compat_server, compat_server.worker_key)
+    assert worker.error("auth.create_user", name=uuid.uuid4().hex)[0] == 403
+    acting = worker.raw("users.get_current_user", headers={"X-ClearML-Impersonate-As": user})
+    assert acting.status_code == 403, acting.text
+    # without the header the same key is itself, not the user it named
+    assert worker("users.get_current_user")["user"]["name"] != name
